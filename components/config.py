@@ -1,0 +1,120 @@
+"""Typed view of ``params.yaml``: one section per pipeline stage, parsed once at the boundary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.errors import ConfigurationError
+
+STAGES: tuple[str, ...] = (
+    "task_formulation",
+    "data_preparation",
+    "model_formulation",
+    "training",
+    "deployment",
+    "monitoring",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskFormulationParams(_Section):
+    """What the user tells the platform about the task; ``auto`` lets it infer."""
+
+    data_path: str = "data/digits"
+    target: str = "label"
+    task_type: Literal["auto", "classification", "regression"] = "auto"
+    modality: Literal["auto", "tabular", "image"] = "auto"
+    metric: Literal["auto", "accuracy", "macro_f1", "r2"] = "auto"
+    success_threshold: Optional[float] = None
+
+
+class DataPreparationParams(_Section):
+    seed: int = 0
+    test_fraction: float = Field(0.25, gt=0.0, lt=0.9)
+    validation_fraction: float = Field(0.15, gt=0.0, lt=0.9)
+    max_image_size: int = Field(64, ge=4, le=512)
+
+
+class ModelFormulationParams(_Section):
+    family: Literal["auto", "mlp", "cnn"] = "auto"
+
+
+class TrainingParams(_Section):
+    seed: int = 0
+    strategy: Literal["tpe", "random", "evolution"] = "tpe"
+    max_trials: int = Field(8, ge=1)
+    max_minutes: float = Field(4.0, gt=0)
+    trial_concurrency: int = Field(2, ge=1)
+    trial_max_epochs: int = Field(15, ge=1)
+    final_max_epochs: int = Field(60, ge=1)
+    patience: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class DeploymentParams(_Section):
+    registered_model_name: str = "dlautoml"
+    parity_tolerance: float = Field(1e-4, gt=0)
+    latency_threads: int = Field(1, ge=1)
+    latency_repeats: int = Field(200, ge=10)
+
+
+class MonitoringParams(_Section):
+    p_value: float = Field(0.05, gt=0, lt=1)
+    reference_size: int = Field(500, ge=20)
+    permutations: int = Field(100, ge=10)
+
+
+class TrackingParams(_Section):
+    """Where runs go; not a stage, so no DVC stage depends on it."""
+
+    experiment: str = "dlautoml"
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_folder: str = "mlartifacts"
+
+    @field_validator("experiment")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class PipelineParams(_Section):
+    """All of ``params.yaml``."""
+
+    task_formulation: TaskFormulationParams = TaskFormulationParams()
+    data_preparation: DataPreparationParams = DataPreparationParams()
+    model_formulation: ModelFormulationParams = ModelFormulationParams()
+    training: TrainingParams = TrainingParams()
+    deployment: DeploymentParams = DeploymentParams()
+    monitoring: MonitoringParams = MonitoringParams()
+    tracking: TrackingParams = TrackingParams()
+
+
+def load_params(path: str | Path = "params.yaml") -> PipelineParams:
+    """Reads and validates ``params.yaml``.
+
+    Raises:
+        ConfigurationError: the file is missing, is not YAML, or a value is invalid; the message
+            names the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"parameters file {path} not found: run from the project folder or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"{path} is not valid YAML: {error}") from error
+    try:
+        return PipelineParams.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigurationError(f"{path}: {key}: {first['msg']}") from error

@@ -1,0 +1,1 @@
+"""Reading, validating, formulating and preparing the user's data."""

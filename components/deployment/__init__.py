@@ -1,0 +1,1 @@
+"""What ships: the ONNX model with its preprocessing, its parity check, latency, and registry entry."""

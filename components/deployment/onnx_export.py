@@ -1,0 +1,116 @@
+"""ONNX export with a dynamic batch axis, the parity check against PyTorch, and latency."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from components.deployment.wrapper import DeployableModel
+from components.errors import QualityGateError
+
+INPUT_NAME = "input"
+
+
+def export_onnx(model: DeployableModel, example: np.ndarray, path: Path) -> Path:
+    """Exports with the batch axis dynamic, then validates the graph with ``onnx.checker``."""
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(example[:2].astype(np.float32)),),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[model.output_name],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, model.output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    onnx.checker.check_model(onnx.load(str(path)))
+    return Path(path)
+
+
+def inference_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class ParityReport:
+    max_absolute_difference: float
+    class_agreement: float
+    samples: int
+
+
+@torch.no_grad()
+def check_parity(
+    model: DeployableModel, session: ort.InferenceSession, raw: np.ndarray, tolerance: float, batch_size: int = 256
+) -> ParityReport:
+    """Compares ONNX Runtime with PyTorch on every given input.
+
+    Raises:
+        QualityGateError: outputs differ by more than ``tolerance``, or a predicted class differs.
+    """
+    model.eval()
+    largest, agreeing = 0.0, 0
+    for start in range(0, len(raw), batch_size):
+        batch = raw[start : start + batch_size].astype(np.float32)
+        expected = model(torch.from_numpy(batch)).numpy()
+        actual = session.run(None, {INPUT_NAME: batch})[0]
+        largest = max(largest, float(np.max(np.abs(expected - actual))))
+        if model.task_type == "classification":
+            agreeing += int(np.sum(expected.argmax(1) == actual.argmax(1)))
+        else:
+            agreeing += len(batch)
+    report = ParityReport(largest, agreeing / len(raw), len(raw))
+    if report.max_absolute_difference > tolerance or report.class_agreement < 1.0:
+        raise QualityGateError(
+            f"ONNX Runtime disagrees with PyTorch on {report.samples} test inputs: max |difference| "
+            f"{report.max_absolute_difference:.2e} (tolerance {tolerance:.0e}), class agreement {report.class_agreement:.4f}"
+        )
+    return report
+
+
+def _percentiles(timings: list[float]) -> dict[str, float]:
+    milliseconds = np.asarray(timings) * 1000.0
+    return {"p50_ms": float(np.percentile(milliseconds, 50)), "p99_ms": float(np.percentile(milliseconds, 99))}
+
+
+def measure_latency(
+    model: DeployableModel, session: ort.InferenceSession, raw: np.ndarray, batch_size: int, repeats: int, threads: int
+) -> dict[str, float]:
+    """p50/p99 latency of ONNX Runtime and of eager PyTorch at one batch size, same thread count."""
+    batch = np.resize(raw.astype(np.float32), (batch_size, *raw.shape[1:]))
+    tensor = torch.from_numpy(batch)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    results: dict[str, float] = {}
+    try:
+        for name, call in (
+            ("onnxruntime", lambda: session.run(None, {INPUT_NAME: batch})),
+            ("pytorch", lambda: model(tensor)),
+        ):
+            with torch.no_grad():
+                for _ in range(max(3, repeats // 10)):
+                    call()
+                timings = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    call()
+                    timings.append(time.perf_counter() - started)
+            for key, value in _percentiles(timings).items():
+                results[f"{name}_{key}"] = value
+    finally:
+        torch.set_num_threads(previous_threads)
+    results["speedup_p50"] = results["pytorch_p50_ms"] / results["onnxruntime_p50_ms"]
+    return results

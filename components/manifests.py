@@ -1,0 +1,126 @@
+"""Typed manifests that stages exchange: what a stage produced, where, and with which metrics.
+
+Each manifest is a small JSON file, ``manifest.json``, inside the stage's output folder, which DVC
+tracks. File names inside a manifest are relative to that folder, so a folder can be moved into
+place atomically after it is complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+MANIFEST_FILE = "manifest.json"
+OUTPUTS_FOLDER = Path("outputs")
+
+ManifestType = TypeVar("ManifestType", bound="Manifest")
+
+
+def stage_folder(stage: str, workspace: Path | str = ".") -> Path:
+    """The folder that holds a stage's outputs (declared as the stage's ``outs`` in dvc.yaml)."""
+    return Path(workspace) / OUTPUTS_FOLDER / stage
+
+
+class Manifest(BaseModel):
+    """Common shape: the stage's name, its headline metrics and any warnings for the user."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    stage: ClassVar[str] = ""
+
+    metrics: dict[str, float] = {}
+    warnings: list[str] = []
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls: type[ManifestType], workspace: Path | str = ".") -> ManifestType:
+        """Reads the manifest of this stage from the workspace.
+
+        Raises:
+            FileNotFoundError: the stage has not produced outputs yet.
+        """
+        path = stage_folder(cls.stage, workspace) / MANIFEST_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run the '{cls.stage}' stage first")
+        return cls.model_validate_json(path.read_text())
+
+    @classmethod
+    def file(cls, name: str, workspace: Path | str = ".") -> Path:
+        """Path of a file that this stage wrote into its output folder."""
+        return stage_folder(cls.stage, workspace) / name
+
+
+class TaskManifest(Manifest):
+    stage: ClassVar[str] = "task_formulation"
+
+    data_path: str
+    modality: str
+    task_type: str
+    target: str
+    metric: str
+    success_threshold: float
+    class_names: Optional[list[str]] = None
+    sample_count: int
+    reasons: list[str]
+
+
+class PreparationManifest(Manifest):
+    stage: ClassVar[str] = "data_preparation"
+
+    splits_file: str = "splits.npz"
+    preprocessor_file: str = "preprocessor.json"
+    split_sizes: dict[str, int]
+    input_shape: list[int]
+    output_size: int
+    feature_names: list[str]
+
+
+class ModelManifest(Manifest):
+    stage: ClassVar[str] = "model_formulation"
+
+    family: str
+    family_reason: str
+    loss: str
+    loss_reason: str
+    search_space: dict[str, Any]
+    search_space_file: str = "search_space.json"
+
+
+class TrainingManifest(Manifest):
+    stage: ClassVar[str] = "training"
+
+    family: str
+    architecture: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    best_trial: str
+    trial_count: int
+    trials_file: str = "trials.csv"
+    model_file: str = "model.pt"
+    nni_experiment_id: str
+    test_metric: str
+    test_score: float
+
+
+class DeploymentManifest(Manifest):
+    stage: ClassVar[str] = "deployment"
+
+    onnx_file: str = "model.onnx"
+    input_name: str
+    output_name: str
+    registered_model: str
+    registered_version: str
+    alias: str
+    model_uri: str
+
+
+class MonitoringManifest(Manifest):
+    stage: ClassVar[str] = "monitoring"
+
+    detector: str
+    detector_folder: str = "drift_detector"
+    p_value_threshold: float

@@ -1,0 +1,1 @@
+"""Network families, each with its search space beside it, and the rule that picks a family."""

@@ -1,0 +1,1 @@
+"""Watching a deployed model: distribution-shift detection with alibi-detect."""

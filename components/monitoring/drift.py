@@ -1,0 +1,70 @@
+"""Distribution-shift detection: alibi-detect's MMD test (PyTorch backend) on network inputs.
+
+The detector is fitted on a sample of the preprocessed training inputs; a batch of new inputs,
+preprocessed the same way, is tested against it with a permutation test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class DriftResult:
+    p_value: float
+    is_drift: bool
+    distance: float
+    threshold: float
+    batch_size: int
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("alibi_detect").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="alibi_detect")
+
+
+def fit_drift_detector(reference: np.ndarray, p_value: float, permutations: int, size: int, seed: int = 0):
+    """An MMD drift detector on a random sample of ``size`` reference inputs (flattened)."""
+    _quiet()
+    from alibi_detect.cd import MMDDrift
+
+    rows = reference.reshape(len(reference), -1).astype(np.float32)
+    if len(rows) > size:
+        rows = rows[np.random.default_rng(seed).choice(len(rows), size=size, replace=False)]
+    return MMDDrift(rows, backend="pytorch", p_val=p_value, n_permutations=permutations, device="cpu")
+
+
+def check_drift(detector, batch: np.ndarray) -> DriftResult:
+    """Tests a batch of preprocessed inputs for shift away from the reference data."""
+    rows = batch.reshape(len(batch), -1).astype(np.float32)
+    if len(rows) < 2:
+        raise ValueError("a drift test needs at least two inputs")
+    result = detector.predict(rows)["data"]
+    return DriftResult(
+        p_value=float(result["p_val"]),
+        is_drift=bool(result["is_drift"]),
+        distance=float(result["distance"]),
+        threshold=float(result["threshold"]),
+        batch_size=len(rows),
+    )
+
+
+def save_drift_detector(detector, folder: Path) -> None:
+    _quiet()
+    from alibi_detect.saving import save_detector
+
+    save_detector(detector, str(folder))
+
+
+def load_drift_detector(folder: Path):
+    _quiet()
+    from alibi_detect.saving import load_detector
+
+    return load_detector(str(folder))

@@ -1,0 +1,1 @@
+"""Architecture and hyper-parameter search with NNI; trials run as processes under NNI's manager."""

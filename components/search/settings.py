@@ -1,0 +1,31 @@
+"""What every search trial needs to know, written once to a JSON file that each trial reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel
+
+
+class TrialSettings(BaseModel):
+    splits_file: str
+    preprocessor_file: str
+    family: str
+    task_type: str
+    input_shape: list[int]
+    output_size: int
+    max_epochs: int
+    batch_size: int
+    seed: int
+    threads: int = 1
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: Optional[str] = None
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrialSettings":
+        return cls.model_validate_json(Path(path).read_text())

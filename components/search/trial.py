@@ -1,0 +1,90 @@
+"""One search trial: NNI hands it a configuration; it trains, reports, and logs to MLflow.
+
+Run by NNI's manager as ``python -m components.search.trial --settings FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from components.data.preparation import Preprocessor, Splits
+from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.settings import TrialSettings
+from components.training.fit import fit_network
+
+
+@dataclass
+class TrialOutcome:
+    score: float
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def train_configuration(
+    settings: TrialSettings,
+    parameters: dict[str, Any],
+    on_epoch: Optional[Callable[[int, dict[str, float]], None]] = None,
+) -> TrialOutcome:
+    """Trains one searched configuration on the train split and scores it on validation."""
+    started = time.perf_counter()
+    torch.set_num_threads(settings.threads)
+    splits = Splits.load(settings.splits_file)
+    preprocessor = Preprocessor.load(settings.preprocessor_file)
+    targets = {split: _encoded_targets(settings.task_type, preprocessor, splits.targets[split]) for split in ("train", "validation")}
+    architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
+    network = build_network(settings.family, settings.input_shape, settings.output_size, architecture)
+    result = fit_network(
+        network,
+        settings.task_type,
+        (preprocessor.transform(splits.features["train"]), targets["train"]),
+        (preprocessor.transform(splits.features["validation"]), targets["validation"]),
+        hyperparameters,
+        max_epochs=settings.max_epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        on_epoch=on_epoch,
+    )
+    return TrialOutcome(result.best_score, result.history, time.perf_counter() - started)
+
+
+def _encoded_targets(task_type: str, preprocessor: Preprocessor, targets):
+    return targets if task_type == "classification" else preprocessor.encode_target(targets)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    import nni
+
+    import mlflow
+
+    from components.tracking import log_finished_run
+
+    parser = argparse.ArgumentParser(description="Run one NNI search trial.")
+    parser.add_argument("--settings", required=True, help="trial settings JSON written by the training stage")
+    arguments = parser.parse_args(argv)
+    settings = TrialSettings.load(arguments.settings)
+    parameters = nni.get_next_parameter()
+
+    def report(epoch: int, row: dict[str, float]) -> None:
+        nni.report_intermediate_result(row.get("val_score", float("nan")))
+
+    outcome = train_configuration(settings, parameters, on_epoch=report)
+    nni.report_final_result(outcome.score)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    log_finished_run(
+        settings.experiment_id,
+        run_name=f"trial-{nni.get_sequence_id()}",
+        parent_run_id=settings.parent_run_id,
+        parameters={"family": settings.family, **parameters},
+        history=outcome.history,
+        final_metrics={"val_score": outcome.score, "trial_seconds": outcome.seconds},
+        tags={"dlautoml.stage": "training", "nni.trial_id": nni.get_trial_id(), "nni.experiment_id": nni.get_experiment_id()},
+    )
+
+
+if __name__ == "__main__":
+    main()

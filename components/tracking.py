@@ -1,0 +1,111 @@
+"""MLflow helpers shared by stages and by search trials (which run as separate processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+Result = TypeVar("Result")
+
+
+def with_retries(action: Callable[[], Result], attempts: int = 5, delay: float = 0.5) -> Result:
+    """Retries an MLflow call that a concurrent writer of the SQLite store may briefly block."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except MlflowException as error:
+            if "locked" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(delay * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def configure_tracking(tracking_uri: str, experiment: str, artifact_folder: Path) -> str:
+    """Points MLflow at the store and returns the experiment's id, creating it if needed.
+
+    New experiments keep their artifacts under ``artifact_folder`` (for a local store) rather
+    than MLflow's default location.
+    """
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient()
+    existing = with_retries(lambda: client.get_experiment_by_name(experiment))
+    if existing is not None:
+        mlflow.set_experiment(experiment_id=existing.experiment_id)
+        return existing.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:") or "://" not in tracking_uri:
+        location = (Path(artifact_folder).resolve() / experiment).as_uri()
+    try:
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
+    except MlflowException:
+        experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit(folder: Path | str = ".") -> str:
+    """The checked-out commit, with ``-dirty`` when tracked files have uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    """Flattens nested parameters into MLflow's ``section.key`` form."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(name, value))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+def log_finished_run(
+    experiment_id: str,
+    run_name: str,
+    parent_run_id: Optional[str],
+    parameters: dict[str, Any],
+    history: list[dict[str, float]],
+    final_metrics: dict[str, float],
+    tags: dict[str, str],
+) -> str:
+    """Writes a whole run (parameters, per-epoch curves, final metrics) in one batch.
+
+    One batch per run keeps concurrent trial processes from contending for the SQLite store.
+    """
+    client = MlflowClient()
+    all_tags = dict(tags)
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = with_retries(lambda: client.create_run(experiment_id, run_name=run_name, tags=all_tags))
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key, float(value), now, step)
+        for step, row in enumerate(history)
+        for key, value in row.items()
+    ] + [Metric(key, float(value), now, 0) for key, value in final_metrics.items()]
+    params = [Param(key, value) for key, value in flatten("", parameters).items()]
+    for start in range(0, max(len(metrics), 1), 900):
+        chunk = metrics[start : start + 900]
+        with_retries(lambda: client.log_batch(run.info.run_id, metrics=chunk, params=params if start == 0 else [], tags=[]))
+    with_retries(lambda: client.set_terminated(run.info.run_id))
+    return run.info.run_id
+
+
+__all__ = ["configure_tracking", "git_commit", "flatten", "log_finished_run", "with_retries", "RunTag"]

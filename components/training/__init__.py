@@ -1,0 +1,1 @@
+"""Fitting a network with PyTorch Lightning and scoring it."""

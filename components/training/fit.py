@@ -1,0 +1,147 @@
+"""Training a network on prepared arrays, and test metrics."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from sklearn import metrics as sk_metrics
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from components.training.module import SupervisedModule
+
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric")
+
+
+@dataclass
+class FitResult:
+    network: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = float("-inf")
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+
+class _History(Callback):
+    """Records each epoch's losses and score and forwards them to ``on_epoch``."""
+
+    def __init__(self, on_epoch: Optional[Callable[[int, dict[str, float]], None]]) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.on_epoch = on_epoch
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        self.rows.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(trainer.current_epoch, row)
+
+
+def _loader(features: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    dataset = TensorDataset(torch.from_numpy(features), torch.from_numpy(targets))
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def fit_network(
+    network: nn.Module,
+    task_type: str,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    hyperparameters: dict[str, Any],
+    max_epochs: int,
+    batch_size: int,
+    seed: int,
+    patience: Optional[int] = None,
+    on_epoch: Optional[Callable[[int, dict[str, float]], None]] = None,
+) -> FitResult:
+    """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the best epoch.
+
+    Args:
+        train: network-ready inputs and encoded targets.
+        validation: the same for the validation split, which decides the best epoch.
+        hyperparameters: ``learning_rate`` and optionally ``weight_decay``.
+        on_epoch: called after every epoch with its index and metrics (progress, NNI reports).
+    """
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(treespec|does not have many workers|LeafSpec).*")
+    pl.seed_everything(seed, workers=True, verbose=False)
+    module = SupervisedModule(
+        network, task_type, float(hyperparameters["learning_rate"]), float(hyperparameters.get("weight_decay", 0.0))
+    )
+    history = _History(on_epoch)
+    callbacks: list[Callback] = [history]
+    with tempfile.TemporaryDirectory(prefix="dlautoml-checkpoints-") as checkpoint_folder:
+        checkpoint = None
+        early_stopping = None
+        if patience is not None:
+            early_stopping = EarlyStopping(monitor="val_score", mode="max", patience=patience)
+            checkpoint = ModelCheckpoint(dirpath=checkpoint_folder, monitor="val_score", mode="max", save_top_k=1)
+            callbacks += [early_stopping, checkpoint]
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator="auto",
+            devices=1,
+            logger=False,
+            enable_checkpointing=checkpoint is not None,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            callbacks=callbacks,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(
+            module,
+            _loader(*train, batch_size=batch_size, shuffle=True, seed=seed),
+            _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed),
+        )
+        if checkpoint is not None and checkpoint.best_model_path:
+            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+    scores = [row.get("val_score", float("-inf")) for row in history.rows]
+    best_epoch = int(np.argmax(scores)) if scores else -1
+    network = module.network.cpu().eval()
+    return FitResult(
+        network=network,
+        history=history.rows,
+        best_score=float(scores[best_epoch]) if scores else float("-inf"),
+        best_epoch=best_epoch,
+        stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
+    )
+
+
+@torch.no_grad()
+def predict(network: nn.Module, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Raw network outputs (logits or standardised regression values) for network-ready inputs."""
+    network.eval()
+    outputs = [network(torch.from_numpy(features[start : start + batch_size])) for start in range(0, len(features), batch_size)]
+    return torch.cat(outputs).numpy()
+
+
+def test_metrics(task_type: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 for classification; R^2, RMSE and MAE (original units) for regression.
+
+    ``outputs`` are logits for classification and predictions in the target's units for regression.
+    """
+    if task_type == "classification":
+        predicted = outputs.argmax(axis=1)
+        return {
+            "accuracy": float(sk_metrics.accuracy_score(targets, predicted)),
+            "macro_f1": float(sk_metrics.f1_score(targets, predicted, average="macro")),
+        }
+    predicted = outputs.reshape(-1)
+    return {
+        "r2": float(sk_metrics.r2_score(targets, predicted)),
+        "rmse": float(np.sqrt(sk_metrics.mean_squared_error(targets, predicted))),
+        "mae": float(sk_metrics.mean_absolute_error(targets, predicted)),
+    }

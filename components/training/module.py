@@ -1,0 +1,60 @@
+"""The Lightning module: the loss, the optimiser and per-epoch validation scores."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+
+def validation_score(task_type: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Accuracy for classification, R^2 for regression: higher is better for both."""
+    if task_type == "classification":
+        return (outputs.argmax(dim=1) == targets).float().mean()
+    residual = torch.sum((targets - outputs.squeeze(1)) ** 2)
+    total = torch.sum((targets - targets.mean()) ** 2).clamp_min(1e-12)
+    return 1.0 - residual / total
+
+
+class SupervisedModule(pl.LightningModule):
+    """Wraps any network; the loss follows the task (cross-entropy or mean squared error)."""
+
+    def __init__(self, network: nn.Module, task_type: str, learning_rate: float, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.network = network
+        self.task_type = task_type
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.loss = nn.CrossEntropyLoss() if task_type == "classification" else nn.MSELoss()
+        self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(inputs)
+
+    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.task_type == "classification":
+            return self.loss(outputs, targets)
+        return self.loss(outputs.squeeze(1), targets)
+
+    def training_step(self, batch, batch_index):
+        inputs, targets = batch
+        loss = self._loss(self(inputs), targets)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_index):
+        inputs, targets = batch
+        outputs = self(inputs)
+        self._validation_outputs.append((outputs.detach(), targets))
+        self.log("val_loss", self._loss(outputs, targets), on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._validation_outputs:
+            return
+        outputs = torch.cat([output for output, _ in self._validation_outputs])
+        targets = torch.cat([target for _, target in self._validation_outputs])
+        self._validation_outputs.clear()
+        self.log("val_score", validation_score(self.task_type, outputs, targets))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)

@@ -1,0 +1,57 @@
+"""Plots people would rather look at than read: learning curves and search progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+from components.search.nni_search import TrialRecord
+
+
+def _pyplot():
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:
+    """Training and validation loss, and the validation score, per epoch."""
+    pyplot = _pyplot()
+    figure, (losses, scores) = pyplot.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history) + 1)
+    for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+        losses.plot(epochs, [row.get(key, float("nan")) for row in history], label=label)
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("loss")
+    losses.legend()
+    scores.plot(epochs, [row.get("val_score", float("nan")) for row in history], color="tab:green")
+    scores.set_xlabel("epoch")
+    scores.set_ylabel("validation score")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return Path(path)
+
+
+def plot_search(trials: list[TrialRecord], path: Path) -> Path:
+    """Each trial's validation score in order, with the best so far."""
+    pyplot = _pyplot()
+    scored = [trial for trial in trials if trial.score is not None]
+    figure, axis = pyplot.subplots(figsize=(6, 4))
+    if scored:
+        order = [trial.sequence + 1 for trial in scored]
+        values = [trial.score for trial in scored]
+        best = [max(values[: index + 1]) for index in range(len(values))]
+        axis.scatter(order, values, label="trial")
+        axis.step(order, best, where="post", color="tab:red", label="best so far")
+        axis.legend()
+    axis.set_xlabel("trial")
+    axis.set_ylabel("validation score")
+    axis.set_title("Architecture search")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return Path(path)

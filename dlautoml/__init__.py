@@ -1,0 +1,3 @@
+"""dlautoml: a deep-learning AutoML platform (command-line entry point)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,239 @@
+"""The ``dlautoml`` command: run the pipeline, check new data for drift, open the UIs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from components.errors import UserInputError
+
+DEFAULT_DATA = "data/digits"
+
+app = typer.Typer(
+    help="Deep-learning AutoML: labelled data in, a searched, trained, ONNX-deployed and monitored model out.\n\n"
+    "Run from the project folder (it holds params.yaml and dvc.yaml).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _quiet_services() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _place_data(data: Path, workspace: Path) -> str:
+    """Data outside the project is copied under data/ so that DVC can version it."""
+    data = data.expanduser()
+    if not data.exists():
+        raise UserInputError(f"data path {data} does not exist: pass an existing CSV file or image folder with --data")
+    resolved, root = data.resolve(), workspace.resolve()
+    if resolved.is_relative_to(root):
+        return str(resolved.relative_to(root))
+    destination = root / "data" / resolved.name
+    if destination.exists():
+        raise UserInputError(f"{destination} already exists: remove it or pass --data {destination}")
+    typer.echo(f"copying {resolved} to {destination} so that DVC can version it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.with_name(f".{destination.name}.copying")
+    shutil.rmtree(staging, ignore_errors=True)
+    if resolved.is_dir():
+        shutil.copytree(resolved, staging)
+    else:
+        shutil.copy2(resolved, staging)
+    staging.rename(destination)
+    return str(destination.relative_to(root))
+
+
+def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> None:
+    """Writes overrides into params.yaml, keeping its comments, so dvc repro sees the same run."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    document = yaml.load(params_file.read_text())
+    changed = False
+    for section, values in updates.items():
+        for key, value in values.items():
+            if value is not None and document[section].get(key) != value:
+                document[section][key] = value
+                changed = True
+    if changed:
+        with params_file.open("w") as stream:
+            yaml.dump(document, stream)
+
+
+def _preflight(workspace: Path, params_file: Path) -> None:
+    """Checks the data before any stage writes anything: bad input fails fast with one line."""
+    from components.config import load_params
+    from components.data.formulation import formulate_task
+    from components.data.sources import detect_modality, load_dataset
+
+    params = load_params(params_file)
+    formulation = params.task_formulation
+    path = workspace / formulation.data_path
+    modality = detect_modality(path) if formulation.modality == "auto" else formulation.modality
+    formulate_task(load_dataset(path, modality, formulation.target, params.data_preparation.max_image_size), formulation)
+
+
+class Strategy(str, Enum):
+    tpe = "tpe"
+    random = "random"
+    evolution = "evolution"
+
+
+class TaskType(str, Enum):
+    auto = "auto"
+    classification = "classification"
+    regression = "regression"
+
+
+@app.command()
+def run(
+    data: Optional[Path] = typer.Option(None, help="CSV table or folder of class sub-folders of images [default: params.yaml, then the bundled digits]"),
+    target: Optional[str] = typer.Option(None, help="target column of a CSV table"),
+    task_type: Optional[TaskType] = typer.Option(None, help="force classification or regression"),
+    max_trials: Optional[int] = typer.Option(None, min=1, help="number of NNI search trials"),
+    max_minutes: Optional[float] = typer.Option(None, min=0.1, help="wall-clock budget of the search"),
+    strategy: Optional[Strategy] = typer.Option(None, help="NNI tuner that proposes architectures"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file (one section per stage)"),
+) -> None:
+    """Run the six-stage pipeline (Prefect flow 'automl'); unchanged stages are skipped.
+
+    Options given here are written into params.yaml first, so that `dvc repro` runs the same thing.
+    """
+    _quiet_services()
+    workspace = Path(".")
+    try:
+        from components.config import load_params
+        from components.data.digits import write_digits_images
+
+        if not params.is_file():
+            raise UserInputError(f"parameters file {params} not found: run from the project folder or pass --params")
+        load_params(params)
+        data_path = _place_data(data, workspace) if data is not None else None
+        _update_params(
+            params,
+            {
+                "task_formulation": {
+                    "data_path": data_path,
+                    "target": target,
+                    "task_type": task_type.value if task_type else None,
+                },
+                "training": {
+                    "max_trials": max_trials,
+                    "max_minutes": max_minutes,
+                    "strategy": strategy.value if strategy else None,
+                },
+            },
+        )
+        configured = load_params(params).task_formulation.data_path
+        if configured == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
+            typer.echo(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
+        _preflight(workspace, params)
+        from tasks.versioning import track_data
+
+        version = track_data(workspace / configured, workspace)
+        typer.echo(f"data {configured} is DVC version {version}")
+        from flows.automl import automl
+
+        summary = automl(workspace=str(workspace), params_file=str(params))
+    except UserInputError as error:
+        _fail(str(error))
+    except Exception as error:  # a stage failed: Prefect has logged the traceback
+        _fail(f"pipeline failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", code=1)
+    typer.echo(summary)
+
+
+@app.command()
+def monitor(
+    data: Path = typer.Option(..., help="new inputs: a CSV with the training feature columns, or a folder of images"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
+) -> None:
+    """Test a batch of new inputs for drift against the training data (Prefect flow 'monitor').
+
+    Exits 0 either way; the p-value and decision are printed and logged to MLflow.
+    """
+    _quiet_services()
+    try:
+        from flows.monitor import monitor as monitor_flow
+
+        if not data.exists():
+            raise UserInputError(f"input path {data} does not exist")
+        monitor_flow(data_path=str(data), workspace=".", params_file=str(params))
+    except UserInputError as error:
+        _fail(str(error))
+    except FileNotFoundError as error:
+        _fail(f"{error}: run `dlautoml run` first")
+
+
+class Interface(str, Enum):
+    mlflow = "mlflow"
+    prefect = "prefect"
+    nni = "nni"
+
+
+@app.command()
+def ui(
+    which: Interface = typer.Argument(..., help="mlflow, prefect or nni"),
+    port: Optional[int] = typer.Option(None, help="port to listen on [default: 5000 / 4200 / 8080]"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; the default keeps the UI local"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
+) -> None:
+    """Open a UI on this machine: MLflow (runs and registry), Prefect (flow runs), NNI (the last search)."""
+    _quiet_services()
+    from components.config import load_params
+
+    tracking = load_params(params).tracking
+    binary = Path(sys.executable).parent
+    if which is Interface.mlflow:
+        command = [str(binary / "mlflow"), "ui", "--backend-store-uri", tracking.tracking_uri, "--host", host, "--port", str(port or 5000)]
+    elif which is Interface.prefect:
+        command = [str(binary / "prefect"), "server", "start", "--host", host, "--port", str(port or 4200)]
+    else:
+        from components.manifests import TrainingManifest
+
+        try:
+            experiment = TrainingManifest.read(".").nni_experiment_id
+        except FileNotFoundError as error:
+            _fail(f"{error}: there is no search to show yet")
+        command = [str(binary / "nnictl"), "view", experiment, "--experiment_dir", str(Path(".nni").resolve()), "--port", str(port or 8080)]
+        typer.echo("note: NNI's web UI listens on every network interface, not only on localhost")
+    typer.echo(" ".join(command))
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
+def dataset(destination: Path = typer.Argument(Path(DEFAULT_DATA), help="where to write the images")) -> None:
+    """Write the bundled digits dataset as PNG images (one sub-folder per class) and version it with DVC."""
+    from components.data.digits import write_digits_images
+    from tasks.versioning import track_data
+
+    written = write_digits_images(destination)
+    typer.echo(f"wrote {written} images to {destination}" if written else f"{destination} already exists")
+    try:
+        typer.echo(f"DVC version {track_data(destination, Path('.'))}")
+    except UserInputError as error:
+        _fail(str(error))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""What every stage does around its own work: skip when unchanged, write outputs atomically,
+open an MLflow run, and record the stage in dvc.lock.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, TypeVar
+
+import mlflow
+from filelock import FileLock, Timeout
+from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
+
+from components.config import PipelineParams, load_params
+from components.errors import UserInputError
+from components.manifests import Manifest, stage_folder
+from components.tracking import configure_tracking, flatten, git_commit
+from tasks import versioning
+
+ManifestType = TypeVar("ManifestType", bound=Manifest)
+LOCK_FILE = ".dlautoml.lock"
+
+
+class RunContext(BaseModel):
+    """What a stage needs to know about the pipeline run it belongs to."""
+
+    workspace: str = "."
+    params_file: str = "params.yaml"
+    parent_run_id: Optional[str] = None
+    experiment_id: Optional[str] = None
+    data_version: str = "untracked"
+    git_commit: str = "unknown"
+    orchestrated: bool = False
+
+    @property
+    def root(self) -> Path:
+        return Path(self.workspace)
+
+    def params(self) -> PipelineParams:
+        return load_params(self.root / self.params_file)
+
+    def tags(self, stage: str) -> dict[str, str]:
+        return {"dlautoml.stage": stage, "git_commit": self.git_commit, "data_version": self.data_version}
+
+
+@dataclass
+class StageInputs:
+    """Handed to a stage's body: its parameters, the folder to write into, and the run."""
+
+    params: PipelineParams
+    output: Path
+    workspace: Path
+    run_id: str
+    context: RunContext
+
+    def say(self, message: str) -> None:
+        print(message, flush=True)
+
+
+def say(stage: str, message: str) -> None:
+    print(f"[{stage}] {message}", flush=True)
+
+
+def _replace_folder(staging: Path, final: Path) -> None:
+    retired = final.with_name(f".{final.name}.retired")
+    shutil.rmtree(retired, ignore_errors=True)
+    if final.exists():
+        final.rename(retired)
+    staging.rename(final)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def tracking_for(context: RunContext, params: PipelineParams) -> str:
+    tracking = params.tracking
+    return configure_tracking(tracking.tracking_uri, tracking.experiment, context.root / tracking.artifact_folder)
+
+
+def execute_stage(
+    stage: str,
+    manifest_type: type[ManifestType],
+    context: RunContext,
+    body: Callable[[StageInputs], ManifestType],
+) -> ManifestType:
+    """Runs one stage's body around the platform's bookkeeping.
+
+    The body writes into a staging folder; only when it returns does the folder replace the stage's
+    output folder, so a failed stage leaves the previous outputs untouched and nothing half-written.
+    Under orchestration an unchanged stage is skipped and a finished one is recorded in dvc.lock.
+    """
+    root = context.root
+    if context.orchestrated and versioning.stage_is_current(stage, root):
+        say(stage, "unchanged code, parameters and inputs: skipped, keeping its last outputs")
+        return manifest_type.read(root)
+    params = context.params()
+    experiment_id = tracking_for(context, params)
+    final = stage_folder(stage, root)
+    staging = final.with_name(f".{stage}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    say(stage, "started")
+    try:
+        with mlflow.start_run(
+            run_name=stage, experiment_id=experiment_id, parent_run_id=context.parent_run_id, tags=context.tags(stage)
+        ) as run:
+            section = getattr(params, stage)
+            mlflow.log_params(flatten(stage, section.model_dump()))
+            manifest = body(StageInputs(params, staging, root, run.info.run_id, context))
+            manifest.write(staging)
+            if manifest.metrics:
+                mlflow.log_metrics(manifest.metrics)
+            for warning in manifest.warnings:
+                say(stage, f"warning: {warning}")
+            mlflow.log_artifact(str(staging / "manifest.json"), artifact_path=stage)
+            _replace_folder(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if context.orchestrated:
+        versioning.record_stage(stage, root)
+    say(stage, "finished")
+    return manifest
+
+
+@contextmanager
+def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iterator[RunContext]:
+    """One pipeline run: holds the workspace lock and the MLflow parent run for all six stages."""
+    root = Path(workspace)
+    lock = FileLock(str(root / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as error:
+        raise UserInputError(
+            f"another pipeline run is using {root.resolve()}: wait for it to finish (lock file {LOCK_FILE})"
+        ) from error
+    try:
+        context = RunContext(workspace=str(root), params_file=params_file, git_commit=git_commit(root), orchestrated=True)
+        params = context.params()
+        context.data_version = versioning.data_version(root / params.task_formulation.data_path)
+        experiment_id = tracking_for(context, params)
+        client = MlflowClient()
+        parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
+        context.parent_run_id = parent.info.run_id
+        context.experiment_id = experiment_id
+        status = "FAILED"
+        try:
+            yield context
+            status = "FINISHED"
+        finally:
+            client.set_terminated(parent.info.run_id, status=status)
+    finally:
+        lock.release()
+
+
+def run_standalone(stage: str, manifest_type: type[ManifestType], body: Callable[[StageInputs], ManifestType]) -> None:
+    """Entry point for ``python -m tasks.<stage>``, which is what ``dvc repro`` runs."""
+    root = Path(".")
+    try:
+        params = load_params(root / "params.yaml")
+        context = RunContext(
+            git_commit=git_commit(root), data_version=versioning.data_version(root / params.task_formulation.data_path)
+        )
+        execute_stage(stage, manifest_type, context, body)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

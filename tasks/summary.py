@@ -1,0 +1,39 @@
+"""The short report printed at the end of a pipeline run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.config import load_params
+from components.manifests import DeploymentManifest, ModelManifest, MonitoringManifest, TaskManifest, TrainingManifest
+
+
+def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> str:
+    root = Path(workspace)
+    params = load_params(root / params_file)
+    task = TaskManifest.read(root)
+    model = ModelManifest.read(root)
+    training = TrainingManifest.read(root)
+    deployment = DeploymentManifest.read(root)
+    monitoring = MonitoringManifest.read(root)
+    latency = deployment.metrics
+    lines = [
+        "",
+        "Pipeline finished",
+        f"  task        {task.task_type} on {task.modality} data from {task.data_path} "
+        f"({task.sample_count} samples), metric {task.metric}, success threshold {task.success_threshold:.3f}",
+        f"  network     {model.family}, architecture {training.architecture}",
+        f"  search      {training.trial_count} NNI trials (experiment {training.nni_experiment_id})",
+        f"  test        {training.test_metric} {training.test_score:.4f}",
+        f"  ONNX        p50 latency {latency['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, "
+        f"{latency['batch64_onnxruntime_p50_ms']:.3f} ms at batch 64 "
+        f"({latency['batch1_speedup_p50']:.1f}x eager PyTorch at batch 1)",
+        f"  registry    {deployment.model_uri} (version {deployment.registered_version}) in {params.tracking.tracking_uri}",
+        f"  drift       MMD detector saved; p-value on the test split {monitoring.metrics['test_split_p_value']:.3f}",
+        "  UIs         dlautoml ui mlflow   (experiments, runs, registry)",
+        "              dlautoml ui prefect  (flow and task runs)",
+        f"              dlautoml ui nni      (the search: experiment {training.nni_experiment_id})",
+    ]
+    warnings = [warning for manifest in (task, training, deployment) for warning in manifest.warnings]
+    lines += [f"  warning     {warning}" for warning in warnings]
+    return "\n".join(lines)

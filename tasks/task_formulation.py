@@ -1,0 +1,48 @@
+"""Stage 1, task_formulation: what kind of problem this is, how it is scored, what counts as success."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from components.data.formulation import formulate_task
+from components.data.sources import detect_modality, load_dataset
+from components.manifests import TaskManifest
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+
+STAGE = "task_formulation"
+
+
+def formulate(inputs: StageInputs) -> TaskManifest:
+    params = inputs.params.task_formulation
+    path = inputs.workspace / params.data_path
+    modality = detect_modality(path) if params.modality == "auto" else params.modality
+    dataset = load_dataset(path, modality, params.target, inputs.params.data_preparation.max_image_size)
+    formulation = formulate_task(dataset, params)
+    reasons = [f"modality {modality}: " + ("a folder of class sub-folders" if modality == "image" else "a table")]
+    reasons += formulation.reasons
+    for reason in reasons:
+        inputs.say(f"[{STAGE}] {reason}")
+    return TaskManifest(
+        data_path=params.data_path,
+        modality=modality,
+        task_type=formulation.task_type,
+        target=params.target if modality == "tabular" else "class folder",
+        metric=formulation.metric,
+        success_threshold=formulation.success_threshold,
+        class_names=formulation.class_names,
+        sample_count=len(dataset),
+        reasons=reasons,
+        warnings=dataset.warnings,
+        metrics={"samples": float(len(dataset)), "classes": float(len(formulation.class_names or []))},
+    )
+
+
+@task(name=STAGE, cache_policy=NONE, log_prints=True)
+def task_formulation(context: RunContext) -> TaskManifest:
+    """Infers classification or regression, the modality and the metric; records the success threshold."""
+    return execute_stage(STAGE, TaskManifest, context, formulate)
+
+
+if __name__ == "__main__":
+    run_standalone(STAGE, TaskManifest, formulate)

@@ -1,0 +1,137 @@
+"""Stage 4, training: NNI architecture and hyper-parameter search, then the best configuration
+retrained with early stopping and scored on the test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+from prefect import task
+from prefect.cache_policies import NONE
+
+import components
+from components.data.preparation import Preprocessor, Splits
+from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
+from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.nni_search import SearchRequest, run_search
+from components.search.settings import TrialSettings
+from components.training.fit import fit_network, predict, test_metrics
+from components.training.plots import plot_learning_curve, plot_search
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+
+STAGE = "training"
+NNI_FOLDER = ".nni"
+
+
+def train(inputs: StageInputs) -> TrainingManifest:
+    params = inputs.params.training
+    root = inputs.workspace
+    task = TaskManifest.read(root)
+    preparation = PreparationManifest.read(root)
+    model = ModelManifest.read(root)
+    settings = TrialSettings(
+        splits_file=str(PreparationManifest.file(preparation.splits_file, root).resolve()),
+        preprocessor_file=str(PreparationManifest.file(preparation.preprocessor_file, root).resolve()),
+        family=model.family,
+        task_type=task.task_type,
+        input_shape=preparation.input_shape,
+        output_size=preparation.output_size,
+        max_epochs=params.trial_max_epochs,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        threads=max(1, (torch.get_num_threads() or 1) // params.trial_concurrency),
+        tracking_uri=mlflow.get_tracking_uri(),
+        experiment_id=mlflow.active_run().info.experiment_id,
+        parent_run_id=inputs.run_id,
+    )
+    settings_file = inputs.output / "trial_settings.json"
+    settings.save(settings_file)
+
+    def progress(message: str) -> None:
+        inputs.say(f"[{STAGE}] {message}")
+
+    search = run_search(
+        SearchRequest(
+            search_space=model.search_space,
+            settings_file=settings_file,
+            code_folder=Path(components.__file__).resolve().parent.parent,
+            working_folder=root / NNI_FOLDER,
+            strategy=params.strategy,
+            max_trials=params.max_trials,
+            max_minutes=params.max_minutes,
+            concurrency=params.trial_concurrency,
+            seed=params.seed,
+            progress=progress,
+        )
+    )
+    mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
+    best = search.best
+    family = FAMILIES[model.family]
+    architecture, hyperparameters = split_parameters(family, best.parameters)
+    progress(f"best trial {best.sequence + 1}: validation score {best.score:.4f}, architecture {architecture}")
+
+    pd.DataFrame([trial.row() for trial in search.trials]).to_csv(inputs.output / "trials.csv", index=False)
+    plot_search(search.trials, inputs.output / "search.png")
+
+    progress(f"retraining the best configuration for up to {params.final_max_epochs} epochs with early stopping")
+    splits = Splits.load(settings.splits_file)
+    preprocessor = Preprocessor.load(settings.preprocessor_file)
+
+    def encoded(split: str):
+        targets = splits.targets[split]
+        return targets if task.task_type == "classification" else preprocessor.encode_target(targets)
+
+    torch.manual_seed(params.seed)
+    fitted = fit_network(
+        build_network(model.family, preparation.input_shape, preparation.output_size, architecture),
+        task.task_type,
+        (preprocessor.transform(splits.features["train"]), encoded("train")),
+        (preprocessor.transform(splits.features["validation"]), encoded("validation")),
+        hyperparameters,
+        max_epochs=params.final_max_epochs,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        patience=params.patience,
+    )
+    outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
+    if task.task_type == "regression":
+        outputs = preprocessor.decode_target(outputs)
+    scores = test_metrics(task.task_type, outputs, splits.targets["test"])
+    torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
+    plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: best configuration")
+    for name in ("search.png", "learning_curve.png", "trials.csv"):
+        mlflow.log_artifact(str(inputs.output / name), artifact_path=STAGE)
+    test_score = scores[task.metric]
+    warnings = []
+    if test_score < task.success_threshold:
+        warnings.append(f"test {task.metric} {test_score:.4f} is below the success threshold {task.success_threshold:.4f}")
+    progress(f"test {task.metric} {test_score:.4f} (success threshold {task.success_threshold:.4f})")
+    return TrainingManifest(
+        family=model.family,
+        architecture=architecture,
+        hyperparameters=hyperparameters,
+        best_trial=best.trial_id,
+        trial_count=len(search.trials),
+        nni_experiment_id=search.experiment_id,
+        test_metric=task.metric,
+        test_score=test_score,
+        warnings=warnings,
+        metrics={
+            **{f"test_{name}": value for name, value in scores.items()},
+            "best_validation_score": float(best.score),
+            "trials": float(len(search.trials)),
+            "final_epochs": float(len(fitted.history)),
+        },
+    )
+
+
+@task(name=STAGE, cache_policy=NONE, log_prints=True)
+def training(context: RunContext) -> TrainingManifest:
+    """Searches architectures and hyper-parameters with NNI, then retrains and tests the best."""
+    return execute_stage(STAGE, TrainingManifest, context, train)
+
+
+if __name__ == "__main__":
+    run_standalone(STAGE, TrainingManifest, train)

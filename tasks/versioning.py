@@ -1,0 +1,47 @@
+"""DVC: is a stage up to date, record what a stage produced, and version the input data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from dvc.repo import Repo
+
+from components.errors import UserInputError
+
+
+def _repo(workspace: Path) -> Repo:
+    try:
+        return Repo(str(workspace))
+    except Exception as error:  # dvc raises NotDvcRepoError and friends
+        raise UserInputError(f"{Path(workspace).resolve()} is not a DVC project: run 'dvc init' there first") from error
+
+
+def stage_is_current(stage: str, workspace: Path) -> bool:
+    """True when DVC finds the stage's code, parameters, inputs and outputs unchanged since it last ran."""
+    with _repo(workspace) as repo:
+        return not repo.status(targets=[stage])
+
+
+def record_stage(stage: str, workspace: Path) -> None:
+    """Writes the stage's entry in dvc.lock and caches its outputs, as ``dvc repro`` would have."""
+    with _repo(workspace) as repo:
+        repo.commit(stage, force=True)
+
+
+def track_data(path: Path, workspace: Path) -> str:
+    """Adds the input data to DVC (a no-op when unchanged) and returns its version (the DVC hash)."""
+    relative = Path(path).resolve().relative_to(Path(workspace).resolve())
+    with _repo(workspace) as repo:
+        repo.add([str(relative)])
+    return data_version(path)
+
+
+def data_version(path: Path) -> str:
+    """The DVC hash recorded for ``path`` in its ``.dvc`` file, or ``untracked``."""
+    path = Path(path)
+    record = path.with_name(path.name + ".dvc")
+    if not record.is_file():
+        return "untracked"
+    outs = (yaml.safe_load(record.read_text()) or {}).get("outs") or [{}]
+    return str(outs[0].get("md5", "untracked"))
