@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -59,7 +60,7 @@ class TrainingParams(_Section):
 
 
 class DeploymentParams(_Section):
-    registered_model_name: str = "dlautoml"
+    registered_model_name: Optional[str] = None  # None: "dlautoml-" + the data file or folder name
     parity_tolerance: float = Field(1e-4, gt=0)
     latency_threads: int = Field(1, ge=1)
     latency_repeats: int = Field(200, ge=10)
@@ -77,6 +78,18 @@ class TrackingParams(_Section):
     experiment: str = "dlautoml"
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_folder: str = "mlartifacts"
+
+    def uri(self, workspace: Path | str = ".") -> str:
+        """The tracking store: ``MLFLOW_TRACKING_URI`` when set, else ``tracking_uri``.
+
+        A relative SQLite path is made absolute against the workspace, so that search trials,
+        which run in another folder, write to the same store.
+        """
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+            uri = prefix + str((Path(workspace) / uri[len(prefix):]).resolve())
+        return uri
 
     @field_validator("experiment")
     @classmethod

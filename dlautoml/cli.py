@@ -27,7 +27,7 @@ app = typer.Typer(
 
 def _quiet_services() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -46,8 +46,6 @@ def _place_data(data: Path, workspace: Path) -> str:
     if resolved.is_relative_to(root):
         return str(resolved.relative_to(root))
     destination = root / "data" / resolved.name
-    if destination.exists():
-        raise UserInputError(f"{destination} already exists: remove it or pass --data {destination}")
     typer.echo(f"copying {resolved} to {destination} so that DVC can version it")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = destination.with_name(f".{destination.name}.copying")
@@ -56,7 +54,9 @@ def _place_data(data: Path, workspace: Path) -> str:
         shutil.copytree(resolved, staging)
     else:
         shutil.copy2(resolved, staging)
-    staging.rename(destination)
+    if destination.is_dir():
+        shutil.rmtree(destination)
+    staging.replace(destination)
     return str(destination.relative_to(root))
 
 
@@ -65,6 +65,7 @@ def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> 
     from ruamel.yaml import YAML
 
     yaml = YAML()
+    yaml.representer.add_representer(type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
     document = yaml.load(params_file.read_text())
     changed = False
     for section, values in updates.items():
@@ -77,17 +78,13 @@ def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> 
             yaml.dump(document, stream)
 
 
-def _preflight(workspace: Path, params_file: Path) -> None:
-    """Checks the data before any stage writes anything: bad input fails fast with one line."""
-    from components.config import load_params
+def _preflight(source: Path, formulation, max_image_size: int) -> None:
+    """Checks the data before anything is copied or written: bad input fails fast with one line."""
     from components.data.formulation import formulate_task
     from components.data.sources import detect_modality, load_dataset
 
-    params = load_params(params_file)
-    formulation = params.task_formulation
-    path = workspace / formulation.data_path
-    modality = detect_modality(path) if formulation.modality == "auto" else formulation.modality
-    formulate_task(load_dataset(path, modality, formulation.target, params.data_preparation.max_image_size), formulation)
+    modality = detect_modality(source) if formulation.modality == "auto" else formulation.modality
+    formulate_task(load_dataset(source, modality, formulation.target, max_image_size), formulation)
 
 
 class Strategy(str, Enum):
@@ -124,31 +121,26 @@ def run(
 
         if not params.is_file():
             raise UserInputError(f"parameters file {params} not found: run from the project folder or pass --params")
-        load_params(params)
-        data_path = _place_data(data, workspace) if data is not None else None
+        configured = load_params(params)
+        formulation = configured.task_formulation.model_copy(
+            update={key: value for key, value in (("target", target), ("task_type", task_type and task_type.value)) if value}
+        )
+        if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
+            typer.echo(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
+        source = data.expanduser() if data is not None else workspace / formulation.data_path
+        _preflight(source, formulation, configured.data_preparation.max_image_size)
+        data_path = _place_data(data, workspace) if data is not None else formulation.data_path
         _update_params(
             params,
             {
-                "task_formulation": {
-                    "data_path": data_path,
-                    "target": target,
-                    "task_type": task_type.value if task_type else None,
-                },
-                "training": {
-                    "max_trials": max_trials,
-                    "max_minutes": max_minutes,
-                    "strategy": strategy.value if strategy else None,
-                },
+                "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type and task_type.value},
+                "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy and strategy.value},
             },
         )
-        configured = load_params(params).task_formulation.data_path
-        if configured == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
-            typer.echo(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
-        _preflight(workspace, params)
         from tasks.versioning import track_data
 
-        version = track_data(workspace / configured, workspace)
-        typer.echo(f"data {configured} is DVC version {version}")
+        version = track_data(workspace / data_path, workspace)
+        typer.echo(f"data {data_path} is DVC version {version}")
         from flows.automl import automl
 
         summary = automl(workspace=str(workspace), params_file=str(params))
@@ -201,7 +193,7 @@ def ui(
     tracking = load_params(params).tracking
     binary = Path(sys.executable).parent
     if which is Interface.mlflow:
-        command = [str(binary / "mlflow"), "ui", "--backend-store-uri", tracking.tracking_uri, "--host", host, "--port", str(port or 5000)]
+        command = [str(binary / "mlflow"), "ui", "--backend-store-uri", tracking.uri(), "--host", host, "--port", str(port or 5000)]
     elif which is Interface.prefect:
         command = [str(binary / "prefect"), "server", "start", "--host", host, "--port", str(port or 4200)]
     else:

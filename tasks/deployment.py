@@ -3,6 +3,8 @@ and registered in MLflow."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from prefect import task
 from prefect.cache_policies import NONE
@@ -42,10 +44,8 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     onnx_path = export_onnx(model, test_inputs, inputs.output / "model.onnx")
     session = inference_session(onnx_path, params.latency_threads)
     parity = check_parity(model, session, test_inputs, params.parity_tolerance)
-    inputs.say(
-        f"[{STAGE}] parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}, "
-        f"class agreement {parity.class_agreement:.4f}"
-    )
+    agreement = f", class agreement {parity.class_agreement:.4f}" if task.task_type == "classification" else ""
+    inputs.say(f"[{STAGE}] parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}{agreement}")
     metrics = {"parity_max_absolute_difference": parity.max_absolute_difference, "parity_class_agreement": parity.class_agreement}
     for batch_size in LATENCY_BATCH_SIZES:
         latency = measure_latency(model, session, test_inputs, batch_size, params.latency_repeats, params.latency_threads)
@@ -56,7 +56,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
             f"{params.latency_threads} thread(s))"
         )
 
-    name = params.registered_model_name
+    name = params.registered_model_name or f"dlautoml-{Path(task.data_path).stem}"
     warnings = []
     meets_threshold = training.test_score >= task.success_threshold
     tags = {

@@ -74,7 +74,7 @@ def drift_check(data_path: str, workspace: str = ".", params_file: str = "params
     result = check_drift(detector, preprocessor.transform(raw))
     tracking = params.tracking
     experiment_id = configure_tracking(
-        tracking.tracking_uri, f"{tracking.experiment}-monitoring", root / tracking.artifact_folder
+        tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder
     )
     with mlflow.start_run(run_name="drift_check", experiment_id=experiment_id, tags={"data_path": str(data_path)}):
         mlflow.log_metrics(

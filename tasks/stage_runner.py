@@ -77,7 +77,7 @@ def _replace_folder(staging: Path, final: Path) -> None:
 
 def tracking_for(context: RunContext, params: PipelineParams) -> str:
     tracking = params.tracking
-    return configure_tracking(tracking.tracking_uri, tracking.experiment, context.root / tracking.artifact_folder)
+    return configure_tracking(tracking.uri(context.root), tracking.experiment, context.root / tracking.artifact_folder)
 
 
 def execute_stage(

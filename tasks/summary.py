@@ -28,7 +28,7 @@ def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> 
         f"  ONNX        p50 latency {latency['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, "
         f"{latency['batch64_onnxruntime_p50_ms']:.3f} ms at batch 64 "
         f"({latency['batch1_speedup_p50']:.1f}x eager PyTorch at batch 1)",
-        f"  registry    {deployment.model_uri} (version {deployment.registered_version}) in {params.tracking.tracking_uri}",
+        f"  registry    {deployment.model_uri} (version {deployment.registered_version}) in {params.tracking.uri(root)}",
         f"  drift       MMD detector saved; p-value on the test split {monitoring.metrics['test_split_p_value']:.3f}",
         "  UIs         dlautoml ui mlflow   (experiments, runs, registry)",
         "              dlautoml ui prefect  (flow and task runs)",

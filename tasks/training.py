@@ -17,7 +17,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.settings import TrialSettings
-from components.training.fit import fit_network, predict, test_metrics
+from components.training.fit import fit_network, predict, evaluation_metrics
 from components.training.plots import plot_learning_curve, plot_search
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
@@ -98,7 +98,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
     if task.task_type == "regression":
         outputs = preprocessor.decode_target(outputs)
-    scores = test_metrics(task.task_type, outputs, splits.targets["test"])
+    scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
     torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: best configuration")
     for name in ("search.png", "learning_curve.png", "trials.csv"):

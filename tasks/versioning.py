@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,7 @@ from components.errors import UserInputError
 
 
 def _repo(workspace: Path) -> Repo:
+    logging.getLogger("dvc").setLevel(logging.WARNING)
     try:
         return Repo(str(workspace))
     except Exception as error:  # dvc raises NotDvcRepoError and friends

@@ -140,7 +140,7 @@ def run_search(request: SearchRequest) -> SearchResult:
                     reported.add(record.trial_id)
                     outcome = "no score" if record.score is None else f"validation score {record.score:.4f}"
                     request.progress(
-                        f"trial {len(reported)}/{request.max_trials} {record.status.lower()} "
+                        f"trial {record.sequence + 1} {record.status.lower()} ({len(reported)}/{request.max_trials} done) "
                         f"in {record.seconds:.1f}s: {outcome}"
                     )
             if status == "ERROR":

@@ -37,6 +37,7 @@ def train_configuration(
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     targets = {split: _encoded_targets(settings.task_type, preprocessor, splits.targets[split]) for split in ("train", "validation")}
     architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
+    torch.manual_seed(settings.seed)
     network = build_network(settings.family, settings.input_shape, settings.output_size, architecture)
     result = fit_network(
         network,

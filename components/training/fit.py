@@ -128,7 +128,7 @@ def predict(network: nn.Module, features: np.ndarray, batch_size: int = 1024) ->
     return torch.cat(outputs).numpy()
 
 
-def test_metrics(task_type: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def evaluation_metrics(task_type: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """Accuracy and macro-F1 for classification; R^2, RMSE and MAE (original units) for regression.
 
     ``outputs`` are logits for classification and predictions in the target's units for regression.

@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` (install, then the whole pipeline on the bundled
+# digits) and `make test` (install, then the test suite). Both create .venv from the project's files.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test repro lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/dlautoml run
+
+test: install
+	$(BIN)/python -m pytest
+
+repro: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dlautoml dataset
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf outputs .nni mlflow.db mlartifacts .dvc/cache .dvc-storage dvc.lock

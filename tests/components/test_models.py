@@ -1,0 +1,35 @@
+import itertools
+
+import pytest
+import torch
+
+from components.errors import ConfigurationError
+from components.models.families import FAMILIES, build_network, choose_family, split_parameters
+
+
+def _choices(space):
+    keys = [key for key, spec in space.items() if spec["_type"] == "choice"]
+    return keys, [space[key]["_value"] for key in keys]
+
+
+@pytest.mark.parametrize("family_name, shape", [("mlp", [7]), ("cnn", [1, 8, 8]), ("cnn", [3, 13, 9])])
+def test_every_architecture_in_the_space_runs_forward(family_name, shape):
+    family = FAMILIES[family_name]
+    keys, values = _choices(family.search_space)
+    for combination in itertools.product(*values):
+        parameters = dict(zip(keys, combination), learning_rate=1e-3)
+        architecture, hyperparameters = split_parameters(family, parameters)
+        assert "learning_rate" in hyperparameters and "learning_rate" not in architecture
+        network = build_network(family_name, shape, 4, architecture).eval()
+        assert network(torch.randn(2, *shape)).shape == (2, 4)
+
+
+def test_family_follows_modality():
+    assert choose_family("tabular")[0].name == "mlp"
+    assert choose_family("image")[0].name == "cnn"
+    assert choose_family("image", "cnn")[1].endswith("set in params.yaml")
+
+
+def test_family_override_must_read_the_data():
+    with pytest.raises(ConfigurationError, match="reads image data, but the data is tabular"):
+        choose_family("tabular", "cnn")

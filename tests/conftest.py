@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny datasets and a throw-away project workspace (git + DVC) per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+TINY_PARAMS = {
+    "training": {
+        "max_trials": 2,
+        "max_minutes": 3.0,
+        "trial_concurrency": 2,
+        "trial_max_epochs": 3,
+        "final_max_epochs": 5,
+        "patience": 2,
+    },
+    "deployment": {"latency_repeats": 10},
+    "monitoring": {"reference_size": 100, "permutations": 20},
+}
+
+
+def write_table(path: Path, rows: int = 120, seed: int = 0, classes: int = 2) -> Path:
+    """A numeric table whose label depends on the first two columns."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(rows, 3))
+    label = (features[:, 0] + features[:, 1] > 0).astype(int) if classes == 2 else rng.integers(0, classes, rows)
+    lines = ["a,b,c,label"] + [f"{x:.5f},{y:.5f},{z:.5f},{t}" for (x, y, z), t in zip(features, label)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_images(folder: Path, per_class: int = 20, classes: int = 3, size: int = 8, seed: int = 0) -> Path:
+    """Greyscale images whose bright quadrant tells the class."""
+    rng = np.random.default_rng(seed)
+    for label in range(classes):
+        (folder / f"class_{label}").mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 60, size=(size, size)).astype(np.uint8)
+            half = size // 2
+            row, column = divmod(label, 2)
+            pixels[row * half : (row + 1) * half, column * half : (column + 1) * half] += 150
+            Image.fromarray(pixels, mode="L").save(folder / f"class_{label}" / f"{index:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def table_file(tmp_path: Path) -> Path:
+    return write_table(tmp_path / "table.csv")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return write_images(tmp_path / "images")
+
+
+def make_workspace(root: Path, data_path: str, target: str = "label", overrides: dict | None = None) -> Path:
+    """A project copy (code, dvc.yaml, params.yaml) in its own git + DVC repository."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("components", "tasks"):
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(PROJECT / name, root / name)
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["task_formulation"].update({"data_path": data_path, "target": target})
+    for section, values in {**TINY_PARAMS, **(overrides or {})}.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=_with_venv_path())
+    return root
+
+
+def _with_venv_path() -> dict[str, str]:
+    environment = dict(os.environ)
+    environment["PATH"] = f"{Path(os.sys.executable).parent}:{environment.get('PATH', '')}"
+    return environment
+
+
+@pytest.fixture
+def venv_environment() -> dict[str, str]:
+    """The environment with this interpreter's bin folder first, as `make` sets it."""
+    return _with_venv_path()
