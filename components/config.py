@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,7 +33,7 @@ class TaskFormulationParams(_Section):
     task_type: Literal["auto", "classification", "regression"] = "auto"
     modality: Literal["auto", "tabular", "image"] = "auto"
     metric: Literal["auto", "accuracy", "macro_f1", "r2"] = "auto"
-    success_threshold: Optional[float] = None
+    success_threshold: float | None = None
 
 
 class DataPreparationParams(_Section):
@@ -60,7 +60,7 @@ class TrainingParams(_Section):
 
 
 class DeploymentParams(_Section):
-    registered_model_name: Optional[str] = None  # None: "dlautoml-" + the data file or folder name
+    registered_model_name: str | None = None  # None: "dlautoml-" + the data file or folder name
     parity_tolerance: float = Field(1e-4, gt=0)
     latency_threads: int = Field(1, ge=1)
     latency_repeats: int = Field(200, ge=10)
@@ -87,8 +87,8 @@ class TrackingParams(_Section):
         """
         uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
         prefix = "sqlite:///"
-        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-            uri = prefix + str((Path(workspace) / uri[len(prefix):]).resolve())
+        if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+            uri = prefix + str((Path(workspace) / uri[len(prefix) :]).resolve())
         return uri
 
     @field_validator("experiment")

@@ -8,7 +8,7 @@ place atomically after it is complete.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Optional, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -64,7 +64,7 @@ class TaskManifest(Manifest):
     target: str
     metric: str
     success_threshold: float
-    class_names: Optional[list[str]] = None
+    class_names: list[str] | None = None
     sample_count: int
     reasons: list[str]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
@@ -79,7 +80,7 @@ def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
 def log_finished_run(
     experiment_id: str,
     run_name: str,
-    parent_run_id: Optional[str],
+    parent_run_id: str | None,
     parameters: dict[str, Any],
     history: list[dict[str, float]],
     final_metrics: dict[str, float],
@@ -95,15 +96,13 @@ def log_finished_run(
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = with_retries(lambda: client.create_run(experiment_id, run_name=run_name, tags=all_tags))
     now = int(time.time() * 1000)
-    metrics = [
-        Metric(key, float(value), now, step)
-        for step, row in enumerate(history)
-        for key, value in row.items()
-    ] + [Metric(key, float(value), now, 0) for key, value in final_metrics.items()]
+    metrics = [Metric(key, float(value), now, step) for step, row in enumerate(history) for key, value in row.items()] + [
+        Metric(key, float(value), now, 0) for key, value in final_metrics.items()
+    ]
     params = [Param(key, value) for key, value in flatten("", parameters).items()]
     for start in range(0, max(len(metrics), 1), 900):
-        chunk = metrics[start : start + 900]
-        with_retries(lambda: client.log_batch(run.info.run_id, metrics=chunk, params=params if start == 0 else [], tags=[]))
+        batch = {"metrics": metrics[start : start + 900], "params": params if start == 0 else [], "tags": []}
+        with_retries(lambda batch=batch: client.log_batch(run.info.run_id, **batch))
     with_retries(lambda: client.set_terminated(run.info.run_id))
     return run.info.run_id
 

@@ -6,9 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -65,7 +64,9 @@ def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> 
     from ruamel.yaml import YAML
 
     yaml = YAML()
-    yaml.representer.add_representer(type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
+    yaml.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     document = yaml.load(params_file.read_text())
     changed = False
     for section, values in updates.items():
@@ -87,13 +88,13 @@ def _preflight(source: Path, formulation, max_image_size: int) -> None:
     formulate_task(load_dataset(source, modality, formulation.target, max_image_size), formulation)
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     tpe = "tpe"
     random = "random"
     evolution = "evolution"
 
 
-class TaskType(str, Enum):
+class TaskType(StrEnum):
     auto = "auto"
     classification = "classification"
     regression = "regression"
@@ -101,12 +102,14 @@ class TaskType(str, Enum):
 
 @app.command()
 def run(
-    data: Optional[Path] = typer.Option(None, help="CSV table or folder of class sub-folders of images [default: params.yaml, then the bundled digits]"),
-    target: Optional[str] = typer.Option(None, help="target column of a CSV table"),
-    task_type: Optional[TaskType] = typer.Option(None, help="force classification or regression"),
-    max_trials: Optional[int] = typer.Option(None, min=1, help="number of NNI search trials"),
-    max_minutes: Optional[float] = typer.Option(None, min=0.1, help="wall-clock budget of the search"),
-    strategy: Optional[Strategy] = typer.Option(None, help="NNI tuner that proposes architectures"),
+    data: Path | None = typer.Option(
+        None, help="CSV table or folder of class sub-folders of images [default: params.yaml, then the bundled digits]"
+    ),
+    target: str | None = typer.Option(None, help="target column of a CSV table"),
+    task_type: TaskType | None = typer.Option(None, help="force classification or regression"),
+    max_trials: int | None = typer.Option(None, min=1, help="number of NNI search trials"),
+    max_minutes: float | None = typer.Option(None, min=0.1, help="wall-clock budget of the search"),
+    strategy: Strategy | None = typer.Option(None, help="NNI tuner that proposes architectures"),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file (one section per stage)"),
 ) -> None:
     """Run the six-stage pipeline (Prefect flow 'automl'); unchanged stages are skipped.
@@ -173,7 +176,7 @@ def monitor(
         _fail(f"{error}: run `dlautoml run` first")
 
 
-class Interface(str, Enum):
+class Interface(StrEnum):
     mlflow = "mlflow"
     prefect = "prefect"
     nni = "nni"
@@ -182,7 +185,7 @@ class Interface(str, Enum):
 @app.command()
 def ui(
     which: Interface = typer.Argument(..., help="mlflow, prefect or nni"),
-    port: Optional[int] = typer.Option(None, help="port to listen on [default: 5000 / 4200 / 8080]"),
+    port: int | None = typer.Option(None, help="port to listen on [default: 5000 / 4200 / 8080]"),
     host: str = typer.Option("127.0.0.1", help="address to bind; the default keeps the UI local"),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
 ) -> None:
@@ -193,7 +196,16 @@ def ui(
     tracking = load_params(params).tracking
     binary = Path(sys.executable).parent
     if which is Interface.mlflow:
-        command = [str(binary / "mlflow"), "ui", "--backend-store-uri", tracking.uri(), "--host", host, "--port", str(port or 5000)]
+        command = [
+            str(binary / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            tracking.uri(),
+            "--host",
+            host,
+            "--port",
+            str(port or 5000),
+        ]
     elif which is Interface.prefect:
         command = [str(binary / "prefect"), "server", "start", "--host", host, "--port", str(port or 4200)]
     else:
@@ -203,7 +215,15 @@ def ui(
             experiment = TrainingManifest.read(".").nni_experiment_id
         except FileNotFoundError as error:
             _fail(f"{error}: there is no search to show yet")
-        command = [str(binary / "nnictl"), "view", experiment, "--experiment_dir", str(Path(".nni").resolve()), "--port", str(port or 8080)]
+        command = [
+            str(binary / "nnictl"),
+            "view",
+            experiment,
+            "--experiment_dir",
+            str(Path(".nni").resolve()),
+            "--port",
+            str(port or 8080),
+        ]
         typer.echo("note: NNI's web UI listens on every network interface, not only on localhost")
     typer.echo(" ".join(command))
     raise typer.Exit(subprocess.call(command))

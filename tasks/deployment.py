@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from components.data.preparation import Preprocessor, Splits
-from components.deployment.onnx_export import check_parity, export_onnx, inference_session, measure_latency, INPUT_NAME
+from components.deployment.onnx_export import INPUT_NAME, check_parity, export_onnx, inference_session, measure_latency
 from components.deployment.registry import register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
@@ -45,7 +45,9 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     session = inference_session(onnx_path, params.latency_threads)
     parity = check_parity(model, session, test_inputs, params.parity_tolerance)
     agreement = f", class agreement {parity.class_agreement:.4f}" if task.task_type == "classification" else ""
-    inputs.say(f"[{STAGE}] parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}{agreement}")
+    inputs.say(
+        f"[{STAGE}] parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}{agreement}"
+    )
     metrics = {"parity_max_absolute_difference": parity.max_absolute_difference, "parity_class_agreement": parity.class_agreement}
     for batch_size in LATENCY_BATCH_SIZES:
         latency = measure_latency(model, session, test_inputs, batch_size, params.latency_repeats, params.latency_threads)

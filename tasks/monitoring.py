@@ -73,12 +73,15 @@ def drift_check(data_path: str, workspace: str = ".", params_file: str = "params
     detector = load_drift_detector(MonitoringManifest.file(monitor.detector_folder, root))
     result = check_drift(detector, preprocessor.transform(raw))
     tracking = params.tracking
-    experiment_id = configure_tracking(
-        tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder
-    )
+    experiment_id = configure_tracking(tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder)
     with mlflow.start_run(run_name="drift_check", experiment_id=experiment_id, tags={"data_path": str(data_path)}):
         mlflow.log_metrics(
-            {"p_value": result.p_value, "drift": float(result.is_drift), "distance": result.distance, "batch_size": result.batch_size}
+            {
+                "p_value": result.p_value,
+                "drift": float(result.is_drift),
+                "distance": result.distance,
+                "batch_size": result.batch_size,
+            }
         )
     print(
         f"[monitor] {result.batch_size} inputs from {data_path}: MMD p-value {result.p_value:.4f} "

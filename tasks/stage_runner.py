@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import TypeVar
 
 import mlflow
 from filelock import FileLock, Timeout
@@ -31,8 +32,8 @@ class RunContext(BaseModel):
 
     workspace: str = "."
     params_file: str = "params.yaml"
-    parent_run_id: Optional[str] = None
-    experiment_id: Optional[str] = None
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
     data_version: str = "untracked"
     git_commit: str = "unknown"
     orchestrated: bool = False

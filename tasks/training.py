@@ -17,7 +17,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.settings import TrialSettings
-from components.training.fit import fit_network, predict, evaluation_metrics
+from components.training.fit import evaluation_metrics, fit_network, predict
 from components.training.plots import plot_learning_curve, plot_search
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 

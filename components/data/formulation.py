@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -19,7 +18,7 @@ class TaskFormulation:
     task_type: str
     metric: str
     success_threshold: float
-    class_names: Optional[list[str]]
+    class_names: list[str] | None
     reasons: list[str]
 
 
@@ -74,13 +73,12 @@ def formulate_task(dataset: RawDataset, params: TaskFormulationParams) -> TaskFo
         task_type = params.task_type
         reasons.append(f"task type {task_type}: set in params.yaml")
 
-    class_names: Optional[list[str]] = None
+    class_names: list[str] | None = None
     if task_type == "classification":
         class_names = class_labels(dataset.target)
         if len(class_names) < 2:
             raise DataError(
-                f"the target '{params.target}' has a single class ({class_names[0]}): "
-                "classification needs at least two classes"
+                f"the target '{params.target}' has a single class ({class_names[0]}): classification needs at least two classes"
             )
     elif not _is_numeric(dataset.target):
         raise DataError(f"the target '{params.target}' is not numeric, so it cannot be a regression target")
@@ -100,9 +98,7 @@ def formulate_task(dataset: RawDataset, params: TaskFormulationParams) -> TaskFo
     elif task_type == "classification":
         majority = max(np.unique(label_strings(dataset.target), return_counts=True)[1]) / len(dataset)
         threshold = round(float(majority + 0.5 * (1 - majority)), 4)
-        reasons.append(
-            f"success threshold {threshold:.3f}: halfway from the majority-class rate ({majority:.3f}) to perfect"
-        )
+        reasons.append(f"success threshold {threshold:.3f}: halfway from the majority-class rate ({majority:.3f}) to perfect")
     else:
         threshold = 0.5
         reasons.append("success threshold 0.500: explains at least half of the target's variance")

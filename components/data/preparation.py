@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -36,7 +36,7 @@ class Preprocessor(BaseModel):
     target_scale: float = 1.0
 
     @classmethod
-    def fit(cls, features: np.ndarray, modality: str, target: Optional[np.ndarray] = None) -> "Preprocessor":
+    def fit(cls, features: np.ndarray, modality: str, target: np.ndarray | None = None) -> Preprocessor:
         if modality == "tabular":
             medians = np.nanmedian(features, axis=0)
             medians = np.where(np.isnan(medians), 0.0, medians)
@@ -83,7 +83,7 @@ class Preprocessor(BaseModel):
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Preprocessor":
+    def load(cls, path: Path) -> Preprocessor:
         return cls.model_validate_json(Path(path).read_text())
 
 
@@ -104,7 +104,7 @@ class Splits:
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "Splits":
+    def load(cls, path: Path) -> Splits:
         with np.load(path, allow_pickle=False) as arrays:
             return cls(
                 features={split: arrays[f"x_{split}"] for split in SPLITS},
@@ -116,7 +116,7 @@ class Splits:
         return {split: int(len(self.targets[split])) for split in SPLITS}
 
 
-def encode_target(target: np.ndarray, task_type: str, class_names: Optional[list[str]]) -> np.ndarray:
+def encode_target(target: np.ndarray, task_type: str, class_names: list[str] | None) -> np.ndarray:
     """Class labels become indices into ``class_names``; regression targets become float32."""
     if task_type == "classification":
         index = {name: position for position, name in enumerate(class_names or [])}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ class RawDataset:
 
     modality: str
     features: np.ndarray
-    target: Optional[np.ndarray]
+    target: np.ndarray | None
     feature_names: list[str]
     sample_ids: list[str]
     warnings: list[str] = field(default_factory=list)
@@ -50,9 +49,7 @@ def detect_modality(path: Path) -> str:
         return "image"
     if path.suffix.lower() in TABLE_SUFFIXES:
         return "tabular"
-    raise DataError(
-        f"cannot read {path}: expected a .csv table or a folder of images with one sub-folder per class"
-    )
+    raise DataError(f"cannot read {path}: expected a .csv table or a folder of images with one sub-folder per class")
 
 
 def load_dataset(path: Path, modality: str, target: str, max_image_size: int = 64) -> RawDataset:
@@ -179,9 +176,7 @@ def load_image_folder(path: Path, max_image_size: int = 64) -> RawDataset:
     )
 
 
-def load_unlabelled_inputs(
-    path: Path, modality: str, feature_names: list[str], image_shape: tuple[int, int, int]
-) -> np.ndarray:
+def load_unlabelled_inputs(path: Path, modality: str, feature_names: list[str], image_shape: tuple[int, int, int]) -> np.ndarray:
     """Loads a batch of new inputs (a CSV with the training feature columns, or a folder of images).
 
     Used by monitoring: the batch is shaped exactly like the training features.

@@ -21,9 +21,7 @@ SEARCH_SPACE = {
 class MLP(nn.Module):
     """``depth`` blocks of Linear, LayerNorm, activation and dropout, then a linear head."""
 
-    def __init__(
-        self, input_size: int, output_size: int, depth: int, width: int, activation: str, dropout: float
-    ) -> None:
+    def __init__(self, input_size: int, output_size: int, depth: int, width: int, activation: str, dropout: float) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         size = input_size

@@ -13,9 +13,10 @@ import shlex
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 TUNERS = {
     "tpe": ("TPE", {}),
@@ -45,7 +46,7 @@ class TrialRecord:
     sequence: int
     status: str
     parameters: dict[str, Any]
-    score: Optional[float]
+    score: float | None
     seconds: float
 
     def row(self) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _number(data: Any) -> Optional[float]:
+def _number(data: Any) -> float | None:
     while isinstance(data, str):
         data = json.loads(data)
     if isinstance(data, dict):
@@ -113,9 +114,7 @@ def run_search(request: SearchRequest) -> SearchResult:
     config = ExperimentConfig("local")
     config.experiment_name = "dlautoml-training"
     config.search_space = request.search_space
-    config.trial_command = (
-        f"{shlex.quote(sys.executable)} -m components.search.trial --settings {shlex.quote(str(Path(request.settings_file).resolve()))}"
-    )
+    config.trial_command = f"{shlex.quote(sys.executable)} -m components.search.trial --settings {shlex.quote(str(Path(request.settings_file).resolve()))}"
     config.trial_code_directory = str(Path(request.code_folder).resolve())
     config.trial_concurrency = request.concurrency
     config.max_trial_number = request.max_trials

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from pydantic import BaseModel
 
@@ -21,11 +20,11 @@ class TrialSettings(BaseModel):
     threads: int = 1
     tracking_uri: str
     experiment_id: str
-    parent_run_id: Optional[str] = None
+    parent_run_id: str | None = None
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "TrialSettings":
+    def load(cls, path: Path) -> TrialSettings:
         return cls.model_validate_json(Path(path).read_text())

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
@@ -28,14 +29,16 @@ class TrialOutcome:
 def train_configuration(
     settings: TrialSettings,
     parameters: dict[str, Any],
-    on_epoch: Optional[Callable[[int, dict[str, float]], None]] = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrialOutcome:
     """Trains one searched configuration on the train split and scores it on validation."""
     started = time.perf_counter()
     torch.set_num_threads(settings.threads)
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
-    targets = {split: _encoded_targets(settings.task_type, preprocessor, splits.targets[split]) for split in ("train", "validation")}
+    targets = {
+        split: _encoded_targets(settings.task_type, preprocessor, splits.targets[split]) for split in ("train", "validation")
+    }
     architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
     torch.manual_seed(settings.seed)
     network = build_network(settings.family, settings.input_shape, settings.output_size, architecture)
@@ -57,10 +60,9 @@ def _encoded_targets(task_type: str, preprocessor: Preprocessor, targets):
     return targets if task_type == "classification" else preprocessor.encode_target(targets)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    import nni
-
+def main(argv: list[str] | None = None) -> None:
     import mlflow
+    import nni
 
     from components.tracking import log_finished_run
 

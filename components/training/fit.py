@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -33,7 +34,7 @@ class FitResult:
 class _History(Callback):
     """Records each epoch's losses and score and forwards them to ``on_epoch``."""
 
-    def __init__(self, on_epoch: Optional[Callable[[int, dict[str, float]], None]]) -> None:
+    def __init__(self, on_epoch: Callable[[int, dict[str, float]], None] | None) -> None:
         self.rows: list[dict[str, float]] = []
         self.on_epoch = on_epoch
 
@@ -61,8 +62,8 @@ def fit_network(
     max_epochs: int,
     batch_size: int,
     seed: int,
-    patience: Optional[int] = None,
-    on_epoch: Optional[Callable[[int, dict[str, float]], None]] = None,
+    patience: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the best epoch.
 

@@ -46,7 +46,9 @@ def test_onnx_export_matches_pytorch(tmp_path: Path, family: str):
         model, raw, _, _ = tabular_model()
     else:
         raw = np.random.default_rng(0).integers(0, 255, size=(40, 1, 8, 8)).astype(np.float32)
-        model = DeployableModel(build_network("cnn", [1, 8, 8], 4, CNN).eval(), Preprocessor.fit(raw, "image"), "classification").eval()
+        model = DeployableModel(
+            build_network("cnn", [1, 8, 8], 4, CNN).eval(), Preprocessor.fit(raw, "image"), "classification"
+        ).eval()
     path = export_onnx(model, raw, tmp_path / "model.onnx")
     session = inference_session(path)
     report = check_parity(model, session, raw, tolerance=1e-4)

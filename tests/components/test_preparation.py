@@ -67,7 +67,9 @@ def test_regression_target_round_trip():
 
 
 def test_splits_round_trip(tmp_path: Path):
-    splits = split_dataset(np.arange(40, dtype=np.float32)[:, None], np.arange(40) % 2, [f"s{i}" for i in range(40)], "classification", 0.25, 0.25, 0)
+    splits = split_dataset(
+        np.arange(40, dtype=np.float32)[:, None], np.arange(40) % 2, [f"s{i}" for i in range(40)], "classification", 0.25, 0.25, 0
+    )
     splits.save(tmp_path / "s.npz")
     loaded = Splits.load(tmp_path / "s.npz")
     assert loaded.sizes() == splits.sizes()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from components.models.families import build_network
-from components.training.fit import fit_network, predict, evaluation_metrics
+from components.training.fit import evaluation_metrics, fit_network, predict
 
 ARCHITECTURE = {"depth": 1, "width": 32, "activation": "relu", "dropout": 0.0}
 
@@ -16,8 +16,16 @@ def separable(rows: int, seed: int):
 
 def test_fit_learns_a_separable_problem():
     train, validation = separable(300, 0), separable(100, 1)
-    result = fit_network(build_network("mlp", [4], 2, ARCHITECTURE), "classification", train, validation,
-                         {"learning_rate": 1e-2}, max_epochs=10, batch_size=32, seed=0)
+    result = fit_network(
+        build_network("mlp", [4], 2, ARCHITECTURE),
+        "classification",
+        train,
+        validation,
+        {"learning_rate": 1e-2},
+        max_epochs=10,
+        batch_size=32,
+        seed=0,
+    )
     assert len(result.history) == 10
     assert result.best_score > 0.9
     assert evaluation_metrics("classification", predict(result.network, validation[0]), validation[1])["accuracy"] > 0.9
@@ -25,8 +33,17 @@ def test_fit_learns_a_separable_problem():
 
 def test_early_stopping_stops_when_validation_stops_improving():
     train, validation = separable(100, 0), separable(50, 1)
-    result = fit_network(build_network("mlp", [4], 2, ARCHITECTURE), "classification", train, validation,
-                         {"learning_rate": 0.0}, max_epochs=50, batch_size=32, seed=0, patience=2)
+    result = fit_network(
+        build_network("mlp", [4], 2, ARCHITECTURE),
+        "classification",
+        train,
+        validation,
+        {"learning_rate": 0.0},
+        max_epochs=50,
+        batch_size=32,
+        seed=0,
+        patience=2,
+    )
     assert result.stopped_early
     assert len(result.history) == 3
 
@@ -37,8 +54,11 @@ def test_same_seed_same_result():
     for _ in range(2):
         torch.manual_seed(7)
         network = build_network("mlp", [4], 2, ARCHITECTURE)
-        runs.append(fit_network(network, "classification", train, validation, {"learning_rate": 1e-2},
-                                max_epochs=3, batch_size=16, seed=7).history)
+        runs.append(
+            fit_network(
+                network, "classification", train, validation, {"learning_rate": 1e-2}, max_epochs=3, batch_size=16, seed=7
+            ).history
+        )
     assert runs[0] == runs[1]
 
 

@@ -1,0 +1,63 @@
+"""A real two-trial NNI search: trials run as processes under NNI's manager and log to MLflow."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from components.data.preparation import Preprocessor, split_dataset
+from components.models.mlp import SEARCH_SPACE
+from components.search.nni_search import SearchRequest, run_search
+from components.search.settings import TrialSettings
+from components.tracking import configure_tracking
+
+
+def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(150, 4)).astype(np.float32)
+    targets = (features[:, 0] > 0).astype(np.int64)
+    splits = split_dataset(features, targets, [str(i) for i in range(150)], "classification", 0.2, 0.2, 0)
+    splits.save(tmp_path / "splits.npz")
+    Preprocessor.fit(splits.features["train"], "tabular").save(tmp_path / "preprocessor.json")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = configure_tracking(uri, "search-test", tmp_path / "artifacts")
+    parent = MlflowClient().create_run(experiment_id, run_name="training")
+    settings = TrialSettings(
+        splits_file=str(tmp_path / "splits.npz"),
+        preprocessor_file=str(tmp_path / "preprocessor.json"),
+        family="mlp",
+        task_type="classification",
+        input_shape=[4],
+        output_size=2,
+        max_epochs=3,
+        batch_size=32,
+        seed=0,
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent.info.run_id,
+    )
+    settings.save(tmp_path / "settings.json")
+    messages: list[str] = []
+    result = run_search(
+        SearchRequest(
+            SEARCH_SPACE,
+            tmp_path / "settings.json",
+            Path(__file__).resolve().parents[2],
+            tmp_path / "nni",
+            strategy="random",
+            max_trials=2,
+            max_minutes=3,
+            concurrency=2,
+            progress=messages.append,
+        )
+    )
+    assert [trial.status for trial in result.trials] == ["SUCCEEDED", "SUCCEEDED"]
+    assert all(0.0 <= trial.score <= 1.0 for trial in result.trials)
+    assert result.best.score == max(trial.score for trial in result.trials)
+    assert set(result.best.parameters) == set(SEARCH_SPACE)
+    assert any("web UI at http://127.0.0.1:" in message for message in messages)
+    mlflow.set_tracking_uri(uri)
+    children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 2
+    assert children["metrics.val_score"].notna().all()

@@ -1,0 +1,103 @@
+"""The whole pipeline as a Prefect flow on tiny images, then what DVC, MLflow and Prefect say about it."""
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from prefect.client.orchestration import get_client
+from prefect.testing.utilities import prefect_test_harness
+
+from components.config import STAGES
+from components.manifests import TrainingManifest
+from flows.automl import automl
+from flows.monitor import monitor
+from tasks.versioning import track_data
+from tests.conftest import make_workspace, write_images
+
+
+def stage_run_counts(experiment_id: str) -> Counter:
+    runs = mlflow.search_runs([experiment_id], filter_string="tags.`dlautoml.stage` != 'pipeline'", output_format="list")
+    return Counter(run.info.run_name for run in runs if run.info.run_name in STAGES)
+
+
+def dvc(workspace: Path, environment: dict, *arguments: str) -> str:
+    done = subprocess.run(["dvc", *arguments], cwd=workspace, env=environment, capture_output=True, text=True, check=True)
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_environment):
+    root = make_workspace(tmp_path / "workspace", "data/images")
+    write_images(root / "data" / "images")
+    monkeypatch.chdir(root)
+    version = track_data(root / "data" / "images", root)
+
+    summary = automl(workspace=".", params_file="params.yaml")
+    assert "Pipeline finished" in summary and "cnn" in summary
+
+    with get_client(sync_client=True) as client:
+        flow_runs = client.read_flow_runs()
+        task_runs = client.read_task_runs()
+    assert [run.state_name for run in flow_runs] == ["Completed"]
+    assert sorted(run.name.rsplit("-", 1)[0] for run in task_runs) == sorted(STAGES)
+
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    experiment_id = mlflow.get_experiment_by_name("dlautoml").experiment_id
+    parents = mlflow.search_runs([experiment_id], filter_string="tags.`dlautoml.stage` = 'pipeline'", output_format="list")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["data_version"] == version and parent.data.tags["git_commit"]
+    stages = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list"
+    )
+    assert sorted(run.info.run_name for run in stages) == sorted(STAGES)
+    training_run = next(run for run in stages if run.info.run_name == "training")
+    assert "training.max_trials" in training_run.data.params
+    trials = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{training_run.info.run_id}'", output_format="list"
+    )
+    assert len(trials) == 2 and all("val_score" in trial.data.metrics for trial in trials)
+    assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
+    champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
+    assert champion.tags["data_version"] == version
+
+    assert "up to date" in dvc(root, venv_environment, "status")
+    assert stage_run_counts(experiment_id) == Counter(STAGES)
+
+    # Nothing changed: every stage is skipped.
+    automl(workspace=".", params_file="params.yaml")
+    assert stage_run_counts(experiment_id) == Counter(STAGES)
+
+    # Only a training parameter changed: training and what depends on it run again.
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["training"]["trial_max_epochs"] = 2
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    automl(workspace=".", params_file="params.yaml")
+    counts = stage_run_counts(experiment_id)
+    assert counts == Counter({**{stage: 1 for stage in STAGES}, "training": 2, "deployment": 2})
+    assert "up to date" in dvc(root, venv_environment, "status")
+    repro = dvc(root, venv_environment, "repro")
+    assert all(f"Stage '{stage}' didn't change, skipping" in repro for stage in STAGES)
+    assert TrainingManifest.read(".").trial_count == 2
+
+    # The monitor flow: an inverted copy of the images drifts; the flow reports it to MLflow.
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    for index, path in enumerate(sorted((root / "data" / "images").rglob("*.png"))):
+        Image.fromarray(255 - np.asarray(Image.open(path))).save(shifted / f"{index}.png")
+    result = monitor(data_path=str(shifted), workspace=".", params_file="params.yaml")
+    assert result["is_drift"] and result["p_value"] <= 0.05 and result["batch_size"] == 60
+    monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
+    logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
+    assert logged[0].data.metrics["drift"] == 1.0

@@ -1,0 +1,26 @@
+"""`dvc repro` runs the same six stages without Prefect, and agrees with `dvc status` afterwards."""
+
+import json
+import subprocess
+from pathlib import Path
+
+from components.config import STAGES
+from tests.conftest import make_workspace, write_table
+
+
+def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment):
+    root = make_workspace(tmp_path / "workspace", "data/table.csv")
+    (root / "data").mkdir()
+    write_table(root / "data" / "table.csv", rows=150)
+    subprocess.run(["dvc", "add", "data/table.csv"], cwd=root, env=venv_environment, check=True, capture_output=True)
+
+    repro = subprocess.run(["dvc", "repro"], cwd=root, env=venv_environment, capture_output=True, text=True)
+    assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in repro.stdout
+        assert json.loads((root / "outputs" / stage / "manifest.json").read_text())
+    status = subprocess.run(["dvc", "status"], cwd=root, env=venv_environment, capture_output=True, text=True, check=True)
+    assert "up to date" in status.stdout
+    training = json.loads((root / "outputs" / "training" / "manifest.json").read_text())
+    assert training["family"] == "mlp" and training["test_metric"] == "accuracy"
+    assert training["test_score"] > 0.7
