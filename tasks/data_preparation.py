@@ -45,7 +45,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     return manifest
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def data_preparation(context: RunContext) -> PreparationManifest:
     """Loads and validates the data, makes seeded stratified splits and fits the preprocessing."""
     return execute_stage(STAGE, PreparationManifest, context, prepare)

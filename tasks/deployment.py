@@ -86,7 +86,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     )
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def deployment(context: RunContext) -> DeploymentManifest:
     """Exports to ONNX, checks parity with PyTorch, measures latency and registers the model."""
     return execute_stage(STAGE, DeploymentManifest, context, deploy)

@@ -35,7 +35,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
     return manifest
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def model_formulation(context: RunContext) -> ModelManifest:
     """Chooses the network family from the data's modality and writes its search space and loss."""
     return execute_stage(STAGE, ModelManifest, context, formulate_model)

@@ -53,7 +53,7 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     return manifest
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def monitoring(context: RunContext) -> MonitoringManifest:
     """Fits an alibi-detect MMD drift detector on the training inputs and saves it."""
     return execute_stage(STAGE, MonitoringManifest, context, fit_monitor)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import mlflow
 from filelock import FileLock, Timeout
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
@@ -144,6 +145,9 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
         experiment_id = tracking_for(context, params)
         client = MlflowClient()
         parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
+        client.log_batch(
+            parent.info.run_id, params=[Param(key, value) for key, value in flatten("", params.model_dump()).items()]
+        )
         context.parent_run_id = parent.info.run_id
         context.experiment_id = experiment_id
         status = "FAILED"

@@ -38,7 +38,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
     )
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def task_formulation(context: RunContext) -> TaskManifest:
     """Infers classification or regression, the modality and the metric; records the success threshold."""
     return execute_stage(STAGE, TaskManifest, context, formulate)

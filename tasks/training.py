@@ -127,7 +127,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
 
-@task(name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def training(context: RunContext) -> TrainingManifest:
     """Searches architectures and hyper-parameters with NNI, then retrains and tests the best."""
     return execute_stage(STAGE, TrainingManifest, context, train)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TUNERS = {
-    "tpe": ("TPE", {}),
-    "random": ("Random", {}),
-    "evolution": ("Evolution", {"population_size": 8}),
+TUNERS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
+    "tpe": ("components.search.tuners.OrderTolerantTpeTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
+    "random": ("Random", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
+    "evolution": ("Evolution", lambda seed: {"optimize_mode": "maximize", "population_size": 8}),
 }
+STALL_SECONDS = 90
 FINISHED_STATES = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
 
 
@@ -107,7 +108,7 @@ def run_search(request: SearchRequest) -> SearchResult:
 
     NNI's manager serves its web UI on the chosen port while the search runs.
     """
-    from nni.experiment import Experiment, ExperimentConfig
+    from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
 
     logging.getLogger("nni").setLevel(logging.WARNING)
     tuner, tuner_arguments = TUNERS[request.strategy]
@@ -120,8 +121,11 @@ def run_search(request: SearchRequest) -> SearchResult:
     config.max_trial_number = request.max_trials
     config.max_experiment_duration = f"{max(1, round(request.max_minutes * 60))}s"
     config.experiment_working_directory = str(Path(request.working_folder).resolve())
-    config.tuner.name = tuner
-    config.tuner.class_args = {"optimize_mode": "maximize", "seed": request.seed, **tuner_arguments}
+    arguments = tuner_arguments(request.seed)
+    if "." in tuner:
+        config.tuner = CustomAlgorithmConfig(class_name=tuner, code_directory=config.trial_code_directory, class_args=arguments)
+    else:
+        config.tuner = AlgorithmConfig(name=tuner, class_args=arguments)
     config.training_service.use_active_gpu = True
 
     experiment = Experiment(config)
@@ -131,6 +135,7 @@ def run_search(request: SearchRequest) -> SearchResult:
     request.progress(f"NNI experiment {experiment.id}: web UI at {web_url} while the search runs")
     try:
         reported: set[str] = set()
+        last_activity = time.monotonic()
         while True:
             status = experiment.get_status()
             records = _records(experiment)
@@ -147,6 +152,11 @@ def run_search(request: SearchRequest) -> SearchResult:
                     f"NNI experiment {experiment.id} failed: see {config.experiment_working_directory}/{experiment.id}/log"
                 )
             all_finished = all(record.status in FINISHED_STATES for record in records)
+            if not all_finished or not records:
+                last_activity = time.monotonic()
+            elif time.monotonic() - last_activity > STALL_SECONDS:
+                request.progress(f"no trial started for {STALL_SECONDS}s although the budget is not spent: ending the search")
+                break
             if status in ("DONE", "STOPPED") or (status in ("NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL") and all_finished):
                 break
             time.sleep(1.0)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from components.data.preparation import Preprocessor, split_dataset
@@ -61,3 +62,21 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
     children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 2
     assert children["metrics.val_score"].notna().all()
+
+
+def test_tpe_tuner_accepts_a_result_that_arrives_after_the_trial_ended():
+    from nni.algorithms.hpo.tpe_tuner import TpeTuner
+
+    from components.search.tuners import OrderTolerantTpeTuner
+
+    for tuner_class, survives in ((TpeTuner, False), (OrderTolerantTpeTuner, True)):
+        tuner = tuner_class(optimize_mode="maximize", seed=0)
+        tuner.update_search_space(SEARCH_SPACE)
+        parameters = tuner.generate_parameters(0)
+        tuner.trial_end(0, True)
+        if survives:
+            tuner.receive_trial_result(0, parameters, 0.5)
+            assert tuner._history and not tuner._running_params
+        else:
+            with pytest.raises(KeyError):
+                tuner.receive_trial_result(0, parameters, 0.5)

@@ -50,7 +50,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
         flow_runs = client.read_flow_runs()
         task_runs = client.read_task_runs()
     assert [run.state_name for run in flow_runs] == ["Completed"]
-    assert sorted(run.name.rsplit("-", 1)[0] for run in task_runs) == sorted(STAGES)
+    assert sorted(run.name for run in task_runs) == sorted(STAGES)
 
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     experiment_id = mlflow.get_experiment_by_name("dlautoml").experiment_id
