@@ -26,6 +26,7 @@ from tasks import versioning
 
 ManifestType = TypeVar("ManifestType", bound=Manifest)
 LOCK_FILE = ".dlautoml.lock"
+SKIPPED_TAG = "dlautoml.skipped"
 
 
 class RunContext(BaseModel):
@@ -95,11 +96,16 @@ def execute_stage(
     Under orchestration an unchanged stage is skipped and a finished one is recorded in dvc.lock.
     """
     root = context.root
-    if context.orchestrated and versioning.stage_is_current(stage, root):
-        say(stage, "unchanged code, parameters and inputs: skipped, keeping its last outputs")
-        return manifest_type.read(root)
     params = context.params()
     experiment_id = tracking_for(context, params)
+    if context.orchestrated and versioning.stage_is_current(stage, root):
+        say(stage, "unchanged code, parameters and inputs: skipped, keeping its last outputs")
+        manifest = manifest_type.read(root)
+        tags = {**context.tags(stage), SKIPPED_TAG: "true"}
+        with mlflow.start_run(run_name=stage, experiment_id=experiment_id, parent_run_id=context.parent_run_id, tags=tags):
+            if manifest.metrics:
+                mlflow.log_metrics(manifest.metrics)
+        return manifest
     final = stage_folder(stage, root)
     staging = final.with_name(f".{stage}.staging")
     shutil.rmtree(staging, ignore_errors=True)

@@ -17,13 +17,15 @@ from components.config import STAGES
 from components.manifests import TrainingManifest
 from flows.automl import automl
 from flows.monitor import monitor
+from tasks.stage_runner import SKIPPED_TAG
 from tasks.versioning import track_data
 from tests.conftest import make_workspace, write_images
 
 
 def stage_run_counts(experiment_id: str) -> Counter:
+    """How many times each stage really ran (skipped stages get a run tagged as skipped)."""
     runs = mlflow.search_runs([experiment_id], filter_string="tags.`dlautoml.stage` != 'pipeline'", output_format="list")
-    return Counter(run.info.run_name for run in runs if run.info.run_name in STAGES)
+    return Counter(run.info.run_name for run in runs if run.info.run_name in STAGES and SKIPPED_TAG not in run.data.tags)
 
 
 def dvc(workspace: Path, environment: dict, *arguments: str) -> str:
@@ -75,9 +77,13 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert "up to date" in dvc(root, venv_environment, "status")
     assert stage_run_counts(experiment_id) == Counter(STAGES)
 
-    # Nothing changed: every stage is skipped.
+    # Nothing changed: every stage is skipped, and the new pipeline run still lists all six.
     automl(workspace=".", params_file="params.yaml")
     assert stage_run_counts(experiment_id) == Counter(STAGES)
+    latest = mlflow.search_runs([experiment_id], filter_string="tags.`dlautoml.stage` = 'pipeline'", output_format="list")[0]
+    skipped = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{latest.info.run_id}'", output_format="list")
+    assert sorted(run.info.run_name for run in skipped) == sorted(STAGES)
+    assert all(run.data.tags[SKIPPED_TAG] == "true" for run in skipped)
 
     # Only a training parameter changed: training and what depends on it run again.
     params = yaml.safe_load(Path("params.yaml").read_text())
