@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.errors import ConfigurationError
 
+TRACKING_URI_VARIABLE = "DLAUTOML_TRACKING_URI"
+"""Overrides ``tracking.tracking_uri``. Not ``MLFLOW_TRACKING_URI``: MLflow itself sets that variable
+whenever a process calls ``mlflow.set_tracking_uri``, so it would leak from one store to another."""
+
 STAGES: tuple[str, ...] = (
     "task_formulation",
     "data_preparation",
@@ -80,12 +84,12 @@ class TrackingParams(_Section):
     artifact_folder: str = "mlartifacts"
 
     def uri(self, workspace: Path | str = ".") -> str:
-        """The tracking store: ``MLFLOW_TRACKING_URI`` when set, else ``tracking_uri``.
+        """The tracking store: ``DLAUTOML_TRACKING_URI`` when set, else ``tracking_uri``.
 
         A relative SQLite path is made absolute against the workspace, so that search trials,
         which run in another folder, write to the same store.
         """
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        uri = os.environ.get(TRACKING_URI_VARIABLE) or self.tracking_uri
         prefix = "sqlite:///"
         if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
             uri = prefix + str((Path(workspace) / uri[len(prefix) :]).resolve())

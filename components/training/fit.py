@@ -38,9 +38,9 @@ class _History(Callback):
         self.rows: list[dict[str, float]] = []
         self.on_epoch = on_epoch
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # Runs after the epoch's validation, once both the training loss and the validation
+        # score of this epoch are in callback_metrics.
         row = {key: float(value) for key, value in trainer.callback_metrics.items()}
         self.rows.append(row)
         if self.on_epoch is not None:

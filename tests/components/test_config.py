@@ -36,8 +36,14 @@ def test_missing_params_file(tmp_path: Path):
 
 
 def test_relative_sqlite_store_is_made_absolute(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DLAUTOML_TRACKING_URI", raising=False)
     tracking = load_params(PROJECT / "params.yaml").tracking
     assert tracking.uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("DLAUTOML_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.uri(tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_mlflow_setting_its_own_variable_does_not_redirect_the_store(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("DLAUTOML_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
+    assert load_params(PROJECT / "params.yaml").tracking.uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"

@@ -81,7 +81,9 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     automl(workspace=".", params_file="params.yaml")
     assert stage_run_counts(experiment_id) == Counter(STAGES)
     latest = mlflow.search_runs([experiment_id], filter_string="tags.`dlautoml.stage` = 'pipeline'", output_format="list")[0]
-    skipped = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{latest.info.run_id}'", output_format="list")
+    skipped = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{latest.info.run_id}'", output_format="list"
+    )
     assert sorted(run.info.run_name for run in skipped) == sorted(STAGES)
     assert all(run.data.tags[SKIPPED_TAG] == "true" for run in skipped)
 
