@@ -79,15 +79,6 @@ def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> 
             yaml.dump(document, stream)
 
 
-def _preflight(source: Path, formulation, max_image_size: int) -> None:
-    """Checks the data before anything is copied or written: bad input fails fast with one line."""
-    from components.data.formulation import formulate_task
-    from components.data.sources import detect_modality, load_dataset
-
-    modality = detect_modality(source) if formulation.modality == "auto" else formulation.modality
-    formulate_task(load_dataset(source, modality, formulation.target, max_image_size), formulation)
-
-
 class Strategy(StrEnum):
     tpe = "tpe"
     random = "random"
@@ -121,6 +112,7 @@ def run(
     try:
         from components.config import load_params
         from components.data.digits import write_digits_images
+        from components.data.validation import validate_dataset
 
         if not params.is_file():
             raise UserInputError(f"parameters file {params} not found: run from the project folder or pass --params")
@@ -131,7 +123,7 @@ def run(
         if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
             typer.echo(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
         source = data.expanduser() if data is not None else workspace / formulation.data_path
-        _preflight(source, formulation, configured.data_preparation.max_image_size)
+        validate_dataset(source, formulation, configured.data_preparation)
         data_path = _place_data(data, workspace) if data is not None else formulation.data_path
         _update_params(
             params,
@@ -166,9 +158,9 @@ def monitor(
     _quiet_services()
     try:
         from flows.monitor import monitor as monitor_flow
+        from tasks.monitoring import load_new_inputs
 
-        if not data.exists():
-            raise UserInputError(f"input path {data} does not exist")
+        load_new_inputs(data, Path("."))
         monitor_flow(data_path=str(data), workspace=".", params_file=str(params))
     except UserInputError as error:
         _fail(str(error))

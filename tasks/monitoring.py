@@ -12,6 +12,7 @@ from prefect.cache_policies import NONE
 from components.config import load_params
 from components.data.preparation import Preprocessor, Splits
 from components.data.sources import load_unlabelled_inputs
+from components.errors import DataError
 from components.manifests import MonitoringManifest, PreparationManifest, TaskManifest
 from components.monitoring.drift import check_drift, fit_drift_detector, load_drift_detector, save_drift_detector
 from components.tracking import configure_tracking
@@ -59,17 +60,31 @@ def monitoring(context: RunContext) -> MonitoringManifest:
     return execute_stage(STAGE, MonitoringManifest, context, fit_monitor)
 
 
+def load_new_inputs(data_path: Path, root: Path) -> np.ndarray:
+    """New raw inputs shaped like the training features of the deployed pipeline.
+
+    Raises:
+        FileNotFoundError: the pipeline has not run in this workspace yet.
+        DataError: the inputs are missing, unreadable or do not match the training features.
+    """
+    task_manifest = TaskManifest.read(root)
+    preparation = PreparationManifest.read(root)
+    shape = tuple(preparation.input_shape) if task_manifest.modality == "image" else ()
+    raw = load_unlabelled_inputs(Path(data_path), task_manifest.modality, preparation.feature_names, shape)
+    if len(raw) < 2:
+        raise DataError(f"{data_path} holds {len(raw)} input(s): a drift test needs at least two")
+    return raw
+
+
 @task(name="drift_check", cache_policy=NONE, log_prints=True)
 def drift_check(data_path: str, workspace: str = ".", params_file: str = "params.yaml") -> dict:
     """Tests a batch of new raw inputs for drift and records the result in the monitoring experiment."""
     root = Path(workspace)
     params = load_params(root / params_file)
-    task_manifest = TaskManifest.read(root)
-    preparation = PreparationManifest.read(root)
     monitor = MonitoringManifest.read(root)
+    preparation = PreparationManifest.read(root)
     preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
-    shape = tuple(preparation.input_shape) if task_manifest.modality == "image" else ()
-    raw = load_unlabelled_inputs(Path(data_path), task_manifest.modality, preparation.feature_names, shape)
+    raw = load_new_inputs(Path(data_path), root)
     detector = load_drift_detector(MonitoringManifest.file(monitor.detector_folder, root))
     result = check_drift(detector, preprocessor.transform(raw))
     tracking = params.tracking

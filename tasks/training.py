@@ -45,6 +45,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         tracking_uri=mlflow.get_tracking_uri(),
         experiment_id=mlflow.active_run().info.experiment_id,
         parent_run_id=inputs.run_id,
+        tags={**inputs.context.tags(STAGE), "dlautoml.trial": "true"},
     )
     settings_file = inputs.output / "trial_settings.json"
     settings.save(settings_file)

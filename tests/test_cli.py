@@ -29,6 +29,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     table.write_text("x,label\n1,a\n2,b\n")
     broken = tmp_path / "broken.csv"
     broken.write_bytes(b"\xff\xfe\x00\x81\xd9\x10garbage")
+    tiny_class = tmp_path / "tiny_class.csv"
+    tiny_class.write_text("x,label\n1,a\n2,a\n3,a\n4,a\n5,b\n6,b\n")
     images = tmp_path / "images" / "cat"
     images.mkdir(parents=True)
     (images / "1.png").write_text("not a png")
@@ -36,6 +38,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "missing path": (["--data", str(tmp_path / "nope.csv")], "does not exist"),
         "missing target": (["--data", str(table), "--target", "price"], "target column 'price' is not in"),
         "single class": (["--data", str(single)], "single class"),
+        "class too small to split": (["--data", str(tiny_class)], "'b' (2)"),
         "empty file": (["--data", str(empty)], "is empty"),
         "unreadable file": (["--data", str(broken)], "not a readable CSV"),
         "unreadable image": (["--data", str(images.parent)], "cannot be read"),
@@ -43,7 +46,16 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize(
-    "case", ["missing path", "missing target", "single class", "empty file", "unreadable file", "unreadable image"]
+    "case",
+    [
+        "missing path",
+        "missing target",
+        "single class",
+        "class too small to split",
+        "empty file",
+        "unreadable file",
+        "unreadable image",
+    ],
 )
 def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path: Path, case: str):
     root = make_workspace(tmp_path / "workspace", "data/digits")

@@ -97,7 +97,7 @@ def formulate_task(dataset: RawDataset, params: TaskFormulationParams) -> TaskFo
         reasons.append(f"success threshold {threshold:.3f}: set in params.yaml")
     elif task_type == "classification":
         majority = max(np.unique(label_strings(dataset.target), return_counts=True)[1]) / len(dataset)
-        threshold = round(float(majority + 0.5 * (1 - majority)), 4)
+        threshold = float(majority + 0.5 * (1 - majority))
         reasons.append(f"success threshold {threshold:.3f}: halfway from the majority-class rate ({majority:.3f}) to perfect")
     else:
         threshold = 0.5

@@ -21,6 +21,7 @@ class TrialSettings(BaseModel):
     tracking_uri: str
     experiment_id: str
     parent_run_id: str | None = None
+    tags: dict[str, str] = {}
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")

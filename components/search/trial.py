@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         parameters={"family": settings.family, **parameters},
         history=outcome.history,
         final_metrics={"val_score": outcome.score, "trial_seconds": outcome.seconds},
-        tags={"dlautoml.stage": "training", "nni.trial_id": nni.get_trial_id(), "nni.experiment_id": nni.get_experiment_id()},
+        tags={**settings.tags, "nni.trial_id": nni.get_trial_id(), "nni.experiment_id": nni.get_experiment_id()},
     )
 
 

@@ -70,6 +70,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{training_run.info.run_id}'", output_format="list"
     )
     assert len(trials) == 2 and all("val_score" in trial.data.metrics for trial in trials)
+    assert all(trial.data.tags["data_version"] == version for trial in trials)
     assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
     champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
     assert champion.tags["data_version"] == version
