@@ -68,6 +68,10 @@ class DeploymentParams(_Section):
     parity_tolerance: float = Field(1e-4, gt=0)
     latency_threads: int = Field(1, ge=1)
     latency_repeats: int = Field(200, ge=10)
+    quantisation_tolerance: float = Field(0.005, ge=0)
+    sweep_batch_sizes: list[int] = [1, 8, 32, 128]
+    sweep_threads: list[int] = [1, 2]
+    sweep_seconds: float = Field(0.3, gt=0)
 
 
 class MonitoringParams(_Section):

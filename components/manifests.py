@@ -110,6 +110,13 @@ class DeploymentManifest(Manifest):
     stage: ClassVar[str] = "deployment"
 
     onnx_file: str = "model.onnx"
+    optimised_file: str = "model.optimised.onnx"
+    int8_file: str = "model.int8.onnx"
+    serving_file: str
+    quantisation: str
+    serving_threads: int
+    max_batch_size: int
+    sweep_file: str = "sweep.csv"
     input_name: str
     output_name: str
     registered_model: str

@@ -168,6 +168,53 @@ def monitor(
         _fail(f"{error}: run `dlautoml run` first")
 
 
+@app.command()
+def serve(
+    model: str | None = typer.Option(None, help="registered model name [default: the one this workspace last deployed]"),
+    alias: str = typer.Option("champion", help="registry alias to serve; the server follows it when it moves"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; the default keeps the endpoint local"),
+    port: int = typer.Option(8000, help="port to listen on"),
+    max_batch_size: int | None = typer.Option(None, min=1, help="largest micro-batch [default: chosen by the deployment sweep]"),
+    max_wait_ms: float = typer.Option(5.0, min=0.0, help="longest a request waits for others to batch with"),
+    log_sample_rate: float = typer.Option(1.0, min=0.0, max=1.0, help="share of requests written to the request log"),
+    request_log: Path = typer.Option(Path("serving/requests.db"), help="SQLite request log that monitoring reads"),
+    reload_seconds: float = typer.Option(5.0, min=0.5, help="how often to check whether the alias moved"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file (for the tracking store)"),
+) -> None:
+    """Serve a registered model over HTTP with ONNX Runtime: POST /predict, GET /health, GET /metrics."""
+    _quiet_services()
+    import mlflow
+    import uvicorn
+
+    from components.config import load_params
+    from components.manifests import DeploymentManifest
+    from components.serving.app import ServingConfig, create_app
+    from components.serving.model_store import alias_version
+
+    try:
+        tracking = load_params(params).tracking
+        mlflow.set_tracking_uri(tracking.uri(Path(".")))
+        if model is None:
+            try:
+                model = DeploymentManifest.read(".").registered_model
+            except FileNotFoundError as error:
+                raise UserInputError(f"{error}, or pass --model") from error
+        alias_version(model, alias)
+    except UserInputError as error:
+        _fail(str(error))
+    config = ServingConfig(
+        model_name=model,
+        alias=alias,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        request_log=request_log,
+        log_sample_rate=log_sample_rate,
+        reload_seconds=reload_seconds,
+    )
+    typer.echo(f"serving {model}@{alias} on http://{host}:{port} (POST /predict, GET /health, GET /metrics)")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
 class Interface(StrEnum):
     mlflow = "mlflow"
     prefect = "prefect"

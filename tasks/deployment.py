@@ -5,16 +5,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
+import numpy as np
+import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NONE
 
 from components.data.preparation import Preprocessor, Splits
 from components.deployment.onnx_export import INPUT_NAME, check_parity, export_onnx, inference_session, measure_latency
+from components.deployment.optimisation import (
+    choose_serving_settings,
+    gate_quantisation,
+    plot_sweep,
+    quantise_int8,
+    save_optimised_graph,
+    sweep,
+)
 from components.deployment.registry import register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import build_network
+from components.training.fit import evaluation_metrics
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "deployment"
@@ -32,31 +44,79 @@ def load_deployable(root) -> DeployableModel:
     return DeployableModel(network.eval(), preprocessor, task.task_type).eval()
 
 
+def test_scorer(task_type: str, targets: np.ndarray):
+    """The task's test metric computed from ONNX outputs (probabilities or predictions)."""
+    metric = "accuracy" if task_type == "classification" else "r2"
+    return lambda outputs: evaluation_metrics(task_type, outputs, targets)[metric]
+
+
+def serving_metadata(task: TaskManifest, preparation: PreparationManifest, threads: int, max_batch: int) -> dict:
+    """What a server needs besides the graph: how to read inputs and name outputs."""
+    return {
+        "modality": task.modality,
+        "task_type": task.task_type,
+        "class_names": task.class_names or [],
+        "feature_names": preparation.feature_names,
+        "input_shape": preparation.input_shape,
+        "serving_threads": threads,
+        "max_batch_size": max_batch,
+    }
+
+
 def deploy(inputs: StageInputs) -> DeploymentManifest:
     params = inputs.params.deployment
     root = inputs.workspace
+    out = inputs.output
     task = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
     training = TrainingManifest.read(root)
     model = load_deployable(root)
-    test_inputs = Splits.load(PreparationManifest.file(preparation.splits_file, root)).features["test"]
+    splits = Splits.load(PreparationManifest.file(preparation.splits_file, root))
+    test_inputs = splits.features["test"]
 
-    onnx_path = export_onnx(model, test_inputs, inputs.output / "model.onnx")
+    def say(message: str) -> None:
+        inputs.say(f"[{STAGE}] {message}")
+
+    onnx_path = export_onnx(model, test_inputs, out / "model.onnx")
     session = inference_session(onnx_path, params.latency_threads)
     parity = check_parity(model, session, test_inputs, params.parity_tolerance)
     agreement = f", class agreement {parity.class_agreement:.4f}" if task.task_type == "classification" else ""
-    inputs.say(
-        f"[{STAGE}] parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}{agreement}"
-    )
+    say(f"parity on {parity.samples} test inputs: max |difference| {parity.max_absolute_difference:.2e}{agreement}")
     metrics = {"parity_max_absolute_difference": parity.max_absolute_difference, "parity_class_agreement": parity.class_agreement}
     for batch_size in LATENCY_BATCH_SIZES:
         latency = measure_latency(model, session, test_inputs, batch_size, params.latency_repeats, params.latency_threads)
         metrics.update({f"batch{batch_size}_{name}": value for name, value in latency.items()})
-        inputs.say(
-            f"[{STAGE}] batch {batch_size}: ONNX Runtime p50 {latency['onnxruntime_p50_ms']:.3f} ms, "
-            f"PyTorch p50 {latency['pytorch_p50_ms']:.3f} ms ({latency['speedup_p50']:.1f}x, "
-            f"{params.latency_threads} thread(s))"
+        say(
+            f"batch {batch_size}: ONNX Runtime p50 {latency['onnxruntime_p50_ms']:.3f} ms, "
+            f"PyTorch p50 {latency['pytorch_p50_ms']:.3f} ms ({latency['speedup_p50']:.1f}x, {params.latency_threads} thread(s))"
         )
+
+    save_optimised_graph(onnx_path, out / "model.optimised.onnx")
+    method = quantise_int8(onnx_path, out / "model.int8.onnx", training.family, splits.features["train"][:256])
+    decision = gate_quantisation(
+        session,
+        inference_session(out / "model.int8.onnx", params.latency_threads),
+        test_inputs,
+        test_scorer(task.task_type, splits.targets["test"]),
+        params.quantisation_tolerance,
+        method,
+    )
+    say(f"{decision.reason}; quantisation {method}")
+    metrics.update(
+        {"float32_test_score": decision.float_score, "int8_test_score": decision.int8_score, "int8_kept": float(decision.kept)}
+    )
+    serving_file = "model.int8.onnx" if decision.kept else "model.onnx"
+
+    rows = sweep(out / serving_file, test_inputs, params.sweep_batch_sizes, params.sweep_threads, params.sweep_seconds)
+    pd.DataFrame([vars(row) for row in rows]).to_csv(out / "sweep.csv", index=False)
+    plot_sweep(rows, out / "sweep.png")
+    chosen = choose_serving_settings(rows)
+    say(
+        f"serving {serving_file} with {chosen['threads']} thread(s), micro-batches of up to {chosen['max_batch_size']} "
+        f"({chosen['best_throughput']:.0f} samples/s at best)"
+    )
+    for name in ("sweep.csv", "sweep.png"):
+        mlflow.log_artifact(str(out / name), artifact_path=STAGE)
 
     name = params.registered_model_name or f"dlautoml-{Path(task.data_path).stem}"
     warnings = []
@@ -66,15 +126,27 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         "git_commit": inputs.context.git_commit,
         f"test_{training.test_metric}": f"{training.test_score:.6f}",
         "meets_success_threshold": str(meets_threshold).lower(),
+        "quantisation": decision.reason,
     }
-    registration = register_onnx_model(onnx_path, name, test_inputs[:2], tags, set_alias=meets_threshold)
+    registration = register_onnx_model(
+        out / serving_file,
+        name,
+        test_inputs[:2],
+        tags,
+        metadata=serving_metadata(task, preparation, int(chosen["threads"]), int(chosen["max_batch_size"])),
+        set_alias=meets_threshold,
+    )
     if not meets_threshold:
         warnings.append(
             f"version {registration.version} is registered without an alias: its test {training.test_metric} "
             f"{training.test_score:.4f} is below the success threshold {task.success_threshold:.4f}"
         )
-    inputs.say(f"[{STAGE}] registered {registration.uri} (version {registration.version})")
+    say(f"registered {registration.uri} (version {registration.version})")
     return DeploymentManifest(
+        serving_file=serving_file,
+        quantisation=decision.reason,
+        serving_threads=int(chosen["threads"]),
+        max_batch_size=int(chosen["max_batch_size"]),
         input_name=INPUT_NAME,
         output_name=model.output_name,
         registered_model=name,

@@ -27,7 +27,7 @@ TINY_PARAMS = {
         "patience": 3,
         "batch_size": 8,
     },
-    "deployment": {"latency_repeats": 10},
+    "deployment": {"latency_repeats": 10, "sweep_batch_sizes": [1, 8], "sweep_threads": [1], "sweep_seconds": 0.05},
     "monitoring": {"reference_size": 100, "permutations": 20},
 }
 

@@ -24,7 +24,12 @@ class Registration:
 
 
 def register_onnx_model(
-    onnx_path: Path, name: str, input_example: np.ndarray, tags: dict[str, str], set_alias: bool = True
+    onnx_path: Path,
+    name: str,
+    input_example: np.ndarray,
+    tags: dict[str, str],
+    metadata: dict | None = None,
+    set_alias: bool = True,
 ) -> Registration:
     """Logs the ONNX model to the active MLflow run and registers a new version of ``name``.
 
@@ -36,7 +41,7 @@ def register_onnx_model(
         name="model",
         registered_model_name=name,
         input_example=input_example.astype(np.float32),
-        metadata=tags,
+        metadata={**tags, "serving": metadata or {}},
     )
     version = str(info.registered_model_version)
     client = MlflowClient()

@@ -1,0 +1,186 @@
+"""The FastAPI application behind `dlautoml serve`.
+
+``POST /predict`` takes JSON (``rows`` for tables, ``images`` as base64 for images);
+``POST /predict/images`` takes image file uploads; ``GET /health``; ``GET /metrics`` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict
+
+from components.serving.batcher import MicroBatcher
+from components.serving.inputs import RequestError, base64_images, decode_images, predictions_json, rows_to_array
+from components.serving.model_store import LoadedModel, alias_version, load_version
+from components.serving.request_log import RequestLog
+
+logger = logging.getLogger("dlautoml.serving")
+
+
+@dataclass
+class ServingConfig:
+    model_name: str
+    alias: str = "champion"
+    max_batch_size: int | None = None
+    max_wait_ms: float = 5.0
+    request_log: Path = Path("serving/requests.db")
+    log_sample_rate: float = 1.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    reload_seconds: float = 5.0
+    threads: int | None = None
+
+
+class PredictRequest(BaseModel):
+    """Exactly one of ``rows`` (table rows, lists or objects keyed by feature) or ``images`` (base64)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: list[list[float | None] | dict[str, float | None]] | None = None
+    images: list[str] | None = None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("dlautoml_requests", "Prediction requests answered", ["status"], registry=self.registry)
+        self.errors = Counter("dlautoml_errors", "Prediction requests refused or failed", ["kind"], registry=self.registry)
+        self.latency = Histogram(
+            "dlautoml_request_latency_seconds",
+            "Time from receiving a prediction request to answering it",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "dlautoml_batch_size", "Rows per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry
+        )
+        self.model_version = Gauge("dlautoml_model_version", "Registry version being served", ["model"], registry=self.registry)
+
+
+class ModelHolder:
+    """The version being served; swapped whole when the alias moves, so in-flight batches finish on the old one."""
+
+    def __init__(self, config: ServingConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.current: LoadedModel | None = None
+
+    def load(self, version: str) -> None:
+        model = load_version(self.config.model_name, version, self.config.threads)
+        self.current = model
+        self.metrics.model_version.labels(self.config.model_name).set(float(version))
+        logger.info("serving %s version %s", self.config.model_name, version)
+
+    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, str]:
+        model = self.current
+        return model.predict(batch), model.version
+
+    async def follow_alias(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_seconds)
+            try:
+                version = await run_in_threadpool(alias_version, self.config.model_name, self.config.alias)
+                if version != self.current.version:
+                    await run_in_threadpool(self.load, version)
+            except Exception as error:  # keep serving the current version
+                logger.warning("could not check the registry for a new %s: %s", self.config.alias, error)
+
+
+def create_app(config: ServingConfig) -> FastAPI:
+    metrics = Metrics()
+    holder = ModelHolder(config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(holder.load, await run_in_threadpool(alias_version, config.model_name, config.alias))
+        max_batch = config.max_batch_size or holder.current.metadata.max_batch_size
+        batcher = MicroBatcher(holder.predict, max_batch, config.max_wait_ms, on_batch=metrics.batch_size.observe)
+        batcher.start()
+        request_log = RequestLog(config.request_log, config.log_sample_rate)
+        follower = asyncio.get_running_loop().create_task(holder.follow_alias())
+        app.state.batcher, app.state.request_log = batcher, request_log
+        try:
+            yield
+        finally:
+            follower.cancel()
+            await batcher.stop()
+            request_log.close()
+
+    app = FastAPI(title="dlautoml serving", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            metrics.errors.labels("too_large").inc()
+            return JSONResponse({"detail": f"request body of {length} bytes exceeds the limit of {config.max_body_bytes}"}, 413)
+        return await call_next(request)
+
+    async def answer(raw: np.ndarray, started: float) -> dict:
+        outputs, version = await app.state.batcher.submit(raw)
+        model = holder.current
+        predictions = predictions_json(outputs, model.metadata)
+        latency = time.perf_counter() - started
+        app.state.request_log.record(config.model_name, version, raw, outputs, predictions, latency * 1000)
+        metrics.latency.observe(latency)
+        metrics.requests.labels("ok").inc()
+        return {"model": config.model_name, "version": version, "predictions": predictions}
+
+    def refuse(error: Exception, kind: str) -> HTTPException:
+        metrics.errors.labels(kind).inc()
+        metrics.requests.labels("refused").inc()
+        return HTTPException(status_code=400, detail=str(error))
+
+    @app.post("/predict")
+    async def predict(payload: PredictRequest) -> dict:
+        started = time.perf_counter()
+        metadata = holder.current.metadata
+        try:
+            if (payload.rows is None) == (payload.images is None):
+                raise RequestError("send exactly one of 'rows' (tables) or 'images' (base64-encoded images)")
+            if metadata.modality == "tabular":
+                if payload.rows is None:
+                    raise RequestError("this model reads table rows: send 'rows'")
+                raw = await run_in_threadpool(rows_to_array, payload.rows, metadata)
+            else:
+                if payload.images is None:
+                    raise RequestError(
+                        "this model reads images: send 'images' as base64 strings or POST files to /predict/images"
+                    )
+                raw = await run_in_threadpool(lambda: decode_images(base64_images(payload.images), metadata))
+        except RequestError as error:
+            raise refuse(error, "invalid_input") from error
+        return await answer(raw, started)
+
+    @app.post("/predict/images")
+    async def predict_images(files: list[UploadFile] = File(...)) -> dict:
+        started = time.perf_counter()
+        metadata = holder.current.metadata
+        try:
+            if metadata.modality != "image":
+                raise RequestError("this model reads table rows: POST JSON 'rows' to /predict")
+            blobs = [await upload.read() for upload in files]
+            raw = await run_in_threadpool(decode_images, blobs, metadata)
+        except RequestError as error:
+            raise refuse(error, "invalid_input") from error
+        return await answer(raw, started)
+
+    @app.get("/health")
+    async def health() -> dict:
+        model = holder.current
+        return {"status": "ok", "model": config.model_name, "version": model.version, "alias": config.alias}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,175 @@
+"""The serving endpoint on a real registered ONNX model: predictions, refusals, metrics, the request
+log, micro-batching under concurrency, and a champion switch under load."""
+
+import asyncio
+import base64
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from components.data.preparation import Preprocessor
+from components.deployment.onnx_export import export_onnx
+from components.deployment.registry import register_onnx_model
+from components.deployment.wrapper import DeployableModel
+from components.models.families import build_network
+from components.serving.app import ServingConfig, create_app
+from components.serving.batcher import MicroBatcher
+from components.serving.request_log import read_requests
+from components.tracking import configure_tracking
+
+FEATURES = ["a", "b", "c"]
+
+
+def register(tmp_path: Path, name: str, family: str, seed: int, set_alias: bool = True) -> str:
+    torch.manual_seed(seed)
+    if family == "mlp":
+        raw = np.random.default_rng(seed).normal(size=(32, 3)).astype(np.float32)
+        network = build_network("mlp", [3], 2, {"depth": 1, "width": 8, "activation": "relu", "dropout": 0.0})
+        metadata = {"modality": "tabular", "feature_names": FEATURES, "input_shape": [3]}
+    else:
+        raw = np.random.default_rng(seed).integers(0, 255, size=(16, 1, 8, 8)).astype(np.float32)
+        network = build_network("cnn", [1, 8, 8], 2, {"depth": 1, "width": 4, "block": "plain", "kernel_size": 3, "dropout": 0.0})
+        metadata = {"modality": "image", "feature_names": ["pixel_0"], "input_shape": [1, 8, 8]}
+    model = DeployableModel(network.eval(), Preprocessor.fit(raw, metadata["modality"]), "classification").eval()
+    path = export_onnx(model, raw, tmp_path / f"{name}-{seed}.onnx")
+    metadata.update({"task_type": "classification", "class_names": ["no", "yes"], "serving_threads": 1, "max_batch_size": 16})
+    with mlflow.start_run():
+        registration = register_onnx_model(path, name, raw[:2], {"data_version": "test"}, metadata, set_alias=set_alias)
+    return registration.version
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "serving-test", tmp_path / "artifacts")
+    return tmp_path
+
+
+def client_for(store: Path, name: str, **options) -> TestClient:
+    config = ServingConfig(model_name=name, request_log=store / "requests.db", reload_seconds=0.2, **options)
+    return TestClient(create_app(config))
+
+
+def png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, size=(12, 12)).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_table_predictions_metrics_and_request_log(store: Path):
+    register(store, "table", "mlp", seed=0)
+    with client_for(store, "table") as client:
+        assert client.get("/health").json() == {"status": "ok", "model": "table", "version": "1", "alias": "champion"}
+        answer = client.post("/predict", json={"rows": [[0.1, 0.2, None], {"a": 1, "b": 2, "c": 3}]})
+        assert answer.status_code == 200
+        predictions = answer.json()["predictions"]
+        assert len(predictions) == 2 and all(p["label"] in ("no", "yes") for p in predictions)
+        assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        metrics = client.get("/metrics").text
+        assert 'dlautoml_requests_total{status="ok"} 1.0' in metrics
+        assert 'dlautoml_model_version{model="table"} 1.0' in metrics
+    logged = read_requests(store / "requests.db")
+    assert len(logged) == 1 and logged[0]["rows"] == 2 and logged[0]["model_version"] == "1"
+    assert np.isnan(logged[0]["inputs"][0, 2]) and logged[0]["inputs"][1].tolist() == [1.0, 2.0, 3.0]
+    with client_for(store, "table") as client:  # a restart keeps the log and appends to it
+        client.post("/predict", json={"rows": [[0, 0, 0]]})
+    assert len(read_requests(store / "requests.db")) == 2
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"rows": [[1, 2]]}, 400, "row 0 has 2 values, the model takes 3"),
+        ({"rows": [{"a": 1, "b": 2}]}, 400, "row 0 lacks the features c"),
+        ({"rows": [["x", 1, 2]]}, 422, "rows"),
+        ({"rows": []}, 400, "'rows' is empty"),
+        ({"images": ["aGVsbG8="]}, 400, "this model reads table rows"),
+        ({}, 400, "send exactly one of"),
+        ({"rows": [[1, 2, 3]], "extra": 1}, 422, "extra"),
+    ],
+)
+def test_invalid_requests_are_refused_and_serving_goes_on(store: Path, body, status, message):
+    register(store, "table", "mlp", seed=0)
+    with client_for(store, "table") as client:
+        answer = client.post("/predict", json=body)
+        assert answer.status_code == status and message in answer.text
+        assert client.post("/predict", json={"rows": [[1, 2, 3]]}).status_code == 200
+
+
+def test_oversized_and_malformed_bodies(store: Path):
+    register(store, "table", "mlp", seed=0)
+    with client_for(store, "table", max_body_bytes=1000) as client:
+        assert client.post("/predict", json={"rows": [[1.0, 2.0, 3.0]] * 200}).status_code == 413
+        assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+        assert "too_large" in client.get("/metrics").text
+
+
+def test_image_model_takes_base64_and_uploads(store: Path):
+    register(store, "pictures", "cnn", seed=0)
+    with client_for(store, "pictures") as client:
+        encoded = [base64.b64encode(png(seed)).decode() for seed in range(3)]
+        assert len(client.post("/predict", json={"images": encoded}).json()["predictions"]) == 3
+        files = [("files", (f"{seed}.png", png(seed), "image/png")) for seed in range(2)]
+        assert len(client.post("/predict/images", files=files).json()["predictions"]) == 2
+        broken = client.post("/predict", json={"images": [base64.b64encode(b"not an image").decode()]})
+        assert broken.status_code == 400 and "cannot be decoded" in broken.text
+        assert client.post("/predict", json={"images": ["%%%"]}).status_code == 400
+        assert client.post("/predict", json={"rows": [[1, 2, 3]]}).status_code == 400
+
+
+def test_micro_batcher_groups_concurrent_requests_and_returns_each_its_rows():
+    batch_sizes: list[int] = []
+
+    def predict(batch: np.ndarray):
+        return batch * 2, "7"
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=8, max_wait_ms=20, on_batch=batch_sizes.append)
+        batcher.start()
+        requests = [np.full((1 + index % 3, 2), index, dtype=np.float32) for index in range(20)]
+        answers = await asyncio.gather(*(batcher.submit(request) for request in requests))
+        await batcher.stop()
+        return requests, answers
+
+    requests, answers = asyncio.run(scenario())
+    for request, (outputs, version) in zip(requests, answers):
+        assert version == "7" and np.array_equal(outputs, request * 2)
+    assert sum(batch_sizes) == sum(len(request) for request in requests)
+    assert max(batch_sizes) > 1 and len(batch_sizes) < len(requests)
+
+
+def test_champion_switch_under_load_fails_no_request(store: Path):
+    register(store, "table", "mlp", seed=0)
+    register(store, "table", "mlp", seed=1, set_alias=False)
+    versions: list[str] = []
+    statuses: list[int] = []
+    stop = threading.Event()
+    with client_for(store, "table") as client:
+
+        def hammer():
+            while not stop.is_set():
+                answer = client.post("/predict", json={"rows": [[0.5, -0.5, 1.0]]})
+                statuses.append(answer.status_code)
+                versions.append(answer.json().get("version"))
+
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(4):
+                pool.submit(hammer)
+            threading.Event().wait(0.5)
+            MlflowClient().set_registered_model_alias("table", "champion", "2")
+            for _ in range(100):
+                if client.get("/health").json()["version"] == "2":
+                    break
+                threading.Event().wait(0.1)
+            threading.Event().wait(0.5)
+            stop.set()
+    assert statuses and set(statuses) == {200}
+    assert versions[0] == "1" and versions[-1] == "2"
