@@ -44,7 +44,7 @@ def load_deployable(root) -> DeployableModel:
     return DeployableModel(network.eval(), preprocessor, task.task_type).eval()
 
 
-def test_scorer(task_type: str, targets: np.ndarray):
+def metric_scorer(task_type: str, targets: np.ndarray):
     """The task's test metric computed from ONNX outputs (probabilities or predictions)."""
     metric = "accuracy" if task_type == "classification" else "r2"
     return lambda outputs: evaluation_metrics(task_type, outputs, targets)[metric]
@@ -97,7 +97,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         session,
         inference_session(out / "model.int8.onnx", params.latency_threads),
         test_inputs,
-        test_scorer(task.task_type, splits.targets["test"]),
+        metric_scorer(task.task_type, splits.targets["test"]),
         params.quantisation_tolerance,
         method,
     )
