@@ -78,6 +78,10 @@ class MonitoringParams(_Section):
     p_value: float = Field(0.05, gt=0, lt=1)
     reference_size: int = Field(500, ge=20)
     permutations: int = Field(100, ge=10)
+    conformal_confidence: float = Field(0.9, gt=0, lt=1)
+    minimum_window: int = Field(20, ge=2)
+    schedule: str = "*/15 * * * *"
+    retrain_on_drift: bool = True
 
 
 class TrackingParams(_Section):

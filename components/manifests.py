@@ -130,4 +130,8 @@ class MonitoringManifest(Manifest):
 
     detector: str
     detector_folder: str = "drift_detector"
+    feature_detector_folder: str | None = None
+    conformal_file: str = "conformal_scores.npy"
+    conformal_confidence: float
+    reference_shares: list[float] = []
     p_value_threshold: float

@@ -148,24 +148,78 @@ def run(
 
 @app.command()
 def monitor(
-    data: Path = typer.Option(..., help="new inputs: a CSV with the training feature columns, or a folder of images"),
+    data: Path | None = typer.Option(
+        None,
+        help="new inputs (a CSV with the training feature columns, or a folder of images) [default: the serving endpoint's requests since the last check]",
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
+    serve_deployments: bool = typer.Option(
+        False, "--serve", help="serve the 'monitor' (on monitoring.schedule) and 'automl' deployments until stopped"
+    ),
 ) -> None:
-    """Test a batch of new inputs for drift against the training data (Prefect flow 'monitor').
+    """Check new inputs for drift and uncertainty (Prefect flow 'monitor'); results go to MLflow.
 
-    Exits 0 either way; the p-value and decision are printed and logged to MLflow.
+    Exits 0 whether or not there is drift; the figures and the decision are printed and logged.
+    With --serve, runs the scheduled deployments instead (starting a local Prefect server on
+    127.0.0.1:4200 when PREFECT_API_URL is not set); a drift then starts the 'automl' deployment.
     """
     _quiet_services()
+    if serve_deployments:
+        _serve_deployments(params)
+        return
     try:
         from flows.monitor import monitor as monitor_flow
         from tasks.monitoring import load_new_inputs
 
-        load_new_inputs(data, Path("."))
-        monitor_flow(data_path=str(data), workspace=".", params_file=str(params))
+        if data is not None:
+            load_new_inputs(data, Path("."))
+        monitor_flow(data_path=str(data) if data is not None else None, workspace=".", params_file=str(params))
     except UserInputError as error:
         _fail(str(error))
     except FileNotFoundError as error:
         _fail(f"{error}: run `dlautoml run` first")
+
+
+def _serve_deployments(params: Path) -> None:
+    """Serves both flows as deployments against a Prefect server (started here if none is configured)."""
+    import atexit
+    import time
+    import urllib.request
+
+    from components.config import load_params
+
+    schedule = load_params(params).monitoring.schedule
+    if not os.environ.get("PREFECT_API_URL"):
+        url = "http://127.0.0.1:4200/api"
+        log = open(".prefect-server.log", "ab")
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", "4200"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        atexit.register(server.terminate)
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    _fail("the Prefect server did not start: see .prefect-server.log (is port 4200 taken?)", code=1)
+                time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = url
+        typer.echo("Prefect server and UI on http://127.0.0.1:4200 (log: .prefect-server.log)")
+    from prefect import serve as prefect_serve
+
+    from flows.automl import automl
+    from flows.monitor import monitor as monitor_flow
+
+    workspace = str(Path(".").resolve())
+    prefect_serve(
+        automl.to_deployment(name="automl", parameters={"workspace": workspace, "params_file": str(params)}),
+        monitor_flow.to_deployment(
+            name="monitor", cron=schedule, parameters={"workspace": workspace, "params_file": str(params)}
+        ),
+    )
 
 
 @app.command()

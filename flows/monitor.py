@@ -1,4 +1,4 @@
-"""The monitoring flow: test a batch of new inputs against the deployed model's reference data."""
+"""The monitoring flow: check new inputs against what the deployed model was trained on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tasks.monitoring import drift_check
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(data_path: str, workspace: str = ".", params_file: str = "params.yaml") -> dict:
-    """Reports drift (p-value and decision) for the inputs at ``data_path`` to MLflow."""
+def monitor(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
+    """Drift (embeddings; per feature for tables), uncertainty and the prediction distribution of the
+    inputs at ``data_path``, or of every request the endpoint logged since the last check."""
     return drift_check(data_path, workspace, params_file)

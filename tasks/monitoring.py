@@ -1,62 +1,104 @@
-"""Stage 6, monitoring: fit and save the drift detector; and the monitor flow's check of new data."""
+"""Stage 6, monitoring: fit what watches the model in production; and the `monitor` flow's checks of
+new inputs (a file, or the serving endpoint's request log since the last check)."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import torch
 from prefect import task
 from prefect.cache_policies import NONE
 
-from components.config import load_params
-from components.data.preparation import Preprocessor, Splits
+from components.config import PipelineParams, load_params
+from components.data.preparation import Splits
 from components.data.sources import load_unlabelled_inputs
 from components.errors import DataError
-from components.manifests import MonitoringManifest, PreparationManifest, TaskManifest
-from components.monitoring.drift import check_drift, fit_drift_detector, load_drift_detector, save_drift_detector
+from components.manifests import DeploymentManifest, MonitoringManifest, PreparationManifest, TaskManifest
+from components.monitoring.drift import (
+    check_drift,
+    fit_drift_detector,
+    fit_feature_detector,
+    load_drift_detector,
+    save_drift_detector,
+)
+from components.monitoring.production import utilisation
+from components.monitoring.report import MonitorReference, check_batch
+from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
+from components.serving.request_log import read_requests
 from components.tracking import configure_tracking
+from tasks.deployment import load_deployable
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "monitoring"
 NOISE_SCALE = 0.5
+STATE_FILE = "monitor_state.json"
+
+
+def model_outputs(model, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and outputs (probabilities or predictions) of the trained model for raw inputs."""
+    tensor = torch.from_numpy(raw.astype(np.float32))
+    with torch.no_grad():
+        return model.embed(tensor).numpy(), model(tensor).numpy()
 
 
 def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     params = inputs.params.monitoring
     root = inputs.workspace
+    task = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
     splits = Splits.load(PreparationManifest.file(preparation.splits_file, root))
-    preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
-    detector = fit_drift_detector(
-        preprocessor.transform(splits.features["train"]),
-        params.p_value,
-        params.permutations,
-        params.reference_size,
-        inputs.params.data_preparation.seed,
+    model = load_deployable(root)
+    seed = inputs.params.data_preparation.seed
+    embeddings = {split: model_outputs(model, splits.features[split]) for split in ("train", "validation", "test")}
+
+    manifest = MonitoringManifest(
+        detector="mmd on penultimate-layer embeddings",
+        conformal_confidence=params.conformal_confidence,
+        p_value_threshold=params.p_value,
     )
-    manifest = MonitoringManifest(detector="mmd", p_value_threshold=params.p_value)
+    detector = fit_drift_detector(embeddings["train"][0], params.p_value, params.permutations, params.reference_size, seed)
     save_drift_detector(detector, inputs.output / manifest.detector_folder)
-    test = preprocessor.transform(splits.features["test"])
-    unshifted = check_drift(detector, test)
-    noise = np.random.default_rng(inputs.params.data_preparation.seed).normal(scale=NOISE_SCALE, size=test.shape)
-    shifted = check_drift(detector, (test + noise).astype(np.float32))
+    if task.modality == "tabular":
+        manifest.feature_detector_folder = "feature_detector"
+        save_drift_detector(fit_feature_detector(splits.features["train"], params.p_value), inputs.output / "feature_detector")
+
+    conformal = ConformalCalibration.from_validation(task.task_type, embeddings["validation"][1], splits.targets["validation"])
+    conformal.save(inputs.output / manifest.conformal_file)
+    test_embeddings, test_outputs = embeddings["test"]
+    if task.task_type == "classification":
+        coverage = set_coverage(conformal.prediction_sets(test_outputs, params.conformal_confidence), splits.targets["test"])
+        shares = np.bincount(test_outputs.argmax(axis=1), minlength=test_outputs.shape[1]) / len(test_outputs)
+        manifest.reference_shares = shares.tolist()
+    else:
+        coverage = interval_coverage(conformal.intervals(test_outputs, params.conformal_confidence), splits.targets["test"])
+
+    unshifted = check_drift(detector, test_embeddings)
+    noisy = splits.features["test"].astype(np.float32)
+    spread = np.nanstd(noisy, axis=0, keepdims=True)
+    noisy = noisy + np.random.default_rng(seed).normal(size=noisy.shape).astype(np.float32) * NOISE_SCALE * spread
+    shifted = check_drift(detector, model_outputs(model, noisy)[0])
     inputs.say(
-        f"[{STAGE}] MMD drift detector fitted; p-value on the test split {unshifted.p_value:.3f} "
-        f"(drift: {unshifted.is_drift}), with Gaussian noise {shifted.p_value:.3f} (drift: {shifted.is_drift})"
+        f"[{STAGE}] MMD drift detector on embeddings: test split p-value {unshifted.p_value:.3f} "
+        f"(drift: {unshifted.is_drift}); test split with noise p-value {shifted.p_value:.3f} (drift: {shifted.is_drift})"
     )
+    inputs.say(f"[{STAGE}] conformal coverage on the test split {coverage:.3f} (nominal {params.conformal_confidence})")
     manifest.metrics = {
         "test_split_p_value": unshifted.p_value,
         "test_split_drift": float(unshifted.is_drift),
         "noisy_test_p_value": shifted.p_value,
         "noisy_test_drift": float(shifted.is_drift),
+        "conformal_test_coverage": coverage,
     }
     return manifest
 
 
 @task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
 def monitoring(context: RunContext) -> MonitoringManifest:
-    """Fits an alibi-detect MMD drift detector on the training inputs and saves it."""
+    """Fits drift detectors (embeddings; per-feature for tables) and the conformal calibration."""
     return execute_stage(STAGE, MonitoringManifest, context, fit_monitor)
 
 
@@ -76,33 +118,127 @@ def load_new_inputs(data_path: Path, root: Path) -> np.ndarray:
     return raw
 
 
-@task(name="drift_check", cache_policy=NONE, log_prints=True)
-def drift_check(data_path: str, workspace: str = ".", params_file: str = "params.yaml") -> dict:
-    """Tests a batch of new raw inputs for drift and records the result in the monitoring experiment."""
-    root = Path(workspace)
-    params = load_params(root / params_file)
-    monitor = MonitoringManifest.read(root)
+def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
+    task_manifest = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
-    preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
-    raw = load_new_inputs(Path(data_path), root)
-    detector = load_drift_detector(MonitoringManifest.file(monitor.detector_folder, root))
-    result = check_drift(detector, preprocessor.transform(raw))
+    monitor = MonitoringManifest.read(root)
+    feature_detector = None
+    if monitor.feature_detector_folder:
+        feature_detector = load_drift_detector(MonitoringManifest.file(monitor.feature_detector_folder, root))
+    return MonitorReference(
+        task_type=task_manifest.task_type,
+        embedding_detector=load_drift_detector(MonitoringManifest.file(monitor.detector_folder, root)),
+        feature_detector=feature_detector,
+        feature_names=preparation.feature_names,
+        conformal=ConformalCalibration.load(task_manifest.task_type, MonitoringManifest.file(monitor.conformal_file, root)),
+        confidence=monitor.conformal_confidence,
+        reference_shares=monitor.reference_shares,
+    )
+
+
+def _read_window(request_log: Path, state_file: Path) -> tuple[np.ndarray, np.ndarray, dict, float]:
+    """Inputs and outputs logged since the last check, utilisation figures, and the window's end."""
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    since = float(state.get("last_check", 0.0))
+    now = time.time()
+    records = read_requests(request_log, since) if request_log.is_file() else []
+    window = now - since if since else (now - records[0]["received_at"] if records else 0.0)
+    figures = utilisation(
+        np.array([record["received_at"] for record in records]),
+        np.array([record["latency_ms"] for record in records]),
+        np.array([record["rows"] for record in records]),
+        window,
+    )
+    if not records:
+        return np.empty((0,)), np.empty((0,)), figures, now
+    raw = np.concatenate([record["inputs"] for record in records])
+    outputs = np.concatenate([record["outputs"] for record in records])
+    return raw, outputs, figures, now
+
+
+def _record(params: PipelineParams, root: Path, report: dict, source: str) -> None:
+    """Adds the check to the monitoring experiment (one run per check) and to a Prefect table artifact."""
     tracking = params.tracking
     experiment_id = configure_tracking(tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder)
-    with mlflow.start_run(run_name="drift_check", experiment_id=experiment_id, tags={"data_path": str(data_path)}):
-        mlflow.log_metrics(
-            {
-                "p_value": result.p_value,
-                "drift": float(result.is_drift),
-                "distance": result.distance,
-                "batch_size": result.batch_size,
-            }
+    numbers = {key: float(value) for key, value in report.items() if isinstance(value, (int, float, bool))}
+    with mlflow.start_run(run_name="monitor", experiment_id=experiment_id, tags={"source": source}):
+        mlflow.log_metrics(numbers)
+        mlflow.log_dict(report, "report.json")
+    try:
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(
+            table=[{"figure": key, "value": value} for key, value in report.items() if not isinstance(value, dict)],
+            key="drift-report",
+            description=f"Monitoring check of {source}",
         )
-    print(
-        f"[monitor] {result.batch_size} inputs from {data_path}: MMD p-value {result.p_value:.4f} "
-        f"(threshold {result.threshold}) -> {'DRIFT' if result.is_drift else 'no drift'}"
+    except Exception as error:  # outside a flow run there is nowhere to attach the artifact
+        print(f"[monitor] no Prefect artifact: {error}")
+
+
+def _emit(report: dict, model_name: str) -> None:
+    from prefect.events import emit_event
+
+    emit_event(
+        event="dlautoml.drift.detected",
+        resource={"prefect.resource.id": f"dlautoml.model.{model_name}"},
+        payload={key: value for key, value in report.items() if not isinstance(value, dict)},
     )
-    return {"p_value": result.p_value, "is_drift": result.is_drift, "distance": result.distance, "batch_size": result.batch_size}
+
+
+@task(name="drift_check", cache_policy=NONE, log_prints=True)
+def drift_check(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
+    """Checks new inputs: the file at ``data_path``, or else every request logged since the last check."""
+    root = Path(workspace)
+    params = load_params(root / params_file)
+    reference = load_reference(root, params)
+    model = load_deployable(root)
+    if data_path:
+        raw = load_new_inputs(Path(data_path), root)
+        embeddings, outputs = model_outputs(model, raw)
+        report, source = check_batch(reference, raw, embeddings, outputs), str(data_path)
+    else:
+        state_file = root / "serving" / STATE_FILE
+        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state_file)
+        source = "serving log"
+        if len(raw) < params.monitoring.minimum_window:
+            report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
+            print(
+                f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
+            )
+        else:
+            embeddings, _ = model_outputs(model, raw)
+            report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps({"last_check": now}))
+    _record(params, root, report, source)
+    verdict = "DRIFT" if report["drift"] else "no drift"
+    p_value = report.get("embedding_mmd_p_value")
+    shown = f"MMD p-value {p_value:.4f}, " if p_value is not None else ""
+    print(f"[monitor] {report['inputs']} inputs from {source}: {shown}{verdict}")
+    if report["drift"]:
+        _emit(report, DeploymentManifest.read(root).registered_model)
+        if params.monitoring.retrain_on_drift:
+            report["retraining"] = _start_retraining()
+    return report
+
+
+def _start_retraining() -> str:
+    """Starts the served `automl` deployment, as a click in the Prefect UI would; says why not otherwise."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        print("[monitor] drift: no Prefect server is configured, so no retraining was started (see dlautoml monitor --serve)")
+        return "not started: no Prefect server"
+    from prefect.deployments import run_deployment
+
+    try:
+        flow_run = run_deployment("automl/automl", timeout=0)
+    except Exception as error:
+        print(f"[monitor] drift: could not start the automl deployment: {error}")
+        return f"not started: {error}"
+    print(f"[monitor] drift: started retraining, flow run {flow_run.name} ({flow_run.id})")
+    return str(flow_run.id)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,20 @@ class DeployableModel(nn.Module):
         self.target_mean = float(preprocessor.target_mean)
         self.target_scale = float(preprocessor.target_scale)
 
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+    def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
         if self.modality == "tabular":
             inputs = torch.where(torch.isnan(raw), self.fill_values, raw)
         else:
             inputs = raw / 255.0
-        outputs = self.network((inputs - self.means) / self.scales)
+        return (inputs - self.means) / self.scales
+
+    @torch.no_grad()
+    def embed(self, raw: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features of raw inputs (not exported; used by monitoring)."""
+        return self.network.embed(self.preprocess(raw))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        outputs = self.network(self.preprocess(raw))
         if self.task_type == "classification":
             return torch.softmax(outputs, dim=1)
         return outputs * self.target_scale + self.target_mean

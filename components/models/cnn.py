@@ -65,7 +65,12 @@ class CNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
         self.body = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, output_size))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, output_size))
+
+    def embed(self, images):
+        """The penultimate layer: pooled features that the head sees (monitoring tests it for drift)."""
+        return self.pool(self.body(images))
 
     def forward(self, images):
-        return self.head(self.body(images))
+        return self.head(self.embed(images))

@@ -31,5 +31,9 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(size, output_size)
 
+    def embed(self, features):
+        """The penultimate layer: what the head sees (monitoring tests it for drift)."""
+        return self.body(features.flatten(1))
+
     def forward(self, features):
-        return self.head(self.body(features.flatten(1)))
+        return self.head(self.embed(features))

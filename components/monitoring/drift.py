@@ -41,6 +41,25 @@ def fit_drift_detector(reference: np.ndarray, p_value: float, permutations: int,
     return MMDDrift(rows, backend="pytorch", p_val=p_value, n_permutations=permutations, device="cpu")
 
 
+def fit_feature_detector(reference: np.ndarray, p_value: float):
+    """Per-feature Kolmogorov-Smirnov tests with a Bonferroni correction across features (tables)."""
+    _quiet()
+    from alibi_detect.cd import KSDrift
+
+    return KSDrift(reference.astype(np.float32), p_val=p_value, correction="bonferroni")
+
+
+def check_features(detector, batch: np.ndarray, names: list[str]) -> dict:
+    """Per-feature p-values and the corrected decision."""
+    result = detector.predict(batch.astype(np.float32), drift_type="batch")["data"]
+    p_values = np.atleast_1d(result["p_val"])
+    return {
+        "is_drift": bool(result["is_drift"]),
+        "p_values": {name: float(value) for name, value in zip(names, p_values)},
+        "threshold": float(result["threshold"]),
+    }
+
+
 def check_drift(detector, batch: np.ndarray) -> DriftResult:
     """Tests a batch of preprocessed inputs for shift away from the reference data."""
     rows = batch.reshape(len(batch), -1).astype(np.float32)

@@ -94,7 +94,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     automl(workspace=".", params_file="params.yaml")
     counts = stage_run_counts(experiment_id)
-    assert counts == Counter({**{stage: 1 for stage in STAGES}, "training": 2, "deployment": 2})
+    assert counts == Counter({**{stage: 1 for stage in STAGES}, "training": 2, "deployment": 2, "monitoring": 2})
     assert "up to date" in dvc(root, venv_environment, "status")
     repro = dvc(root, venv_environment, "repro")
     assert all(f"Stage '{stage}' didn't change, skipping" in repro for stage in STAGES)
@@ -106,7 +106,8 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     for index, path in enumerate(sorted((root / "data" / "images").rglob("*.png"))):
         Image.fromarray(255 - np.asarray(Image.open(path))).save(shifted / f"{index}.png")
     result = monitor(data_path=str(shifted), workspace=".", params_file="params.yaml")
-    assert result["is_drift"] and result["p_value"] <= 0.05 and result["batch_size"] == 60
+    assert result["drift"] and result["embedding_mmd_p_value"] <= 0.05 and result["inputs"] == 60
+    assert 0.0 <= result["uncertain_share"] <= 1.0 and 0.0 <= result["prediction_shift_p_value"] <= 1.0
     monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
     logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
     assert logged[0].data.metrics["drift"] == 1.0
