@@ -60,7 +60,9 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
         conformal_confidence=params.conformal_confidence,
         p_value_threshold=params.p_value,
     )
-    detector = fit_drift_detector(embeddings["train"][0], params.p_value, params.permutations, params.reference_size, seed)
+    # The reference is the validation split: the network's embeddings of its own training inputs are
+    # tighter than of any new input, so a training-split reference flags unshifted data as drift.
+    detector = fit_drift_detector(embeddings["validation"][0], params.p_value, params.permutations, params.reference_size, seed)
     save_drift_detector(detector, inputs.output / manifest.detector_folder)
     if task.modality == "tabular":
         manifest.feature_detector_folder = "feature_detector"

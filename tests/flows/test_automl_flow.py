@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
@@ -14,9 +15,12 @@ from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
 from components.config import STAGES
+from components.data.preparation import Splits
 from components.manifests import TrainingManifest
+from components.serving.request_log import RequestLog
 from flows.automl import automl
 from flows.monitor import monitor
+from tasks.deployment import load_deployable
 from tasks.stage_runner import SKIPPED_TAG
 from tasks.versioning import track_data
 from tests.conftest import make_workspace, write_images
@@ -111,3 +115,16 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
     logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
     assert logged[0].data.metrics["drift"] == 1.0
+
+    # The monitor flow without a file reads the serving endpoint's request log since its last check.
+    model = load_deployable(root)
+    train = Splits.load(root / "outputs" / "data_preparation" / "splits.npz").features["train"].astype(np.float32)
+    request_log = RequestLog(root / "serving" / "requests.db")
+    for row in train:
+        outputs = model(torch.from_numpy(row[None])).detach().numpy()
+        request_log.record("dlautoml-images", "1", row[None], outputs, [], latency_ms=3.0)
+    request_log.close()
+    window = monitor(workspace=".", params_file="params.yaml")
+    assert window["inputs"] == len(train) and window["requests"] == len(train) and "skipped" not in window
+    assert not window["embedding_drift"] and window["latency_p50_ms"] == 3.0
+    assert monitor(workspace=".", params_file="params.yaml")["skipped"]
