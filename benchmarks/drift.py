@@ -7,7 +7,9 @@ Run after `make run` (the default digits model), from the project folder:
 
 References as in the monitoring stage: the validation split for embeddings (a network's embeddings
 of its own training inputs are tighter than of new inputs) and the training split for pixels.
-Windows are drawn from the test split, with replacement (it holds 450 images). Each detector tests
+Windows are drawn from the test split (450 images) without replacement; windows of 1,000 cannot be,
+so they are drawn with replacement and marked "*": duplicated images make a window look unlike the
+reference, so their false-positive rates overstate what real traffic would give. Each detector tests
 at the p-value threshold of params.yaml (monitoring.p_value). `--train-reference` shows what a
 training-split reference for embeddings does.
 """
@@ -75,6 +77,10 @@ def main() -> None:
         "KS on embeddings (Bonferroni)": (fit_feature_detector(embed(embedding_reference), params.p_value), embed),
     }
     rng = np.random.default_rng(0)
+
+    def pick(size: int, p=None) -> np.ndarray:
+        return rng.choice(len(pool), size, replace=size > len(pool), p=p)
+
     prior = np.where(labels < 3, 1.0, 0.05)
     prior /= prior.sum()
     shifts = {

@@ -269,6 +269,65 @@ def serve(
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 
 
+def _registry_context(params: Path, model: str | None) -> str:
+    """Points MLflow at the workspace's store and returns the model name (default: last deployed)."""
+    import mlflow
+
+    from components.config import load_params
+    from components.manifests import DeploymentManifest
+
+    mlflow.set_tracking_uri(load_params(params).tracking.uri(Path(".")))
+    if model is not None:
+        return model
+    try:
+        return DeploymentManifest.read(".").registered_model
+    except FileNotFoundError as error:
+        raise UserInputError(f"{error}, or pass --model") from error
+
+
+@app.command()
+def promote(
+    model: str | None = typer.Option(None, help="registered model name [default: the one this workspace last deployed]"),
+    version: str | None = typer.Option(None, help="version to promote [default: the challenger]"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
+) -> None:
+    """Promote the challenger to champion if it scores higher than the champion on this workspace's test split."""
+    _quiet_services()
+    try:
+        from components.data.preparation import Splits
+        from components.deployment.promotion import promote_if_better
+        from components.manifests import PreparationManifest, TaskManifest
+
+        name = _registry_context(params, model)
+        task = TaskManifest.read(".")
+        splits = Splits.load(PreparationManifest.file(PreparationManifest.read(".").splits_file, "."))
+        decision = promote_if_better(
+            name, splits.features["test"], splits.targets["test"], task.task_type, task.metric, challenger=version
+        )
+    except UserInputError as error:
+        _fail(str(error))
+    except FileNotFoundError as error:
+        _fail(f"{error}: run `dlautoml run` first")
+    typer.echo(decision.reason)
+
+
+@app.command()
+def rollback(
+    model: str | None = typer.Option(None, help="registered model name [default: the one this workspace last deployed]"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
+) -> None:
+    """Give the champion alias back to the version it had before the last promotion."""
+    _quiet_services()
+    try:
+        from components.deployment.promotion import rollback as rollback_champion
+
+        name = _registry_context(params, model)
+        current, previous = rollback_champion(name)
+    except UserInputError as error:
+        _fail(str(error))
+    typer.echo(f"champion of {name}: version {current} -> version {previous}")
+
+
 class Interface(StrEnum):
     mlflow = "mlflow"
     prefect = "prefect"

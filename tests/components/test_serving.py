@@ -173,3 +173,24 @@ def test_champion_switch_under_load_fails_no_request(store: Path):
             stop.set()
     assert statuses and set(statuses) == {200}
     assert versions[0] == "1" and versions[-1] == "2"
+
+
+def test_promotion_is_gated_and_can_be_rolled_back(store: Path):
+    from components.deployment.promotion import promote_if_better, rollback
+    from components.errors import UserInputError
+    from components.serving.model_store import alias_version, load_version
+
+    register(store, "gate", "mlp", seed=0)
+    register(store, "gate", "mlp", seed=1)
+    assert alias_version("gate", "challenger") == "2"
+    inputs = np.random.default_rng(5).normal(size=(200, 3)).astype(np.float32)
+    champion_labels = load_version("gate", "1").predict(inputs).argmax(1)
+    kept = promote_if_better("gate", inputs, champion_labels, "classification", "accuracy")
+    assert not kept.promoted and kept.champion_score == 1.0 and alias_version("gate", "champion") == "1"
+    challenger_labels = load_version("gate", "2").predict(inputs).argmax(1)
+    promoted = promote_if_better("gate", inputs, challenger_labels, "classification", "accuracy")
+    assert promoted.promoted and alias_version("gate", "champion") == "2"
+    assert "promoted" in MlflowClient().get_model_version("gate", "2").tags["promotion_decision"]
+    assert rollback("gate") == ("2", "1") and alias_version("gate", "champion") == "1"
+    with pytest.raises(UserInputError, match="already the champion"):
+        promote_if_better("gate", inputs, challenger_labels, "classification", "accuracy", challenger="1")
