@@ -328,6 +328,33 @@ def rollback(
     typer.echo(f"champion of {name}: version {current} -> version {previous}")
 
 
+@app.command()
+def feedback(
+    file: Path = typer.Option(..., "--file", help="CSV with columns request_id, label and optionally row (default 0)"),
+    request_log: Path = typer.Option(Path("serving/requests.db"), help="the serving endpoint's request log"),
+) -> None:
+    """Record true labels for served requests (by the request_id /predict returned); monitoring then reports accuracy."""
+    import pandas as pd
+
+    from components.serving.request_log import add_feedback
+
+    try:
+        if not request_log.is_file():
+            raise UserInputError(f"{request_log} does not exist: serve the model with `dlautoml serve` first")
+        try:
+            frame = pd.read_csv(file, dtype={"request_id": str, "label": str})
+        except (OSError, ValueError, pd.errors.ParserError) as error:
+            raise UserInputError(f"cannot read {file}: {error}") from error
+        missing = [column for column in ("request_id", "label") if column not in frame.columns]
+        if missing:
+            raise UserInputError(f"{file} lacks the columns {', '.join(missing)}")
+        rows = frame["row"].astype(int) if "row" in frame.columns else [0] * len(frame)
+        stored, unknown = add_feedback(request_log, list(zip(frame["request_id"], rows, frame["label"])))
+    except UserInputError as error:
+        _fail(str(error))
+    typer.echo(f"stored {stored} labels" + (f"; unknown request ids: {', '.join(unknown[:5])}" if unknown else ""))
+
+
 class Interface(StrEnum):
     mlflow = "mlflow"
     prefect = "prefect"

@@ -25,7 +25,7 @@ from components.monitoring.drift import (
     load_drift_detector,
     save_drift_detector,
 )
-from components.monitoring.production import utilisation
+from components.monitoring.production import labelled_accuracy, utilisation
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
 from components.serving.request_log import read_requests
@@ -36,6 +36,7 @@ from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_stand
 STAGE = "monitoring"
 NOISE_SCALE = 0.5
 STATE_FILE = "monitor_state.json"
+MINIMUM_LABELS = 10
 
 
 def model_outputs(model, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +139,9 @@ def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
     )
 
 
-def _read_window(request_log: Path, state_file: Path) -> tuple[np.ndarray, np.ndarray, dict, float]:
-    """Inputs and outputs logged since the last check, utilisation figures, and the window's end."""
+def _read_window(request_log: Path, state_file: Path, task_type: str) -> tuple[np.ndarray, np.ndarray, dict, float]:
+    """Inputs and outputs logged since the last check, utilisation and labelled-accuracy figures, and
+    the window's end."""
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     since = float(state.get("last_check", 0.0))
     now = time.time()
@@ -151,6 +153,7 @@ def _read_window(request_log: Path, state_file: Path) -> tuple[np.ndarray, np.nd
         np.array([record["rows"] for record in records]),
         window,
     )
+    figures.update(labelled_accuracy(records, task_type))
     if not records:
         return np.empty((0,)), np.empty((0,)), figures, now
     raw = np.concatenate([record["inputs"] for record in records])
@@ -201,7 +204,7 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
         report, source = check_batch(reference, raw, embeddings, outputs), str(data_path)
     else:
         state_file = root / "serving" / STATE_FILE
-        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state_file)
+        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state_file, reference.task_type)
         source = "serving log"
         if len(raw) < params.monitoring.minimum_window:
             report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
@@ -213,12 +216,18 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
             report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps({"last_check": now}))
+        threshold = TaskManifest.read(root).success_threshold
+        if "accuracy" in report and report["labelled_inputs"] >= MINIMUM_LABELS:
+            report["accuracy_drop"] = report["accuracy"] < threshold
+            print(
+                f"[monitor] accuracy {report['accuracy']:.4f} on {int(report['labelled_inputs'])} labelled inputs (threshold {threshold:.4f})"
+            )
     _record(params, root, report, source)
     verdict = "DRIFT" if report["drift"] else "no drift"
     p_value = report.get("embedding_mmd_p_value")
     shown = f"MMD p-value {p_value:.4f}, " if p_value is not None else ""
     print(f"[monitor] {report['inputs']} inputs from {source}: {shown}{verdict}")
-    if report["drift"]:
+    if report["drift"] or report.get("accuracy_drop"):
         _emit(report, DeploymentManifest.read(root).registered_model)
         if params.monitoring.retrain_on_drift:
             report["retraining"] = _start_retraining()

@@ -30,3 +30,21 @@ def prediction_shift(predicted: np.ndarray, reference_shares: np.ndarray) -> flo
     smoothed = (np.asarray(reference_shares) * len(predicted) + 0.5) / (len(predicted) + 0.5 * classes)
     expected = smoothed / smoothed.sum() * observed.sum()
     return float(stats.chisquare(observed, expected).pvalue)
+
+
+def labelled_accuracy(records: list[dict], task_type: str) -> dict[str, float]:
+    """Accuracy (classification) or mean absolute error (regression) on logged rows whose true label
+    arrived as feedback."""
+    pairs = [
+        (record["predictions"][row], label)
+        for record in records
+        for row, label in record.get("labels", {}).items()
+        if row < len(record["predictions"])
+    ]
+    if not pairs:
+        return {"labelled_inputs": 0.0}
+    if task_type == "classification":
+        correct = [prediction["label"] == str(label) for prediction, label in pairs]
+        return {"labelled_inputs": float(len(pairs)), "accuracy": float(np.mean(correct))}
+    errors = [abs(prediction["value"] - float(label)) for prediction, label in pairs]
+    return {"labelled_inputs": float(len(pairs)), "mae": float(np.mean(errors))}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +131,11 @@ def create_app(config: ServingConfig) -> FastAPI:
         model = holder.current
         predictions = predictions_json(outputs, model.metadata)
         latency = time.perf_counter() - started
-        app.state.request_log.record(config.model_name, version, raw, outputs, predictions, latency * 1000)
+        request_id = uuid.uuid4().hex
+        app.state.request_log.record(config.model_name, version, raw, outputs, predictions, latency * 1000, request_id)
         metrics.latency.observe(latency)
         metrics.requests.labels("ok").inc()
-        return {"model": config.model_name, "version": version, "predictions": predictions}
+        return {"model": config.model_name, "version": version, "request_id": request_id, "predictions": predictions}
 
     def refuse(error: Exception, kind: str) -> HTTPException:
         metrics.errors.labels(kind).inc()

@@ -20,6 +20,7 @@ import numpy as np
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT,
     received_at REAL NOT NULL,
     model_name TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -28,7 +29,14 @@ CREATE TABLE IF NOT EXISTS requests (
     inputs BLOB NOT NULL,
     outputs BLOB NOT NULL,
     predictions TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (request_id, row)
+);
 """
 
 
@@ -51,18 +59,27 @@ class RequestLog:
         self.pending: queue.Queue = queue.Queue()
         with sqlite3.connect(self.path) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(SCHEMA)
+            connection.executescript(SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(requests)")}
+            if "request_id" not in columns:  # a log written before requests had ids
+                connection.execute("ALTER TABLE requests ADD COLUMN request_id TEXT")
         self.thread = threading.Thread(target=self._write, name="request-log", daemon=True)
         self.thread.start()
 
     def record(
-        self, name: str, version: str, inputs: np.ndarray, outputs: np.ndarray, predictions: list, latency_ms: float
+        self,
+        name: str,
+        version: str,
+        inputs: np.ndarray,
+        outputs: np.ndarray,
+        predictions: list,
+        latency_ms: float,
+        request_id: str = "",
     ) -> None:
         if self.random.random() >= self.sample_rate:
             return
-        self.pending.put(
-            (time.time(), name, version, len(inputs), latency_ms, to_blob(inputs), to_blob(outputs), json.dumps(predictions))
-        )
+        row = (request_id, time.time(), name, version, len(inputs), latency_ms, to_blob(inputs), to_blob(outputs))
+        self.pending.put((*row, json.dumps(predictions)))
 
     def close(self) -> None:
         self.pending.put(None)
@@ -80,8 +97,8 @@ class RequestLog:
                         batch.append(item)
                 if batch:
                     connection.executemany(
-                        "INSERT INTO requests (received_at, model_name, model_version, rows, latency_ms, inputs, outputs, predictions)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO requests (request_id, received_at, model_name, model_version, rows, latency_ms, inputs,"
+                        " outputs, predictions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         batch,
                     )
                     connection.commit()
@@ -92,23 +109,40 @@ class RequestLog:
 
 
 def read_requests(path: Path, since: float = 0.0) -> list[dict]:
-    """Logged requests received after ``since`` (a UNIX time), oldest first, with their arrays."""
+    """Logged requests received after ``since`` (a UNIX time), oldest first, with their arrays and
+    any labels that arrived for their rows (``labels``: row index -> label)."""
     with sqlite3.connect(path) as connection:
         rows = connection.execute(
-            "SELECT received_at, model_name, model_version, rows, latency_ms, inputs, outputs, predictions"
+            "SELECT request_id, received_at, model_name, model_version, rows, latency_ms, inputs, outputs, predictions"
             " FROM requests WHERE received_at > ? ORDER BY id",
             (since,),
         ).fetchall()
+        labels: dict[str, dict[int, str]] = {}
+        for request_id, row, label in connection.execute("SELECT request_id, row, label FROM feedback"):
+            labels.setdefault(request_id, {})[row] = label
     return [
         {
-            "received_at": row[0],
-            "model_name": row[1],
-            "model_version": row[2],
-            "rows": row[3],
-            "latency_ms": row[4],
-            "inputs": from_blob(row[5]),
-            "outputs": from_blob(row[6]),
-            "predictions": json.loads(row[7]),
+            "request_id": row[0],
+            "received_at": row[1],
+            "model_name": row[2],
+            "model_version": row[3],
+            "rows": row[4],
+            "latency_ms": row[5],
+            "inputs": from_blob(row[6]),
+            "outputs": from_blob(row[7]),
+            "predictions": json.loads(row[8]),
+            "labels": labels.get(row[0], {}),
         }
         for row in rows
     ]
+
+
+def add_feedback(path: Path, labels: list[tuple[str, int, str]]) -> tuple[int, list[str]]:
+    """Stores true labels for logged requests; returns how many were stored and the unknown request ids."""
+    with sqlite3.connect(path) as connection:
+        connection.executescript(SCHEMA)
+        known = {row[0] for row in connection.execute("SELECT request_id FROM requests")}
+        accepted = [(request_id, row, label, time.time()) for request_id, row, label in labels if request_id in known]
+        connection.executemany("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)", accepted)
+    unknown = sorted({request_id for request_id, _, _ in labels if request_id not in known})
+    return len(accepted), unknown

@@ -194,3 +194,24 @@ def test_promotion_is_gated_and_can_be_rolled_back(store: Path):
     assert rollback("gate") == ("2", "1") and alias_version("gate", "champion") == "1"
     with pytest.raises(UserInputError, match="already the champion"):
         promote_if_better("gate", inputs, challenger_labels, "classification", "accuracy", challenger="1")
+
+
+def test_feedback_labels_join_logged_requests(store: Path):
+    from components.monitoring.production import labelled_accuracy
+    from components.serving.request_log import add_feedback
+
+    register(store, "table", "mlp", seed=0)
+    with client_for(store, "table") as client:
+        answers = [client.post("/predict", json={"rows": [[0.1 * i, 0.2, 0.3], [1, 2, 3]]}).json() for i in range(3)]
+    stored, unknown = add_feedback(
+        store / "requests.db",
+        [
+            (answers[0]["request_id"], 0, answers[0]["predictions"][0]["label"]),
+            (answers[1]["request_id"], 1, "nonsense"),
+            ("ghost", 0, "yes"),
+        ],
+    )
+    assert stored == 2 and unknown == ["ghost"]
+    records = read_requests(store / "requests.db")
+    assert [record["request_id"] for record in records] == [answer["request_id"] for answer in answers]
+    assert labelled_accuracy(records, "classification") == {"labelled_inputs": 2.0, "accuracy": 0.5}
