@@ -109,8 +109,9 @@ def main() -> None:
                     )
                     seconds += time.perf_counter() - started
                 label = "false positives" if shift == "none" else shift
+                marked = f"{size}*" if size > len(pool) or shift.startswith("class") else str(size)
                 print(
-                    f"{name:<32}{size:>7}{label:>24}{count:>9}{rejected / count:>10.2f}{seconds / count * 1000:>10.1f}",
+                    f"{name:<32}{marked:>7}{label:>24}{count:>9}{rejected / count:>10.2f}{seconds / count * 1000:>10.1f}",
                     flush=True,
                 )
 

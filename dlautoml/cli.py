@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from enum import StrEnum
@@ -11,9 +10,8 @@ from pathlib import Path
 
 import typer
 
+from components.data.digits import DEFAULT_DATA
 from components.errors import UserInputError
-
-DEFAULT_DATA = "data/digits"
 
 app = typer.Typer(
     help="Deep-learning AutoML: labelled data in, a searched, trained, ONNX-deployed and monitored model out.\n\n"
@@ -34,49 +32,6 @@ def _quiet_services() -> None:
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def _place_data(data: Path, workspace: Path) -> str:
-    """Data outside the project is copied under data/ so that DVC can version it."""
-    data = data.expanduser()
-    if not data.exists():
-        raise UserInputError(f"data path {data} does not exist: pass an existing CSV file or image folder with --data")
-    resolved, root = data.resolve(), workspace.resolve()
-    if resolved.is_relative_to(root):
-        return str(resolved.relative_to(root))
-    destination = root / "data" / resolved.name
-    typer.echo(f"copying {resolved} to {destination} so that DVC can version it")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = destination.with_name(f".{destination.name}.copying")
-    shutil.rmtree(staging, ignore_errors=True)
-    if resolved.is_dir():
-        shutil.copytree(resolved, staging)
-    else:
-        shutil.copy2(resolved, staging)
-    if destination.is_dir():
-        shutil.rmtree(destination)
-    staging.replace(destination)
-    return str(destination.relative_to(root))
-
-
-def _update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> None:
-    """Writes overrides into params.yaml, keeping its comments, so dvc repro sees the same run."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.representer.add_representer(
-        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-    document = yaml.load(params_file.read_text())
-    changed = False
-    for section, values in updates.items():
-        for key, value in values.items():
-            if value is not None and document[section].get(key) != value:
-                document[section][key] = value
-                changed = True
-    if changed:
-        with params_file.open("w") as stream:
-            yaml.dump(document, stream)
 
 
 class Strategy(StrEnum):
@@ -110,32 +65,19 @@ def run(
     _quiet_services()
     workspace = Path(".")
     try:
-        from components.config import load_params
-        from components.data.digits import write_digits_images
-        from components.data.validation import validate_dataset
+        from tasks.run_setup import prepare_run
 
-        if not params.is_file():
-            raise UserInputError(f"parameters file {params} not found: run from the project folder or pass --params")
-        configured = load_params(params)
-        formulation = configured.task_formulation.model_copy(
-            update={key: value for key, value in (("target", target), ("task_type", task_type and task_type.value)) if value}
-        )
-        if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
-            typer.echo(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
-        source = data.expanduser() if data is not None else workspace / formulation.data_path
-        validate_dataset(source, formulation, configured.data_preparation)
-        data_path = _place_data(data, workspace) if data is not None else formulation.data_path
-        _update_params(
+        prepare_run(
+            workspace,
             params,
-            {
-                "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type and task_type.value},
-                "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy and strategy.value},
-            },
+            data,
+            target,
+            task_type and task_type.value,
+            max_trials,
+            max_minutes,
+            strategy and strategy.value,
+            say=typer.echo,
         )
-        from tasks.versioning import track_data
-
-        version = track_data(workspace / data_path, workspace)
-        typer.echo(f"data {data_path} is DVC version {version}")
         from flows.automl import automl
 
         summary = automl(workspace=str(workspace), params_file=str(params))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from prefect import flow
 
 from tasks.data_preparation import data_preparation
 from tasks.deployment import deployment
 from tasks.model_formulation import model_formulation
 from tasks.monitoring import monitoring
+from tasks.run_setup import prepare_run
 from tasks.stage_runner import pipeline_run
 from tasks.summary import pipeline_summary
 from tasks.task_formulation import task_formulation
@@ -15,8 +19,19 @@ from tasks.training import training
 
 
 @flow(name="automl", log_prints=True)
-def automl(workspace: str = ".", params_file: str = "params.yaml") -> str:
-    """Runs the whole pipeline on the data named in params.yaml and returns a printed summary."""
+def automl(
+    workspace: str = ".",
+    params_file: str = "params.yaml",
+    data_path: str | None = None,
+    target: str | None = None,
+    task_type: Literal["auto", "classification", "regression"] | None = None,
+    max_trials: int | None = None,
+    max_minutes: float | None = None,
+    strategy: Literal["tpe", "random", "evolution"] | None = None,
+) -> str:
+    """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""
+    root = Path(workspace)
+    prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy)
     with pipeline_run(workspace, params_file) as run:
         task_formulation(run)
         data_preparation(run)

@@ -10,6 +10,9 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
+DEFAULT_DATA = "data/digits"
+"""Where the bundled dataset lives in a workspace (params.yaml's default data path)."""
+
 
 def write_digits_images(destination: Path) -> int:
     """Writes the 1,797 8x8 digits as greyscale PNGs, one sub-folder per class.

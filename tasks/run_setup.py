@@ -1,0 +1,98 @@
+"""Setting up a pipeline run from its options, the same way for the command line and the Prefect UI:
+validate the data, copy it into the workspace, write the options into params.yaml, version the data."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from components.config import load_params
+from components.data.digits import DEFAULT_DATA, write_digits_images
+from components.data.validation import validate_dataset
+from components.errors import UserInputError
+from tasks.versioning import track_data
+
+
+def place_data(data: Path, workspace: Path, say: Callable[[str], None] = print) -> str:
+    """Data outside the project is copied under data/ so that DVC can version it."""
+    data = data.expanduser()
+    if not data.exists():
+        raise UserInputError(f"data path {data} does not exist: pass an existing CSV file or image folder with --data")
+    resolved, root = data.resolve(), workspace.resolve()
+    if resolved.is_relative_to(root):
+        return str(resolved.relative_to(root))
+    destination = root / "data" / resolved.name
+    say(f"copying {resolved} to {destination} so that DVC can version it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.with_name(f".{destination.name}.copying")
+    shutil.rmtree(staging, ignore_errors=True)
+    if resolved.is_dir():
+        shutil.copytree(resolved, staging)
+    else:
+        shutil.copy2(resolved, staging)
+    if destination.is_dir():
+        shutil.rmtree(destination)
+    staging.replace(destination)
+    return str(destination.relative_to(root))
+
+
+def update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> None:
+    """Writes overrides into params.yaml, keeping its comments, so dvc repro sees the same run."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    document = yaml.load(params_file.read_text())
+    changed = False
+    for section, values in updates.items():
+        for key, value in values.items():
+            if value is not None and document[section].get(key) != value:
+                document[section][key] = value
+                changed = True
+    if changed:
+        with params_file.open("w") as stream:
+            yaml.dump(document, stream)
+
+
+def prepare_run(
+    workspace: Path,
+    params_file: Path,
+    data: Path | None = None,
+    target: str | None = None,
+    task_type: str | None = None,
+    max_trials: int | None = None,
+    max_minutes: float | None = None,
+    strategy: str | None = None,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Validates the data before anything is written, then records the options and versions the data.
+
+    Returns:
+        The data version (DVC hash).
+
+    Raises:
+        UserInputError: the parameters file, an option or the data is unusable; nothing was written.
+    """
+    if not Path(params_file).is_file():
+        raise UserInputError(f"parameters file {params_file} not found: run from the project folder or pass --params")
+    configured = load_params(params_file)
+    overrides = {key: value for key, value in (("target", target), ("task_type", task_type)) if value}
+    formulation = configured.task_formulation.model_copy(update=overrides)
+    if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
+        say(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
+    source = Path(data).expanduser() if data is not None else workspace / formulation.data_path
+    validate_dataset(source, formulation, configured.data_preparation)
+    data_path = place_data(Path(data), workspace, say) if data is not None else formulation.data_path
+    update_params(
+        Path(params_file),
+        {
+            "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type},
+            "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy},
+        },
+    )
+    version = track_data(workspace / data_path, workspace)
+    say(f"data {data_path} is DVC version {version}")
+    return version
