@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """Opens the log, creating its tables and bringing an older log's schema up to date."""
+    connection = sqlite3.connect(path)
+    connection.executescript(SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(requests)")}
+    if "request_id" not in columns:  # a log written before requests had ids
+        connection.execute("ALTER TABLE requests ADD COLUMN request_id TEXT")
+    return connection
+
+
 def to_blob(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
@@ -57,12 +67,8 @@ class RequestLog:
         self.sample_rate = sample_rate
         self.random = random.Random(seed)
         self.pending: queue.Queue = queue.Queue()
-        with sqlite3.connect(self.path) as connection:
+        with connect(self.path) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(SCHEMA)
-            columns = {row[1] for row in connection.execute("PRAGMA table_info(requests)")}
-            if "request_id" not in columns:  # a log written before requests had ids
-                connection.execute("ALTER TABLE requests ADD COLUMN request_id TEXT")
         self.thread = threading.Thread(target=self._write, name="request-log", daemon=True)
         self.thread.start()
 
@@ -111,7 +117,7 @@ class RequestLog:
 def read_requests(path: Path, since: float = 0.0) -> list[dict]:
     """Logged requests received after ``since`` (a UNIX time), oldest first, with their arrays and
     any labels that arrived for their rows (``labels``: row index -> label)."""
-    with sqlite3.connect(path) as connection:
+    with connect(path) as connection:
         rows = connection.execute(
             "SELECT request_id, received_at, model_name, model_version, rows, latency_ms, inputs, outputs, predictions"
             " FROM requests WHERE received_at > ? ORDER BY id",
@@ -139,8 +145,7 @@ def read_requests(path: Path, since: float = 0.0) -> list[dict]:
 
 def add_feedback(path: Path, labels: list[tuple[str, int, str]]) -> tuple[int, list[str]]:
     """Stores true labels for logged requests; returns how many were stored and the unknown request ids."""
-    with sqlite3.connect(path) as connection:
-        connection.executescript(SCHEMA)
+    with connect(path) as connection:
         known = {row[0] for row in connection.execute("SELECT request_id FROM requests")}
         accepted = [(request_id, row, label, time.time()) for request_id, row, label in labels if request_id in known]
         connection.executemany("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)", accepted)

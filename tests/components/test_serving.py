@@ -23,7 +23,7 @@ from components.deployment.wrapper import DeployableModel
 from components.models.families import build_network
 from components.serving.app import ServingConfig, create_app
 from components.serving.batcher import MicroBatcher
-from components.serving.request_log import read_requests
+from components.serving.request_log import RequestLog, read_requests
 from components.tracking import configure_tracking
 
 FEATURES = ["a", "b", "c"]
@@ -215,3 +215,20 @@ def test_feedback_labels_join_logged_requests(store: Path):
     records = read_requests(store / "requests.db")
     assert [record["request_id"] for record in records] == [answer["request_id"] for answer in answers]
     assert labelled_accuracy(records, "classification") == {"labelled_inputs": 2.0, "accuracy": 0.5}
+
+
+def test_request_log_written_before_request_ids_is_upgraded(tmp_path: Path):
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:
+        connection.execute(
+            "CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, model_name TEXT NOT NULL,"
+            " model_version TEXT NOT NULL, rows INTEGER NOT NULL, latency_ms REAL NOT NULL, inputs BLOB NOT NULL,"
+            " outputs BLOB NOT NULL, predictions TEXT NOT NULL)"
+        )
+    assert read_requests(old) == []
+    log = RequestLog(old)
+    log.record("m", "1", np.zeros((1, 2)), np.ones((1, 2)), [{"label": "a"}], 1.0, "abc")
+    log.close()
+    assert [record["request_id"] for record in read_requests(old)] == ["abc"]
