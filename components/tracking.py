@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -105,6 +105,3 @@ def log_finished_run(
         with_retries(lambda batch=batch: client.log_batch(run.info.run_id, **batch))
     with_retries(lambda: client.set_terminated(run.info.run_id))
     return run.info.run_id
-
-
-__all__ = ["configure_tracking", "git_commit", "flatten", "log_finished_run", "with_retries", "RunTag"]

@@ -179,22 +179,13 @@ def serve(
 ) -> None:
     """Serve a registered model over HTTP with ONNX Runtime: POST /predict, GET /health, GET /metrics."""
     _quiet_services()
-    import mlflow
     import uvicorn
 
-    from components.config import load_params
-    from components.manifests import DeploymentManifest
     from components.serving.app import ServingConfig, create_app
     from components.serving.model_store import alias_version
 
     try:
-        tracking = load_params(params).tracking
-        mlflow.set_tracking_uri(tracking.uri(Path(".")))
-        if model is None:
-            try:
-                model = DeploymentManifest.read(".").registered_model
-            except FileNotFoundError as error:
-                raise UserInputError(f"{error}, or pass --model") from error
+        model = _registry_context(params, model)
         alias_version(model, alias)
     except UserInputError as error:
         _fail(str(error))

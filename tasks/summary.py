@@ -28,8 +28,11 @@ def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> 
         f"  ONNX        p50 latency {latency['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, "
         f"{latency['batch64_onnxruntime_p50_ms']:.3f} ms at batch 64 "
         f"({latency['batch1_speedup_p50']:.1f}x eager PyTorch at batch 1)",
+        f"  serving     {deployment.serving_file}: {deployment.quantisation.split(':')[0]}; "
+        f"{deployment.serving_threads} thread(s), micro-batches of up to {deployment.max_batch_size}; `dlautoml serve`",
         f"  registry    {deployment.model_uri} (version {deployment.registered_version}) in {params.tracking.uri(root)}",
-        f"  drift       MMD detector saved; p-value on the test split {monitoring.metrics['test_split_p_value']:.3f}",
+        f"  monitoring  drift p-value on the test split {monitoring.metrics['test_split_p_value']:.3f}; conformal "
+        f"coverage {monitoring.metrics['conformal_test_coverage']:.3f} (nominal {monitoring.conformal_confidence})",
         "  UIs         dlautoml ui mlflow   (experiments, runs, registry)",
         "              dlautoml ui prefect  (flow and task runs)",
         f"              dlautoml ui nni      (the search: experiment {training.nni_experiment_id})",

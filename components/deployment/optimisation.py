@@ -23,6 +23,7 @@ def save_optimised_graph(source: Path, destination: Path) -> Path:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(destination)
+    options.log_severity_level = 3  # its warning that the saved graph is specific to this hardware is the point
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
     return Path(destination)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -34,7 +33,6 @@ class LoadedModel:
     version: str
     session: ort.InferenceSession
     metadata: ServingMetadata
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT_NAME: batch.astype(np.float32)})[0]
