@@ -72,6 +72,7 @@ class DeploymentParams(_Section):
     sweep_batch_sizes: list[int] = [1, 8, 32, 128]
     sweep_threads: list[int] = [1, 2]
     sweep_seconds: float = Field(0.3, gt=0)
+    auto_promote: bool = True
 
 
 class MonitoringParams(_Section):

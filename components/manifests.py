@@ -123,6 +123,7 @@ class DeploymentManifest(Manifest):
     registered_version: str
     alias: str
     model_uri: str
+    promotion: str = ""
 
 
 class MonitoringManifest(Manifest):

@@ -22,7 +22,8 @@ from components.deployment.optimisation import (
     save_optimised_graph,
     sweep,
 )
-from components.deployment.registry import register_onnx_model
+from components.deployment.promotion import promote_if_better
+from components.deployment.registry import CHALLENGER, CHAMPION, register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import build_network
@@ -142,7 +143,17 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
             f"{training.test_score:.4f} is below the success threshold {task.success_threshold:.4f}"
         )
     say(f"registered {registration.uri} (version {registration.version})")
+    promotion = ""
+    if registration.alias == CHALLENGER and params.auto_promote:
+        gate = promote_if_better(
+            name, test_inputs, splits.targets["test"], task.task_type, task.metric, challenger=registration.version
+        )
+        promotion = gate.reason
+        say(promotion)
+        if gate.promoted:
+            registration.alias, registration.uri = CHAMPION, f"models:/{name}@{CHAMPION}"
     return DeploymentManifest(
+        promotion=promotion,
         serving_file=serving_file,
         quantisation=decision.reason,
         serving_threads=int(chosen["threads"]),

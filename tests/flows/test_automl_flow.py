@@ -16,7 +16,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from components.config import STAGES
 from components.data.preparation import Splits
-from components.manifests import TrainingManifest
+from components.manifests import DeploymentManifest, TrainingManifest
 from components.serving.request_log import RequestLog
 from flows.automl import automl
 from flows.monitor import monitor
@@ -103,6 +103,12 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     repro = dvc(root, venv_environment, "repro")
     assert all(f"Stage '{stage}' didn't change, skipping" in repro for stage in STAGES)
     assert TrainingManifest.read(".").trial_count == 2
+    retrained = DeploymentManifest.read(".")
+    assert retrained.registered_version == "2" and retrained.promotion
+    decision = MlflowClient().get_model_version("dlautoml-images", "2").tags["promotion_decision"]
+    assert decision == retrained.promotion
+    expected = "2" if decision.startswith("promoted") else "1"
+    assert str(MlflowClient().get_model_version_by_alias("dlautoml-images", "champion").version) == expected
 
     # The monitor flow: an inverted copy of the images drifts; the flow reports it to MLflow.
     shifted = tmp_path / "shifted"
