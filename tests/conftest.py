@@ -28,7 +28,8 @@ TINY_PARAMS = {
         "batch_size": 8,
     },
     "deployment": {"latency_repeats": 10, "sweep_batch_sizes": [1, 8], "sweep_threads": [1], "sweep_seconds": 0.05},
-    "monitoring": {"reference_size": 100, "permutations": 20},
+    # A strict threshold: the tiny workspaces have 9 validation images as the drift reference.
+    "monitoring": {"reference_size": 100, "permutations": 50, "p_value": 0.01},
 }
 
 
@@ -75,8 +76,9 @@ def make_workspace(root: Path, data_path: str, target: str = "label", overrides:
         shutil.copy2(PROJECT / name, root / name)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["task_formulation"].update({"data_path": data_path, "target": target})
-    for section, values in {**TINY_PARAMS, **(overrides or {})}.items():
-        params[section].update(values)
+    for changes in (TINY_PARAMS, overrides or {}):
+        for section, values in changes.items():
+            params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=_with_venv_path())
