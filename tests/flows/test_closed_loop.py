@@ -51,11 +51,24 @@ def prefect_server(tmp_path: Path, venv_environment):
         except httpx.HTTPError:
             time.sleep(0.5)
     else:
-        os.killpg(server.pid, signal.SIGTERM)
+        stop(server)
         pytest.fail("the Prefect server did not start")
     yield environment
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    stop(server)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Ends a server or worker and everything it started; a process that ignores SIGTERM is killed."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def wait_for(condition, seconds: float, what: str):
@@ -138,5 +151,4 @@ def test_drift_on_a_served_monitor_starts_retraining(tmp_path: Path, prefect_ser
         )
         assert [r["state_type"] for r in retraining] == ["COMPLETED"]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        stop(worker)
