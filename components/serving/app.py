@@ -18,7 +18,15 @@ import numpy as np
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict
 
 from components.serving.batcher import MicroBatcher
@@ -53,6 +61,7 @@ class PredictRequest(BaseModel):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # the server's CPU seconds, resident memory, open files
         self.requests = Counter("dlautoml_requests", "Prediction requests answered", ["status"], registry=self.registry)
         self.errors = Counter("dlautoml_errors", "Prediction requests refused or failed", ["kind"], registry=self.registry)
         self.latency = Histogram(

@@ -76,6 +76,7 @@ def test_table_predictions_metrics_and_request_log(store: Path):
         metrics = client.get("/metrics").text
         assert 'dlautoml_requests_total{status="ok"} 1.0' in metrics
         assert 'dlautoml_model_version{model="table"} 1.0' in metrics
+        assert "process_resident_memory_bytes" in metrics and "process_cpu_seconds_total" in metrics
     logged = read_requests(store / "requests.db")
     assert len(logged) == 1 and logged[0]["rows"] == 2 and logged[0]["model_version"] == "1"
     assert np.isnan(logged[0]["inputs"][0, 2]) and logged[0]["inputs"][1].tolist() == [1.0, 2.0, 3.0]
