@@ -28,17 +28,10 @@ from components.config import load_params  # noqa: E402
 from components.data.preparation import Splits  # noqa: E402
 from components.deployment.onnx_export import INPUT_NAME  # noqa: E402
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest  # noqa: E402
+from components.networking import free_port  # noqa: E402
 from components.serving.model_store import alias_version  # noqa: E402
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 120) -> None:

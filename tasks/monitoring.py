@@ -54,7 +54,7 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     splits = Splits.load(PreparationManifest.file(preparation.splits_file, root))
     model = load_deployable(root)
     seed = inputs.params.data_preparation.seed
-    embeddings = {split: model_outputs(model, splits.features[split]) for split in ("train", "validation", "test")}
+    embeddings = {split: model_outputs(model, splits.features[split]) for split in ("validation", "test")}
 
     manifest = MonitoringManifest(
         detector="mmd on penultimate-layer embeddings",

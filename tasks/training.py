@@ -80,16 +80,15 @@ def train(inputs: StageInputs) -> TrainingManifest:
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
 
-    def encoded(split: str):
-        targets = splits.targets[split]
-        return targets if task.task_type == "classification" else preprocessor.encode_target(targets)
-
     torch.manual_seed(params.seed)
     fitted = fit_network(
         build_network(model.family, preparation.input_shape, preparation.output_size, architecture),
         task.task_type,
-        (preprocessor.transform(splits.features["train"]), encoded("train")),
-        (preprocessor.transform(splits.features["validation"]), encoded("validation")),
+        (preprocessor.transform(splits.features["train"]), preprocessor.training_target(task.task_type, splits.targets["train"])),
+        (
+            preprocessor.transform(splits.features["validation"]),
+            preprocessor.training_target(task.task_type, splits.targets["validation"]),
+        ),
         hyperparameters,
         max_epochs=params.final_max_epochs,
         batch_size=params.batch_size,

@@ -76,6 +76,10 @@ class Preprocessor(BaseModel):
     def encode_target(self, target: np.ndarray) -> np.ndarray:
         return ((target - self.target_mean) / self.target_scale).astype(np.float32)
 
+    def training_target(self, task_type: str, target: np.ndarray) -> np.ndarray:
+        """What the network learns: class indices as they are, regression targets standardised."""
+        return target if task_type == "classification" else self.encode_target(target)
+
     def decode_target(self, encoded: np.ndarray) -> np.ndarray:
         return encoded * self.target_scale + self.target_mean
 

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from components import plotting
 from components.deployment.onnx_export import INPUT_NAME, inference_session
 
 
@@ -149,11 +150,7 @@ def choose_serving_settings(rows: list[SweepRow]) -> dict[str, float]:
 
 
 def plot_sweep(rows: list[SweepRow], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as pyplot
-
+    pyplot = plotting.pyplot()
     figure, (latency, throughput) = pyplot.subplots(1, 2, figsize=(10, 4))
     for thread_count in sorted({row.threads for row in rows}):
         selected = [row for row in rows if row.threads == thread_count]

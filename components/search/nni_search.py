@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from components.networking import free_port
 
 TUNERS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
     "tpe": ("components.search.tuners.OrderTolerantTpeTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
@@ -77,12 +78,6 @@ class SearchResult:
                 f"see the trial logs under NNI experiment {self.experiment_id}"
             )
         return max(scored, key=lambda trial: (trial.score, -trial.sequence))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _number(data: Any) -> float | None:

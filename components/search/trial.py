@@ -37,7 +37,7 @@ def train_configuration(
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     targets = {
-        split: _encoded_targets(settings.task_type, preprocessor, splits.targets[split]) for split in ("train", "validation")
+        split: preprocessor.training_target(settings.task_type, splits.targets[split]) for split in ("train", "validation")
     }
     architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
     torch.manual_seed(settings.seed)
@@ -54,10 +54,6 @@ def train_configuration(
         on_epoch=on_epoch,
     )
     return TrialOutcome(result.best_score, result.history, time.perf_counter() - started)
-
-
-def _encoded_targets(task_type: str, preprocessor: Preprocessor, targets):
-    return targets if task_type == "classification" else preprocessor.encode_target(targets)
 
 
 def main(argv: list[str] | None = None) -> None:

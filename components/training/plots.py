@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
+from components import plotting
 from components.search.nni_search import TrialRecord
-
-
-def _pyplot():
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
 
 
 def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:
     """Training and validation loss, and the validation score, per epoch."""
-    pyplot = _pyplot()
+    pyplot = plotting.pyplot()
     figure, (losses, scores) = pyplot.subplots(1, 2, figsize=(10, 4))
     epochs = range(1, len(history) + 1)
     for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
@@ -38,7 +30,7 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str)
 
 def plot_search(trials: list[TrialRecord], path: Path) -> Path:
     """Each trial's validation score in order, with the best so far."""
-    pyplot = _pyplot()
+    pyplot = plotting.pyplot()
     scored = [trial for trial in trials if trial.score is not None]
     figure, axis = pyplot.subplots(figsize=(6, 4))
     if scored:

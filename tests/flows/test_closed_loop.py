@@ -14,17 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.networking import free_port
 from tests.conftest import PROJECT, make_workspace, write_images
 
 BIN = Path(os.sys.executable).parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
