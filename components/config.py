@@ -45,6 +45,7 @@ class DataPreparationParams(_Section):
     test_fraction: float = Field(0.25, gt=0.0, lt=0.9)
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     max_image_size: int = Field(64, ge=4, le=512)
+    feedback_path: str = "data/feedback.npz"
 
 
 class ModelFormulationParams(_Section):
@@ -61,6 +62,7 @@ class TrainingParams(_Section):
     final_max_epochs: int = Field(60, ge=1)
     patience: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
+    warm_start: int = Field(3, ge=0)
 
 
 class DeploymentParams(_Section):

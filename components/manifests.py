@@ -104,6 +104,8 @@ class TrainingManifest(Manifest):
     nni_experiment_id: str
     test_metric: str
     test_score: float
+    top_configurations: list[dict[str, Any]] = []
+    warm_started: int = 0
 
 
 class DeploymentManifest(Manifest):

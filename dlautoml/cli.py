@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import typer
 
 from components.data.digits import DEFAULT_DATA
 from components.errors import UserInputError
+from components.serving.request_log import ENDPOINT_FILE
 
 app = typer.Typer(
     help="Deep-learning AutoML: labelled data in, a searched, trained, ONNX-deployed and monitored model out.\n\n"
@@ -199,7 +201,15 @@ def serve(
         reload_seconds=reload_seconds,
     )
     typer.echo(f"serving {model}@{alias} on http://{host}:{port} (POST /predict, GET /health, GET /metrics)")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    # Where the monitor finds this server's own figures (error rate, CPU, memory).
+    endpoint = request_log.parent / ENDPOINT_FILE
+    endpoint.parent.mkdir(parents=True, exist_ok=True)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    endpoint.write_text(json.dumps({"url": f"http://{local}:{port}", "pid": os.getpid(), "model": model}))
+    try:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    finally:
+        endpoint.unlink(missing_ok=True)
 
 
 def _registry_context(params: Path, model: str | None) -> str:
@@ -343,14 +353,19 @@ def ui(
 
 @app.command()
 def dataset(destination: Path = typer.Argument(Path(DEFAULT_DATA), help="where to write the images")) -> None:
-    """Write the bundled digits dataset as PNG images (one sub-folder per class) and version it with DVC."""
+    """Write the bundled digits dataset as PNG images (one sub-folder per class) and version it with DVC,
+    with the (empty at first) file of labelled production inputs that data_preparation reads."""
+    from components.config import load_params
     from components.data.digits import write_digits_images
+    from tasks.run_setup import absorb_feedback
     from tasks.versioning import track_data
 
     written = write_digits_images(destination)
     typer.echo(f"wrote {written} images to {destination}" if written else f"{destination} already exists")
     try:
         typer.echo(f"DVC version {track_data(destination, Path('.'))}")
+        if Path("params.yaml").is_file():
+            absorb_feedback(Path("."), load_params(Path("params.yaml")), typer.echo)
     except UserInputError as error:
         _fail(str(error))
 

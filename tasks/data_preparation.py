@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
-from components.data.preparation import Preprocessor, check_class_sizes, encode_target, split_dataset
+from components.data.feedback import FeedbackSet, feedback_splits
+from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
 from components.data.sources import load_dataset
 from components.manifests import PreparationManifest, TaskManifest
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -29,6 +31,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         params.validation_fraction,
         params.seed,
     )
+    feedback_counts = add_feedback(inputs, task, splits)
     regression_target = splits.targets["train"] if task.task_type == "regression" else None
     preprocessor = Preprocessor.fit(splits.features["train"], task.modality, regression_target)
     manifest = PreparationManifest(
@@ -37,12 +40,45 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         output_size=len(task.class_names) if task.class_names else 1,
         feature_names=dataset.feature_names,
         warnings=dataset.warnings,
-        metrics={f"{split}_samples": float(size) for split, size in splits.sizes().items()},
+        metrics={
+            **{f"{split}_samples": float(size) for split, size in splits.sizes().items()},
+            **{f"feedback_{split}_samples": float(count) for split, count in feedback_counts.items()},
+        },
     )
     splits.save(inputs.output / manifest.splits_file)
     preprocessor.save(inputs.output / manifest.preprocessor_file)
     inputs.say(f"[{STAGE}] split sizes {manifest.split_sizes}, network input shape {manifest.input_shape}")
     return manifest
+
+
+def add_feedback(inputs: StageInputs, task, splits: Splits) -> dict[str, int]:
+    """Appends the labelled production samples to the splits their ids assign them to; returns the
+    counts per split. The test share is the held-back part: the promotion holdout is the dataset's
+    test split plus it."""
+    params = inputs.params.data_preparation
+    feedback = FeedbackSet.load(inputs.workspace / params.feedback_path)
+    if not len(feedback):
+        return {}
+    expected = list(splits.features["train"].shape[1:])
+    if feedback.dataset != task.data_path or list(feedback.inputs.shape[1:]) != expected:
+        inputs.say(f"[{STAGE}] {len(feedback)} feedback samples belong to {feedback.dataset or 'other data'}: not used")
+        return {}
+    parts, dropped = feedback_splits(feedback, task.task_type, task.class_names, params.test_fraction, params.validation_fraction)
+    if dropped:
+        inputs.say(
+            f"[{STAGE}] warning: {len(dropped)} feedback labels are not classes of this task, e.g. {dropped[0]!r}: left out"
+        )
+    for split in SPLITS:
+        features, targets, ids = parts[split]
+        splits.features[split] = np.concatenate([splits.features[split], features.astype(splits.features[split].dtype)])
+        splits.targets[split] = np.concatenate([splits.targets[split], targets.astype(splits.targets[split].dtype)])
+        splits.sample_ids[split] = np.concatenate([splits.sample_ids[split], ids])
+    counts = {split: len(parts[split][2]) for split in SPLITS}
+    inputs.say(
+        f"[{STAGE}] added {sum(counts.values())} labelled production samples: {counts['train']} train, "
+        f"{counts['validation']} validation, {counts['test']} held back for the test split"
+    )
+    return counts
 
 
 @task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)

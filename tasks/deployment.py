@@ -145,8 +145,19 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     say(f"registered {registration.uri} (version {registration.version})")
     promotion = ""
     if registration.alias == CHALLENGER and params.auto_promote:
+        held_back = int(np.char.startswith(splits.sample_ids["test"].astype(str), "feedback/").sum())
+        holdout = (
+            f"the same holdout: {len(test_inputs) - held_back} test inputs of the dataset"
+            f" + {held_back} held-back labelled production inputs"
+        )
         gate = promote_if_better(
-            name, test_inputs, splits.targets["test"], task.task_type, task.metric, challenger=registration.version
+            name,
+            test_inputs,
+            splits.targets["test"],
+            task.task_type,
+            task.metric,
+            challenger=registration.version,
+            holdout=holdout,
         )
         promotion = gate.reason
         say(promotion)

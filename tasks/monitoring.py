@@ -25,10 +25,10 @@ from components.monitoring.drift import (
     load_drift_detector,
     save_drift_detector,
 )
-from components.monitoring.production import labelled_accuracy, utilisation
+from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
-from components.serving.request_log import read_requests
+from components.serving.request_log import ENDPOINT_FILE, read_requests
 from components.tracking import configure_tracking
 from tasks.deployment import load_deployable
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -161,6 +161,26 @@ def _read_window(request_log: Path, state_file: Path, task_type: str) -> tuple[n
     return raw, outputs, figures, now
 
 
+def _server_figures(endpoint_file: Path, state_file: Path) -> tuple[dict, dict | None]:
+    """Error rate, CPU share and memory of the running server since the last check (from its
+    /metrics), and the scrape to compare the next check with; nothing when no server is running."""
+    if not endpoint_file.is_file():
+        return {}, None
+    url = json.loads(endpoint_file.read_text())["url"]
+    try:
+        current = scrape_server(url)
+    except Exception as error:  # a server that stopped without removing its endpoint file
+        print(f"[monitor] the server at {url} did not answer /metrics ({error}): no server figures")
+        return {"server_reachable": False}, None
+    previous = json.loads(state_file.read_text()).get("server") if state_file.is_file() else None
+    figures = server_utilisation(current, previous)
+    print(
+        f"[monitor] server {url}: error rate {figures['server_error_rate']:.3f} over {int(figures['server_requests'])} requests, "
+        f"CPU {figures.get('server_cpu_share', 0.0):.2f} of a core, memory {figures.get('server_memory_mb', 0.0):.0f} MiB"
+    )
+    return {"server_reachable": True, **figures}, current
+
+
 def _record(params: PipelineParams, root: Path, report: dict, source: str) -> None:
     """Adds the check to the monitoring experiment (one run per check) and to a Prefect table artifact."""
     tracking = params.tracking
@@ -205,6 +225,8 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
     else:
         state_file = root / "serving" / STATE_FILE
         raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state_file, reference.task_type)
+        server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state_file)
+        figures.update(server)
         source = "serving log"
         if len(raw) < params.monitoring.minimum_window:
             report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
@@ -215,7 +237,7 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
             embeddings, _ = model_outputs(model, raw)
             report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
         state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps({"last_check": now}))
+        state_file.write_text(json.dumps({"last_check": now, "server": scraped}))
         threshold = TaskManifest.read(root).success_threshold
         if "accuracy" in report and report["labelled_inputs"] >= MINIMUM_LABELS:
             report["accuracy_drop"] = report["accuracy"] < threshold

@@ -7,11 +7,18 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from components.config import load_params
+import numpy as np
+
+from components.config import PipelineParams, load_params
 from components.data.digits import DEFAULT_DATA, write_digits_images
+from components.data.feedback import FeedbackSet, labelled_requests
 from components.data.validation import validate_dataset
 from components.errors import UserInputError
+from components.manifests import PreparationManifest, TaskManifest
+from components.serving.request_log import read_requests
 from tasks.versioning import track_data
+
+REQUEST_LOG = "serving/requests.db"
 
 
 def place_data(data: Path, workspace: Path, say: Callable[[str], None] = print) -> str:
@@ -95,4 +102,39 @@ def prepare_run(
     )
     version = track_data(workspace / data_path, workspace)
     say(f"data {data_path} is DVC version {version}")
+    feedback_version = absorb_feedback(workspace, load_params(params_file), say)
+    return version if feedback_version is None else f"{version}+feedback:{feedback_version}"
+
+
+def absorb_feedback(workspace: Path, params: PipelineParams, say: Callable[[str], None] = print) -> str | None:
+    """Adds the served inputs that received labels (``dlautoml feedback``) to the feedback file and
+    versions it with DVC; returns its version, or None when it holds no sample.
+
+    Only inputs served by a model of this dataset count: they are shaped like its training features.
+    The file always exists afterwards (empty at first), since data_preparation depends on it.
+    """
+    path = workspace / params.data_preparation.feedback_path
+    feedback = FeedbackSet.load(path)
+    log = workspace / REQUEST_LOG
+    data_path = params.task_formulation.data_path
+    try:
+        task, preparation = TaskManifest.read(workspace), PreparationManifest.read(workspace)
+    except FileNotFoundError:
+        task = preparation = None
+    if log.is_file() and task is not None and task.data_path == data_path:
+        dtype = np.uint8 if task.modality == "image" else np.float32
+        inputs, labels, ids = labelled_requests(read_requests(log, labelled_only=True), preparation.input_shape, dtype)
+        grown = feedback.extended(data_path, inputs, labels, ids)
+        if len(grown) != len(feedback) or grown.dataset != feedback.dataset:
+            say(
+                f"added {len(grown) - len(feedback)} labelled production inputs from {REQUEST_LOG} to {path.relative_to(workspace)}"
+            )
+            grown.save(path)
+            feedback = grown
+    if not path.is_file():
+        feedback.save(path)
+    version = track_data(path, workspace)
+    if not len(feedback):
+        return None
+    say(f"feedback {params.data_preparation.feedback_path}: {len(feedback)} labelled production inputs, DVC version {version}")
     return version

@@ -147,7 +147,7 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
     try:
         context = RunContext(workspace=str(root), params_file=params_file, git_commit=git_commit(root), orchestrated=True)
         params = context.params()
-        context.data_version = versioning.data_version(root / params.task_formulation.data_path)
+        context.data_version = versioning.dataset_version(root, params)
         experiment_id = tracking_for(context, params)
         client = MlflowClient()
         parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
@@ -171,9 +171,7 @@ def run_standalone(stage: str, manifest_type: type[ManifestType], body: Callable
     root = Path(".")
     try:
         params = load_params(root / "params.yaml")
-        context = RunContext(
-            git_commit=git_commit(root), data_version=versioning.data_version(root / params.task_formulation.data_path)
-        )
+        context = RunContext(git_commit=git_commit(root), data_version=versioning.dataset_version(root, params))
         execute_stage(stage, manifest_type, context, body)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)

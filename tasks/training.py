@@ -17,6 +17,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.settings import TrialSettings
+from components.search.tuners import compatible_configurations
 from components.training.fit import evaluation_metrics, fit_network, predict
 from components.training.plots import plot_learning_curve, plot_search
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -53,6 +54,11 @@ def train(inputs: StageInputs) -> TrainingManifest:
     def progress(message: str) -> None:
         inputs.say(f"[{STAGE}] {message}")
 
+    # At most half the trials repeat earlier configurations: the rest of the budget explores.
+    warm_start = previous_best(root, model.search_space, min(params.warm_start, max(1, params.max_trials // 2)))
+    if warm_start:
+        progress(f"warm start: the previous search's {len(warm_start)} best configuration(s) are the first trials")
+
     search = run_search(
         SearchRequest(
             search_space=model.search_space,
@@ -64,6 +70,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             max_minutes=params.max_minutes,
             concurrency=params.trial_concurrency,
             seed=params.seed,
+            warm_start=warm_start,
             progress=progress,
         )
     )
@@ -117,14 +124,30 @@ def train(inputs: StageInputs) -> TrainingManifest:
         nni_experiment_id=search.experiment_id,
         test_metric=task.metric,
         test_score=test_score,
+        top_configurations=[trial.parameters for trial in search.ranked()[: max(params.warm_start, 1)]],
+        warm_started=len(warm_start),
         warnings=warnings,
         metrics={
             **{f"test_{name}": value for name, value in scores.items()},
             "best_validation_score": float(best.score),
             "trials": float(len(search.trials)),
+            "warm_started_trials": float(len(warm_start)),
             "final_epochs": float(len(fitted.history)),
         },
     )
+
+
+def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:
+    """The best configurations of this workspace's last search that are points of the current search
+    space (none when the family or its space changed, or warm starts are off)."""
+    if count == 0:
+        return []
+    try:
+        previous = TrainingManifest.read(root)
+    except FileNotFoundError:
+        return []
+    candidates = previous.top_configurations or [{**previous.architecture, **previous.hyperparameters}]
+    return compatible_configurations(candidates, search_space)[:count]
 
 
 @task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)

@@ -39,6 +39,18 @@ def track_data(path: Path, workspace: Path) -> str:
     return data_version(path)
 
 
+def dataset_version(workspace: Path, params) -> str:
+    """The version of everything a run trains on: the dataset's DVC hash, plus the feedback file's
+    when it holds labelled production inputs."""
+    from components.data.feedback import FeedbackSet
+
+    version = data_version(Path(workspace) / params.task_formulation.data_path)
+    feedback = Path(workspace) / params.data_preparation.feedback_path
+    if feedback.is_file() and len(FeedbackSet.load(feedback)):
+        version += f"+feedback:{data_version(feedback)}"
+    return version
+
+
 def data_version(path: Path) -> str:
     """The DVC hash recorded for ``path`` in its ``.dvc`` file, or ``untracked``."""
     path = Path(path)

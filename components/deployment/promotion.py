@@ -25,12 +25,13 @@ class PromotionDecision:
     champion_score: float
     challenger_score: float
     metric: str
+    holdout: str = "the same holdout"
 
     @property
     def reason(self) -> str:
         comparison = (
             f"challenger version {self.challenger_version} {self.metric} {self.challenger_score:.4f} against "
-            f"champion version {self.champion_version} {self.champion_score:.4f} on the same holdout"
+            f"champion version {self.champion_version} {self.champion_score:.4f} on {self.holdout}"
         )
         if self.promoted:
             return f"promoted: {comparison}"
@@ -43,7 +44,13 @@ def score_version(name: str, version: str, inputs: np.ndarray, targets: np.ndarr
 
 
 def promote_if_better(
-    name: str, inputs: np.ndarray, targets: np.ndarray, task_type: str, metric: str, challenger: str | None = None
+    name: str,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    task_type: str,
+    metric: str,
+    challenger: str | None = None,
+    holdout: str = "the same holdout",
 ) -> PromotionDecision:
     """Scores champion and challenger on the same holdout; the challenger takes over only if better.
 
@@ -61,6 +68,7 @@ def promote_if_better(
         champion_score=score_version(name, champion, inputs, targets, task_type, metric),
         challenger_score=score_version(name, challenger, inputs, targets, task_type, metric),
         metric=metric,
+        holdout=holdout,
     )
     decision.promoted = decision.challenger_score > decision.champion_score
     if decision.promoted:

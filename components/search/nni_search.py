@@ -21,8 +21,11 @@ from components.networking import free_port
 
 TUNERS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
     "tpe": ("components.search.tuners.OrderTolerantTpeTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
-    "random": ("Random", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
-    "evolution": ("Evolution", lambda seed: {"optimize_mode": "maximize", "population_size": 8}),
+    "random": ("components.search.tuners.WarmRandomTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
+    "evolution": (
+        "components.search.tuners.WarmEvolutionTuner",
+        lambda seed: {"optimize_mode": "maximize", "population_size": 8, "seed": seed},
+    ),
 }
 STALL_SECONDS = 90
 FINISHED_STATES = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
@@ -39,6 +42,7 @@ class SearchRequest:
     max_minutes: float = 4.0
     concurrency: int = 2
     seed: int = 0
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
     progress: Callable[[str], None] = print
 
 
@@ -68,16 +72,21 @@ class SearchResult:
     web_url: str
     trials: list[TrialRecord] = field(default_factory=list)
 
+    def ranked(self) -> list[TrialRecord]:
+        """Successful trials, best first (the earlier of equal scores first)."""
+        scored = [trial for trial in self.trials if trial.score is not None and trial.status == "SUCCEEDED"]
+        return sorted(scored, key=lambda trial: (-trial.score, trial.sequence))
+
     @property
     def best(self) -> TrialRecord:
-        scored = [trial for trial in self.trials if trial.score is not None and trial.status == "SUCCEEDED"]
+        scored = self.ranked()
         if not scored:
             failed = [trial for trial in self.trials if trial.status == "FAILED"]
             raise RuntimeError(
                 f"no search trial finished successfully ({len(failed)} failed): "
                 f"see the trial logs under NNI experiment {self.experiment_id}"
             )
-        return max(scored, key=lambda trial: (trial.score, -trial.sequence))
+        return scored[0]
 
 
 def _number(data: Any) -> float | None:
@@ -103,7 +112,7 @@ def run_search(request: SearchRequest) -> SearchResult:
 
     NNI's manager serves its web UI on the chosen port while the search runs.
     """
-    from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
+    from nni.experiment import CustomAlgorithmConfig, Experiment, ExperimentConfig
 
     logging.getLogger("nni").setLevel(logging.WARNING)
     tuner, tuner_arguments = TUNERS[request.strategy]
@@ -116,11 +125,8 @@ def run_search(request: SearchRequest) -> SearchResult:
     config.max_trial_number = request.max_trials
     config.max_experiment_duration = f"{max(1, round(request.max_minutes * 60))}s"
     config.experiment_working_directory = str(Path(request.working_folder).resolve())
-    arguments = tuner_arguments(request.seed)
-    if "." in tuner:
-        config.tuner = CustomAlgorithmConfig(class_name=tuner, code_directory=config.trial_code_directory, class_args=arguments)
-    else:
-        config.tuner = AlgorithmConfig(name=tuner, class_args=arguments)
+    arguments = {**tuner_arguments(request.seed), "warm_start": request.warm_start}
+    config.tuner = CustomAlgorithmConfig(class_name=tuner, code_directory=config.trial_code_directory, class_args=arguments)
     config.training_service.use_active_gpu = True
 
     experiment = Experiment(config)

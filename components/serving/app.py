@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -150,6 +152,13 @@ def create_app(config: ServingConfig) -> FastAPI:
         metrics.errors.labels(kind).inc()
         metrics.requests.labels("refused").inc()
         return HTTPException(status_code=400, detail=str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        """A payload of the wrong shape (422) counts as a refused request like any other bad input."""
+        metrics.errors.labels("malformed_payload").inc()
+        metrics.requests.labels("refused").inc()
+        return await request_validation_exception_handler(request, error)
 
     @app.post("/predict")
     async def predict(payload: PredictRequest) -> dict:

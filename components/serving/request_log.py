@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+ENDPOINT_FILE = "endpoint.json"  # written next to the log by a running server: its URL, for its /metrics
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -114,13 +116,15 @@ class RequestLog:
             connection.close()
 
 
-def read_requests(path: Path, since: float = 0.0) -> list[dict]:
+def read_requests(path: Path, since: float = 0.0, labelled_only: bool = False) -> list[dict]:
     """Logged requests received after ``since`` (a UNIX time), oldest first, with their arrays and
-    any labels that arrived for their rows (``labels``: row index -> label)."""
+    any labels that arrived for their rows (``labels``: row index -> label); with ``labelled_only``,
+    only requests that have labels."""
+    labelled = " AND request_id IN (SELECT request_id FROM feedback)" if labelled_only else ""
     with connect(path) as connection:
         rows = connection.execute(
             "SELECT request_id, received_at, model_name, model_version, rows, latency_ms, inputs, outputs, predictions"
-            " FROM requests WHERE received_at > ? ORDER BY id",
+            f" FROM requests WHERE received_at > ?{labelled} ORDER BY id",
             (since,),
         ).fetchall()
         labels: dict[str, dict[int, str]] = {}

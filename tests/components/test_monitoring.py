@@ -87,3 +87,25 @@ def test_check_batch_reports_drift_and_uncertainty():
     shifted_rows = reference_rows[:150] + 1.5
     shifted = check_batch(reference, shifted_rows, shifted_rows, probabilities[:150])
     assert shifted["drift"] and shifted["feature_drift"] and shifted["embedding_mmd_p_value"] <= 0.05
+
+
+def test_server_figures_between_two_scrapes_and_after_a_restart():
+    from components.monitoring.production import server_utilisation
+
+    first = {
+        "answered": 90.0,
+        "errors": 10.0,
+        "cpu_seconds": 4.0,
+        "memory_bytes": 200 * 2**20,
+        "started_at": 100.0,
+        "scraped_at": 200.0,
+    }
+    second = {**first, "answered": 180.0, "errors": 20.0, "cpu_seconds": 9.0, "scraped_at": 210.0}
+    figures = server_utilisation(second, first)
+    assert figures["server_requests"] == 100.0
+    assert figures["server_error_rate"] == 0.1
+    assert figures["server_cpu_share"] == 0.5
+    assert figures["server_memory_mb"] == 200.0
+    restarted = {**second, "started_at": 205.0, "answered": 10.0, "errors": 0.0, "cpu_seconds": 1.0}
+    figures = server_utilisation(restarted, first)
+    assert figures["server_requests"] == 10.0 and figures["server_error_rate"] == 0.0 and figures["server_cpu_share"] == 0.2

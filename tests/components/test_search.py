@@ -40,6 +40,7 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
     )
     settings.save(tmp_path / "settings.json")
     messages: list[str] = []
+    previous_best = {"depth": 1, "width": 64, "activation": "gelu", "dropout": 0.1, "learning_rate": 0.01, "weight_decay": 0.0}
     result = run_search(
         SearchRequest(
             SEARCH_SPACE,
@@ -50,10 +51,13 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
             max_trials=2,
             max_minutes=3,
             concurrency=2,
+            warm_start=[previous_best],
             progress=messages.append,
         )
     )
     assert [trial.status for trial in result.trials] == ["SUCCEEDED", "SUCCEEDED"]
+    assert result.trials[0].parameters == previous_best  # the warm start is the first trial
+    assert result.trials[1].parameters != previous_best
     assert all(0.0 <= trial.score <= 1.0 for trial in result.trials)
     assert result.best.score == max(trial.score for trial in result.trials)
     assert set(result.best.parameters) == set(SEARCH_SPACE)

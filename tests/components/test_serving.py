@@ -21,6 +21,7 @@ from components.deployment.onnx_export import export_onnx
 from components.deployment.registry import register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.models.families import build_network
+from components.monitoring.production import server_figures
 from components.serving.app import ServingConfig, create_app
 from components.serving.batcher import MicroBatcher
 from components.serving.request_log import RequestLog, read_requests
@@ -77,6 +78,11 @@ def test_table_predictions_metrics_and_request_log(store: Path):
         assert 'dlautoml_requests_total{status="ok"} 1.0' in metrics
         assert 'dlautoml_model_version{model="table"} 1.0' in metrics
         assert "process_resident_memory_bytes" in metrics and "process_cpu_seconds_total" in metrics
+        assert client.post("/predict", json={"rows": [[1, 2]]}).status_code == 400
+        assert client.post("/predict", json={"rows": "not rows"}).status_code == 422
+        figures = server_figures(client.get("/metrics").text)  # what the monitor reads
+        assert figures["answered"] == 1.0 and figures["errors"] == 2.0
+        assert figures["memory_bytes"] > 10 * 2**20 and figures["cpu_seconds"] > 0
     logged = read_requests(store / "requests.db")
     assert len(logged) == 1 and logged[0]["rows"] == 2 and logged[0]["model_version"] == "1"
     assert np.isnan(logged[0]["inputs"][0, 2]) and logged[0]["inputs"][1].tolist() == [1.0, 2.0, 3.0]

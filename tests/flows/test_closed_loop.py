@@ -1,7 +1,12 @@
 """The closed loop on a real Prefect server (SQLite) with a process work pool and worker on localhost:
-`prefect deploy` from prefect.yaml, a `monitor` run triggered over the API on shifted images finds
-drift and starts `automl`, which the worker runs; on unshifted images nothing is retrained."""
+`prefect deploy` from prefect.yaml; a `monitor` run on unshifted images starts nothing; shifted images
+sent to `dlautoml serve` and labelled with `dlautoml feedback` make the next `monitor` run (over the
+serving log) find drift and start `automl`, which the worker runs: the labelled inputs become a new
+DVC version of the feedback data, a challenger is registered and the promotion decision recorded."""
 
+import base64
+import io
+import json
 import os
 import shutil
 import signal
@@ -12,6 +17,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import yaml
+from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from components.networking import free_port
@@ -89,13 +96,15 @@ def test_drift_on_a_served_monitor_starts_retraining(tmp_path: Path, prefect_ser
     environment = {**environment, "DLAUTOML_WORKSPACE": str(root)}
     run(environment, root, str(BIN / "dlautoml"), "run")
 
-    shifted, unshifted = tmp_path / "shifted", tmp_path / "unshifted"
-    shifted.mkdir()
+    unshifted = tmp_path / "unshifted"
     unshifted.mkdir()
+    shifted: list[tuple[bytes, str]] = []
     for index, path in enumerate(sorted((root / "data" / "images").rglob("*.png"))):
         pixels = np.asarray(Image.open(path))
-        Image.fromarray(255 - pixels).save(shifted / f"{index}.png")
         Image.fromarray(pixels).save(unshifted / f"{index}.png")
+        buffer = io.BytesIO()
+        Image.fromarray(255 - pixels).save(buffer, format="PNG")
+        shifted.append((buffer.getvalue(), path.parent.name))
 
     run(environment, root, str(BIN / "prefect"), "work-pool", "create", "dlautoml", "--type", "process")
     run(environment, root, str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
@@ -110,11 +119,10 @@ def test_drift_on_a_served_monitor_starts_retraining(tmp_path: Path, prefect_ser
     api = environment["PREFECT_API_URL"]
     deployments = {d["name"]: d["id"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
 
-    def trigger_monitor(data_path: Path) -> str:
+    def trigger_monitor(data_path: Path | None) -> str:
+        parameters = {"data_path": str(data_path)} if data_path else {}
         answer = httpx.post(
-            f"{api}/deployments/{deployments['monitor']}/create_flow_run",
-            json={"parameters": {"data_path": str(data_path)}},
-            timeout=10,
+            f"{api}/deployments/{deployments['monitor']}/create_flow_run", json={"parameters": parameters}, timeout=10
         )
         return answer.json()["id"]
 
@@ -127,6 +135,15 @@ def test_drift_on_a_served_monitor_starts_retraining(tmp_path: Path, prefect_ser
         ).json()
         return [r for r in runs if r["state_type"] != "SCHEDULED"]
 
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "dlautoml"), "serve", "--port", str(port)],
+        cwd=root,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         calm = trigger_monitor(unshifted)
         assert (
@@ -134,14 +151,53 @@ def test_drift_on_a_served_monitor_starts_retraining(tmp_path: Path, prefect_ser
             == "COMPLETED"
         )
         assert automl_runs() == []
-        drifted = trigger_monitor(shifted)
+
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: (root / "serving" / "endpoint.json").is_file() and healthy(url), 120, "the serving endpoint")
+        labels = ["request_id,label"]
+        for image, label in shifted:
+            answer = httpx.post(f"{url}/predict", json={"images": [base64.b64encode(image).decode()]}, timeout=10)
+            assert answer.status_code == 200
+            labels.append(f"{answer.json()['request_id']},{label}")
+        (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n")
+        time.sleep(1)  # the request log is written by a background thread
+        assert f"stored {len(shifted)} labels" in run(
+            environment, root, str(BIN / "dlautoml"), "feedback", "--file", str(tmp_path / "labels.csv")
+        )
+
+        drifted = trigger_monitor(None)
         assert (
             wait_for(lambda: state(drifted) in ("COMPLETED", "FAILED", "CRASHED") and state(drifted), 240, "the shifted check")
             == "COMPLETED"
         )
         retraining = wait_for(
-            lambda: [r for r in automl_runs() if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")], 300, "retraining"
+            lambda: [r for r in automl_runs() if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")], 400, "retraining"
         )
         assert [r["state_type"] for r in retraining] == ["COMPLETED"]
     finally:
+        stop(server)
         stop(worker)
+
+    state_file = json.loads((root / "serving" / "monitor_state.json").read_text())
+    assert state_file["server"]["answered"] == len(shifted)  # the monitor read the server's own figures
+    feedback = yaml.safe_load((root / "data" / "feedback.npz.dvc").read_text())["outs"][0]
+    assert feedback["md5"] in (root / "dvc.lock").read_text()  # the retraining ran on the new data version
+    preparation = json.loads((root / "outputs" / "data_preparation" / "manifest.json").read_text())
+    held_back = preparation["metrics"]["feedback_test_samples"]
+    assert preparation["metrics"]["feedback_train_samples"] > 0 and held_back > 0
+    training = json.loads((root / "outputs" / "training" / "manifest.json").read_text())
+    assert training["warm_started"] == 1
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    versions = {str(v.version): v for v in client.search_model_versions("name='dlautoml-images'")}
+    assert sorted(versions) == ["1", "2"]
+    decision = versions["2"].tags["promotion_decision"]
+    assert f"+ {int(held_back)} held-back labelled production inputs" in decision
+    assert decision.startswith(("promoted", "kept the champion"))
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,50 @@
+"""Warm starts: every strategy proposes the previous best configurations first, then its own; the
+evolution strategy is seeded; configurations of another search space are not reused."""
+
+import pytest
+
+from components.models.cnn import SEARCH_SPACE as CNN_SPACE
+from components.models.mlp import SEARCH_SPACE
+from components.search.tuners import (
+    OrderTolerantTpeTuner,
+    WarmEvolutionTuner,
+    WarmRandomTuner,
+    compatible_configurations,
+)
+
+PREVIOUS = {"depth": 2, "width": 128, "activation": "gelu", "dropout": 0.1, "learning_rate": 0.001, "weight_decay": 0.0}
+
+
+def make(strategy: str, warm_start: list[dict]):
+    if strategy == "tpe":
+        tuner = OrderTolerantTpeTuner(optimize_mode="maximize", seed=0, warm_start=warm_start)
+    elif strategy == "random":
+        tuner = WarmRandomTuner(optimize_mode="maximize", seed=0, warm_start=warm_start)
+    else:
+        tuner = WarmEvolutionTuner(optimize_mode="maximize", population_size=4, seed=0, warm_start=warm_start)
+    tuner.update_search_space(SEARCH_SPACE)
+    return tuner
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "random", "evolution"])
+def test_warm_start_comes_first_and_the_tuner_learns_from_it(strategy):
+    tuner = make(strategy, [PREVIOUS])
+    first = tuner.generate_parameters(0)
+    assert first == PREVIOUS
+    tuner.receive_trial_result(0, first, 0.9)
+    second = tuner.generate_parameters(1)
+    assert set(second) == set(SEARCH_SPACE) and second != PREVIOUS
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "random", "evolution"])
+def test_same_seed_same_proposals(strategy):
+    proposals = [[make(strategy, []).generate_parameters(0)] for _ in range(2)]
+    assert proposals[0] == proposals[1]
+
+
+def test_only_points_of_the_search_space_warm_start():
+    other = {**PREVIOUS, "depth": 7}
+    numbers_as_read_back = {**PREVIOUS, "width": 128.0}
+    assert compatible_configurations([PREVIOUS, other, {"x": 1}, numbers_as_read_back], SEARCH_SPACE) == [PREVIOUS]
+    assert compatible_configurations([PREVIOUS], CNN_SPACE) == []
+    assert compatible_configurations([{**PREVIOUS, "learning_rate": 5.0}], SEARCH_SPACE) == []
