@@ -46,10 +46,14 @@ class DataPreparationParams(_Section):
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     max_image_size: int = Field(64, ge=4, le=512)
     feedback_path: str = "data/feedback.npz"
+    feedback_version: str | None = None
 
 
 class ModelFormulationParams(_Section):
     family: Literal["auto", "mlp", "cnn"] = "auto"
+    loss: Literal["auto", "cross_entropy", "weighted_cross_entropy", "focal", "mse", "huber"] = "auto"
+    imbalance_ratio: float = Field(3.0, ge=1.0)
+    heavy_tail_kurtosis: float = Field(3.0, gt=0.0)
 
 
 class TrainingParams(_Section):
@@ -63,6 +67,7 @@ class TrainingParams(_Section):
     patience: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     warm_start: int = Field(3, ge=0)
+    early_stopping_start: int = Field(3, ge=0)
 
 
 class DeploymentParams(_Section):

@@ -87,6 +87,7 @@ class ModelManifest(Manifest):
     family_reason: str
     loss: str
     loss_reason: str
+    class_weights: list[float] | None = None
     search_space: dict[str, Any]
     search_space_file: str = "search_space.json"
 

@@ -291,11 +291,35 @@ def feedback(
         missing = [column for column in ("request_id", "label") if column not in frame.columns]
         if missing:
             raise UserInputError(f"{file} lacks the columns {', '.join(missing)}")
+        _check_labels(frame["label"])
         rows = frame["row"].astype(int) if "row" in frame.columns else [0] * len(frame)
         stored, unknown = add_feedback(request_log, list(zip(frame["request_id"], rows, frame["label"])))
     except UserInputError as error:
         _fail(str(error))
     typer.echo(f"stored {stored} labels" + (f"; unknown request ids: {', '.join(unknown[:5])}" if unknown else ""))
+
+
+def _check_labels(labels) -> None:
+    """Labels must be classes of the deployed task (or numbers for regression): retraining learns from them."""
+    from components.manifests import TaskManifest
+
+    try:
+        task = TaskManifest.read(".")
+    except FileNotFoundError:
+        return
+    if labels.isna().any():
+        raise UserInputError("some rows have no label: every row needs one")
+    if task.task_type == "classification":
+        unknown = sorted(set(labels) - set(task.class_names or []))
+        if unknown:
+            raise UserInputError(
+                f"labels {', '.join(map(repr, unknown[:5]))} are not classes of this task ({', '.join(task.class_names or [])})"
+            )
+    else:
+        try:
+            labels.astype(float)
+        except ValueError as error:
+            raise UserInputError(f"regression labels must be numbers: {error}") from error
 
 
 class Interface(StrEnum):
@@ -353,19 +377,14 @@ def ui(
 
 @app.command()
 def dataset(destination: Path = typer.Argument(Path(DEFAULT_DATA), help="where to write the images")) -> None:
-    """Write the bundled digits dataset as PNG images (one sub-folder per class) and version it with DVC,
-    with the (empty at first) file of labelled production inputs that data_preparation reads."""
-    from components.config import load_params
+    """Write the bundled digits dataset as PNG images (one sub-folder per class) and version it with DVC."""
     from components.data.digits import write_digits_images
-    from tasks.run_setup import absorb_feedback
     from tasks.versioning import track_data
 
     written = write_digits_images(destination)
     typer.echo(f"wrote {written} images to {destination}" if written else f"{destination} already exists")
     try:
         typer.echo(f"DVC version {track_data(destination, Path('.'))}")
-        if Path("params.yaml").is_file():
-            absorb_feedback(Path("."), load_params(Path("params.yaml")), typer.echo)
     except UserInputError as error:
         _fail(str(error))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
@@ -9,6 +11,7 @@ from prefect.cache_policies import NONE
 from components.data.feedback import FeedbackSet, feedback_splits
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
 from components.data.sources import load_dataset
+from components.errors import DataError
 from components.manifests import PreparationManifest, TaskManifest
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
@@ -56,9 +59,21 @@ def add_feedback(inputs: StageInputs, task, splits: Splits) -> dict[str, int]:
     counts per split. The test share is the held-back part: the promotion holdout is the dataset's
     test split plus it."""
     params = inputs.params.data_preparation
-    feedback = FeedbackSet.load(inputs.workspace / params.feedback_path)
-    if not len(feedback):
+    if not params.feedback_version:
         return {}
+    path = inputs.workspace / params.feedback_path
+    if not path.is_file():
+        raise DataError(
+            f"params.yaml names feedback version {params.feedback_version} but {params.feedback_path} is missing: "
+            f"run `dvc checkout {params.feedback_path}.dvc` (or `dvc pull`), or set data_preparation.feedback_version to null"
+        )
+    found = hashlib.md5(path.read_bytes()).hexdigest()
+    if found != params.feedback_version:
+        raise DataError(
+            f"{params.feedback_path} has hash {found}, params.yaml expects {params.feedback_version}: it changed outside "
+            f"dlautoml; run `dvc checkout {params.feedback_path}.dvc` to restore it, or `dlautoml run` to record the new version"
+        )
+    feedback = FeedbackSet.load(path)
     expected = list(splits.features["train"].shape[1:])
     if feedback.dataset != task.data_path or list(feedback.inputs.shape[1:]) != expected:
         inputs.say(f"[{STAGE}] {len(feedback)} feedback samples belong to {feedback.dataset or 'other data'}: not used")

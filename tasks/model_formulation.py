@@ -4,34 +4,48 @@ from __future__ import annotations
 
 import json
 
+import mlflow
 from prefect import task
 from prefect.cache_policies import NONE
 
-from components.manifests import ModelManifest, TaskManifest
+from components.data.preparation import Splits
+from components.errors import ConfigurationError
+from components.manifests import ModelManifest, PreparationManifest, TaskManifest
 from components.models.families import choose_family
+from components.training.losses import choose_loss
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "model_formulation"
 
-LOSSES = {
-    "classification": ("cross_entropy", "classes are mutually exclusive: softmax with cross-entropy"),
-    "regression": ("mse", "a continuous target: mean squared error on the standardised target"),
-}
-
 
 def formulate_model(inputs: StageInputs) -> ModelManifest:
+    params = inputs.params.model_formulation
     task = TaskManifest.read(inputs.workspace)
-    family, family_reason = choose_family(task.modality, inputs.params.model_formulation.family)
-    loss, loss_reason = LOSSES[task.task_type]
+    preparation = PreparationManifest.read(inputs.workspace)
+    family, family_reason = choose_family(task.modality, params.family)
+    splits = Splits.load(PreparationManifest.file(preparation.splits_file, inputs.workspace))
+    try:
+        loss = choose_loss(
+            task.task_type,
+            splits.targets["train"],
+            preparation.output_size,
+            params.loss,
+            params.imbalance_ratio,
+            params.heavy_tail_kurtosis,
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"model_formulation.loss: {error}") from error
     manifest = ModelManifest(
         family=family.name,
         family_reason=family_reason,
-        loss=loss,
-        loss_reason=loss_reason,
+        loss=loss.name,
+        loss_reason=loss.reason,
+        class_weights=loss.class_weights,
         search_space=family.search_space,
     )
+    mlflow.set_tags({"loss": loss.name, "loss_reason": loss.reason})
     (inputs.output / manifest.search_space_file).write_text(json.dumps(family.search_space, indent=2) + "\n")
-    inputs.say(f"[{STAGE}] family {family_reason}; loss {loss}: {loss_reason}")
+    inputs.say(f"[{STAGE}] family {family_reason}; loss {loss.reason}")
     return manifest
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.config import PipelineParams, load_params
+from components.config import load_params
 from components.data.digits import DEFAULT_DATA, write_digits_images
 from components.data.feedback import FeedbackSet, labelled_requests
 from components.data.validation import validate_dataset
@@ -102,17 +102,20 @@ def prepare_run(
     )
     version = track_data(workspace / data_path, workspace)
     say(f"data {data_path} is DVC version {version}")
-    feedback_version = absorb_feedback(workspace, load_params(params_file), say)
+    feedback_version = absorb_feedback(workspace, Path(params_file), say)
     return version if feedback_version is None else f"{version}+feedback:{feedback_version}"
 
 
-def absorb_feedback(workspace: Path, params: PipelineParams, say: Callable[[str], None] = print) -> str | None:
-    """Adds the served inputs that received labels (``dlautoml feedback``) to the feedback file and
-    versions it with DVC; returns its version, or None when it holds no sample.
+def absorb_feedback(workspace: Path, params_file: Path, say: Callable[[str], None] = print) -> str | None:
+    """Adds the served inputs that received labels (``dlautoml feedback``) to the feedback file,
+    versions it with DVC and writes its version into params.yaml; returns the version, or None when
+    there is no labelled input.
 
     Only inputs served by a model of this dataset count: they are shaped like its training features.
-    The file always exists afterwards (empty at first), since data_preparation depends on it.
+    The version in params.yaml is what tells DVC (and the stage runner) that data_preparation must
+    run again; a workspace without feedback needs no feedback file at all.
     """
+    params = load_params(params_file)
     path = workspace / params.data_preparation.feedback_path
     feedback = FeedbackSet.load(path)
     log = workspace / REQUEST_LOG
@@ -131,10 +134,9 @@ def absorb_feedback(workspace: Path, params: PipelineParams, say: Callable[[str]
             )
             grown.save(path)
             feedback = grown
-    if not path.is_file():
-        feedback.save(path)
-    version = track_data(path, workspace)
     if not len(feedback):
         return None
+    version = track_data(path, workspace)
+    update_params(params_file, {"data_preparation": {"feedback_version": version}})
     say(f"feedback {params.data_preparation.feedback_path}: {len(feedback)} labelled production inputs, DVC version {version}")
     return version

@@ -3,6 +3,8 @@ retrained with early stopping and scored on the test split."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import mlflow
@@ -18,8 +20,9 @@ from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.settings import TrialSettings
 from components.search.tuners import compatible_configurations
-from components.training.fit import evaluation_metrics, fit_network, predict
-from components.training.plots import plot_learning_curve, plot_search
+from components.tracking import log_finished_run
+from components.training.fit import class_report, evaluation_metrics, fit_network, predict
+from components.training.plots import plot_confusion_matrix, plot_learning_curve, plot_search
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "training"
@@ -43,6 +46,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
         batch_size=params.batch_size,
         seed=params.seed,
         threads=max(1, (torch.get_num_threads() or 1) // params.trial_concurrency),
+        loss=model.loss,
+        class_weights=model.class_weights,
         tracking_uri=mlflow.get_tracking_uri(),
         experiment_id=mlflow.active_run().info.experiment_id,
         parent_run_id=inputs.run_id,
@@ -71,10 +76,13 @@ def train(inputs: StageInputs) -> TrainingManifest:
             concurrency=params.trial_concurrency,
             seed=params.seed,
             warm_start=warm_start,
+            early_stopping_start=params.early_stopping_start,
+            fingerprint=search_fingerprint(settings, model, params),
             progress=progress,
         )
     )
     mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
+    log_stopped_trials(search, settings)
     best = search.best
     family = FAMILIES[model.family]
     architecture, hyperparameters = split_parameters(family, best.parameters)
@@ -101,6 +109,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
         batch_size=params.batch_size,
         seed=params.seed,
         patience=params.patience,
+        loss=model.loss,
+        class_weights=model.class_weights,
     )
     outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
     if task.task_type == "regression":
@@ -108,7 +118,17 @@ def train(inputs: StageInputs) -> TrainingManifest:
     scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
     torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: best configuration")
-    for name in ("search.png", "learning_curve.png", "trials.csv"):
+    artefacts = ["search.png", "learning_curve.png", "trials.csv"]
+    if task.task_type == "classification":
+        report = class_report(outputs, splits.targets["test"], task.class_names or [])
+        report.to_csv(inputs.output / "class_report.csv", index=False, float_format="%.4f")
+        plot_confusion_matrix(
+            splits.targets["test"], outputs.argmax(axis=1), task.class_names or [], inputs.output / "confusion_matrix.png"
+        )
+        artefacts += ["class_report.csv", "confusion_matrix.png"]
+        worst = report.sort_values("f1").iloc[0]
+        progress(f"weakest class on the test split: '{worst['class']}' (F1 {worst['f1']:.3f}, recall {worst['recall']:.3f})")
+    for name in artefacts:
         mlflow.log_artifact(str(inputs.output / name), artifact_path=STAGE)
     test_score = scores[task.metric]
     warnings = []
@@ -135,6 +155,38 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "final_epochs": float(len(fitted.history)),
         },
     )
+
+
+def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) -> str:
+    """What makes two searches the same search (for resuming one that was killed): the space, the
+    data, and everything a trial's score depends on; the budget may differ."""
+    digest = hashlib.sha256(Path(settings.splits_file).read_bytes()).hexdigest()
+    identity = {
+        "space": model.search_space,
+        "family": model.family,
+        "loss": [model.loss, model.class_weights],
+        "splits": digest,
+        "trial": [settings.max_epochs, settings.batch_size, settings.seed],
+        "search": [params.strategy, params.seed, params.early_stopping_start],
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def log_stopped_trials(search, settings: TrialSettings) -> None:
+    """Trials that did not finish (stopped early by the assessor, or failed) never logged themselves:
+    each still gets its MLflow run with its configuration and learning curve so far."""
+    for trial in search.trials[search.resumed :]:
+        if trial.status == "SUCCEEDED":
+            continue
+        log_finished_run(
+            settings.experiment_id,
+            run_name=f"trial-{trial.sequence}",
+            parent_run_id=settings.parent_run_id,
+            parameters={"family": settings.family, **trial.parameters},
+            history=[{"val_score": value} for value in trial.intermediate],
+            final_metrics={"trial_seconds": trial.seconds},
+            tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},
+        )
 
 
 def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:

@@ -41,13 +41,10 @@ def track_data(path: Path, workspace: Path) -> str:
 
 def dataset_version(workspace: Path, params) -> str:
     """The version of everything a run trains on: the dataset's DVC hash, plus the feedback file's
-    when it holds labelled production inputs."""
-    from components.data.feedback import FeedbackSet
-
+    when labelled production inputs are part of the data."""
     version = data_version(Path(workspace) / params.task_formulation.data_path)
-    feedback = Path(workspace) / params.data_preparation.feedback_path
-    if feedback.is_file() and len(FeedbackSet.load(feedback)):
-        version += f"+feedback:{data_version(feedback)}"
+    if params.data_preparation.feedback_version:
+        version += f"+feedback:{params.data_preparation.feedback_version}"
     return version
 
 

@@ -73,3 +73,35 @@ def test_invalid_parameter_is_named(tmp_path: Path):
     root = make_workspace(tmp_path / "workspace", "data/digits", overrides={"training": {"max_trials": 0}})
     done = subprocess.run([*CLI, "run"], cwd=root, capture_output=True, text=True)
     assert done.returncode == 2 and "training.max_trials" in done.stderr
+
+
+def test_feedback_refuses_labels_that_are_not_classes_of_the_task(tmp_path: Path):
+    import numpy as np
+
+    from components.manifests import TaskManifest
+    from components.serving.request_log import RequestLog, read_requests
+
+    folder = tmp_path / "outputs" / "task_formulation"
+    folder.mkdir(parents=True)
+    TaskManifest(
+        data_path="data/t.csv",
+        modality="tabular",
+        task_type="classification",
+        target="label",
+        metric="accuracy",
+        success_threshold=0.75,
+        class_names=["no", "yes"],
+        sample_count=10,
+        reasons=[],
+    ).write(folder)
+    log = RequestLog(tmp_path / "serving" / "requests.db")
+    log.record("m", "1", np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32), [{"label": "no"}], 1.0, "r1")
+    log.close()
+    (tmp_path / "labels.csv").write_text("request_id,label\nr1,maybe\n")
+    done = subprocess.run([*CLI, "feedback", "--file", "labels.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "'maybe' are not classes of this task (no, yes)" in done.stderr
+    assert read_requests(tmp_path / "serving" / "requests.db")[0]["labels"] == {}
+    (tmp_path / "labels.csv").write_text("request_id,label\nr1,yes\n")
+    done = subprocess.run([*CLI, "feedback", "--file", "labels.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "stored 1 labels" in done.stdout
+    assert read_requests(tmp_path / "serving" / "requests.db")[0]["labels"] == {0: "yes"}

@@ -18,6 +18,8 @@ class TrialSettings(BaseModel):
     batch_size: int
     seed: int
     threads: int = 1
+    loss: str | None = None
+    class_weights: list[float] | None = None
     tracking_uri: str
     experiment_id: str
     parent_run_id: str | None = None

@@ -6,6 +6,8 @@ Run by NNI's manager as ``python -m components.search.trial --settings FILE``.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +54,18 @@ def train_configuration(
         batch_size=settings.batch_size,
         seed=settings.seed,
         on_epoch=on_epoch,
+        loss=settings.loss,
+        class_weights=settings.class_weights,
     )
     return TrialOutcome(result.best_score, result.history, time.perf_counter() - started)
+
+
+def _die_by_signal(number, frame) -> None:
+    """NNI stops a trial (its assessor, or a user in the web UI) with SIGINT. Python would turn that
+    into KeyboardInterrupt and exit with status 1, which NNI records as FAILED; dying by the signal
+    itself lets NNI record EARLY_STOPPED or USER_CANCELED."""
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", required=True, help="trial settings JSON written by the training stage")
     arguments = parser.parse_args(argv)
     settings = TrialSettings.load(arguments.settings)
+    signal.signal(signal.SIGINT, _die_by_signal)
     parameters = nni.get_next_parameter()
 
     def report(epoch: int, row: dict[str, float]) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -17,6 +18,7 @@ from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from components.training.losses import build_loss
 from components.training.module import SupervisedModule
 
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric")
@@ -53,6 +55,13 @@ def _loader(features: np.ndarray, targets: np.ndarray, batch_size: int, shuffle:
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
+def training_precision() -> str:
+    """Mixed precision on a GPU (bfloat16 where supported), full precision on the CPU."""
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 def fit_network(
     network: nn.Module,
     task_type: str,
@@ -64,6 +73,8 @@ def fit_network(
     seed: int,
     patience: int | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    loss: str | None = None,
+    class_weights: list[float] | None = None,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the best epoch.
 
@@ -72,13 +83,18 @@ def fit_network(
         validation: the same for the validation split, which decides the best epoch.
         hyperparameters: ``learning_rate`` and optionally ``weight_decay``.
         on_epoch: called after every epoch with its index and metrics (progress, NNI reports).
+        loss: a name of :func:`components.training.losses.build_loss` (default: by the task).
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(treespec|does not have many workers|LeafSpec).*")
     pl.seed_everything(seed, workers=True, verbose=False)
     module = SupervisedModule(
-        network, task_type, float(hyperparameters["learning_rate"]), float(hyperparameters.get("weight_decay", 0.0))
+        network,
+        task_type,
+        float(hyperparameters["learning_rate"]),
+        float(hyperparameters.get("weight_decay", 0.0)),
+        build_loss(loss, class_weights) if loss else None,
     )
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]
@@ -97,6 +113,7 @@ def fit_network(
             enable_checkpointing=checkpoint is not None,
             enable_progress_bar=False,
             enable_model_summary=False,
+            precision=training_precision(),
             deterministic=True,
             callbacks=callbacks,
             num_sanity_val_steps=0,
@@ -127,6 +144,20 @@ def predict(network: nn.Module, features: np.ndarray, batch_size: int = 1024) ->
     network.eval()
     outputs = [network(torch.from_numpy(features[start : start + batch_size])) for start in range(0, len(features), batch_size)]
     return torch.cat(outputs).numpy()
+
+
+def class_report(outputs: np.ndarray, targets: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class on the test split (scikit-learn's report)."""
+    report = sk_metrics.classification_report(
+        targets,
+        outputs.argmax(axis=1),
+        labels=list(range(len(class_names))),
+        target_names=class_names,
+        output_dict=True,
+        zero_division=0,
+    )
+    rows = [{"class": name, **report[name]} for name in class_names]
+    return pd.DataFrame(rows).rename(columns={"f1-score": "f1"})
 
 
 def evaluation_metrics(task_type: str, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:

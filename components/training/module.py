@@ -17,15 +17,18 @@ def validation_score(task_type: str, outputs: torch.Tensor, targets: torch.Tenso
 
 
 class SupervisedModule(pl.LightningModule):
-    """Wraps any network; the loss follows the task (cross-entropy or mean squared error)."""
+    """Wraps any network; the loss is given (components.training.losses) or follows the task
+    (cross-entropy or mean squared error)."""
 
-    def __init__(self, network: nn.Module, task_type: str, learning_rate: float, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, network: nn.Module, task_type: str, learning_rate: float, weight_decay: float = 0.0, loss: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.network = network
         self.task_type = task_type
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.loss = nn.CrossEntropyLoss() if task_type == "classification" else nn.MSELoss()
+        self.loss = loss or (nn.CrossEntropyLoss() if task_type == "classification" else nn.MSELoss())
         self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

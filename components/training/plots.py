@@ -47,3 +47,20 @@ def plot_search(trials: list[TrialRecord], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
     return Path(path)
+
+
+def plot_confusion_matrix(targets, predicted, class_names: list[str], path: Path) -> Path:
+    """Test-split confusion matrix, counts with rows normalised to colour (scikit-learn's display)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    pyplot = plotting.pyplot()
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    figure, axis = pyplot.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(
+        targets, predicted, labels=list(range(len(class_names))), display_labels=class_names, ax=axis, colorbar=False
+    )
+    axis.set_title("Test split: true class (rows) against predicted")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return Path(path)

@@ -13,47 +13,53 @@ from components.search.nni_search import SearchRequest, run_search
 from components.search.settings import TrialSettings
 from components.tracking import configure_tracking
 
+PROJECT = Path(__file__).resolve().parents[2]
 
-def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
+
+def search_setup(tmp_path: Path, rows: int = 150, max_epochs: int = 3) -> tuple[str, str, str]:
+    """Splits, preprocessing and trial settings of a small table; returns (tracking URI, experiment, parent run)."""
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(150, 4)).astype(np.float32)
+    features = rng.normal(size=(rows, 4)).astype(np.float32)
     targets = (features[:, 0] > 0).astype(np.int64)
-    splits = split_dataset(features, targets, [str(i) for i in range(150)], "classification", 0.2, 0.2, 0)
+    splits = split_dataset(features, targets, [str(i) for i in range(rows)], "classification", 0.2, 0.2, 0)
     splits.save(tmp_path / "splits.npz")
     Preprocessor.fit(splits.features["train"], "tabular").save(tmp_path / "preprocessor.json")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment_id = configure_tracking(uri, "search-test", tmp_path / "artifacts")
     parent = MlflowClient().create_run(experiment_id, run_name="training")
-    settings = TrialSettings(
+    TrialSettings(
         splits_file=str(tmp_path / "splits.npz"),
         preprocessor_file=str(tmp_path / "preprocessor.json"),
         family="mlp",
         task_type="classification",
         input_shape=[4],
         output_size=2,
-        max_epochs=3,
+        max_epochs=max_epochs,
         batch_size=32,
         seed=0,
         tracking_uri=uri,
         experiment_id=experiment_id,
         parent_run_id=parent.info.run_id,
+    ).save(tmp_path / "settings.json")
+    return uri, experiment_id, parent.info.run_id
+
+
+def request(tmp_path: Path, working_folder_name: str = "nni", **options) -> SearchRequest:
+    return SearchRequest(
+        SEARCH_SPACE, tmp_path / "settings.json", PROJECT, tmp_path / working_folder_name, max_minutes=3, **options
     )
-    settings.save(tmp_path / "settings.json")
+
+
+GOOD = {"depth": 1, "width": 64, "activation": "gelu", "dropout": 0.1, "learning_rate": 0.01, "weight_decay": 0.0}
+SLOW = {"depth": 1, "width": 64, "activation": "relu", "dropout": 0.3, "learning_rate": 0.0003, "weight_decay": 0.0}
+
+
+def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
+    uri, experiment_id, parent_run_id = search_setup(tmp_path)
     messages: list[str] = []
-    previous_best = {"depth": 1, "width": 64, "activation": "gelu", "dropout": 0.1, "learning_rate": 0.01, "weight_decay": 0.0}
+    previous_best = GOOD
     result = run_search(
-        SearchRequest(
-            SEARCH_SPACE,
-            tmp_path / "settings.json",
-            Path(__file__).resolve().parents[2],
-            tmp_path / "nni",
-            strategy="random",
-            max_trials=2,
-            max_minutes=3,
-            concurrency=2,
-            warm_start=[previous_best],
-            progress=messages.append,
-        )
+        request(tmp_path, strategy="random", max_trials=2, concurrency=2, warm_start=[GOOD], progress=messages.append)
     )
     assert [trial.status for trial in result.trials] == ["SUCCEEDED", "SUCCEEDED"]
     assert result.trials[0].parameters == previous_best  # the warm start is the first trial
@@ -63,7 +69,7 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
     assert set(result.best.parameters) == set(SEARCH_SPACE)
     assert any("web UI at http://127.0.0.1:" in message for message in messages)
     mlflow.set_tracking_uri(uri)
-    children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
     assert len(children) == 2
     assert children["metrics.val_score"].notna().all()
 
@@ -84,3 +90,82 @@ def test_tpe_tuner_accepts_a_result_that_arrives_after_the_trial_ended():
         else:
             with pytest.raises(KeyError):
                 tuner.receive_trial_result(0, parameters, 0.5)
+
+
+def test_the_assessor_stops_a_trial_that_learns_slower_than_the_finished_ones(tmp_path: Path):
+    search_setup(tmp_path, max_epochs=8)
+    messages: list[str] = []
+    result = run_search(
+        request(
+            tmp_path,
+            strategy="random",
+            max_trials=2,
+            concurrency=1,
+            warm_start=[GOOD, SLOW],
+            early_stopping_start=2,
+            progress=messages.append,
+        )
+    )
+    assert [trial.status for trial in result.trials] == ["SUCCEEDED", "EARLY_STOPPED"]
+    assert len(result.trials[0].intermediate) == 8 and 2 <= len(result.trials[1].intermediate) < 8
+    assert result.best.parameters == GOOD
+    assert any("stopped 1 of 2 trial(s) early" in message for message in messages)
+
+
+def test_a_killed_search_resumes_without_training_its_finished_trials_again(tmp_path: Path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from components.search.nni_search import JOURNAL_FILE
+
+    search_setup(tmp_path, max_epochs=4)
+    script = f"""
+import sys; sys.path.insert(0, {str(PROJECT)!r})
+from pathlib import Path
+from components.models.mlp import SEARCH_SPACE
+from components.search.nni_search import SearchRequest, run_search
+run_search(SearchRequest(SEARCH_SPACE, Path({str(tmp_path / "settings.json")!r}), Path({str(PROJECT)!r}), Path({str(tmp_path / "nni")!r}),
+    strategy="tpe", max_trials=3, max_minutes=3, concurrency=1, fingerprint="same search"))
+"""
+    first = subprocess.Popen([sys.executable, "-c", script])
+    journal = tmp_path / "nni" / JOURNAL_FILE
+    deadline = time.time() + 180
+    while time.time() < deadline and not (journal.is_file() and json.loads(journal.read_text())["trials"]):
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    state = json.loads(journal.read_text())
+    assert not state["complete"] and 1 <= len(state["trials"]) < 3
+    finished = {trial["trial_id"]: trial["parameters"] for trial in state["trials"]}
+
+    messages: list[str] = []
+    result = run_search(
+        request(tmp_path, strategy="tpe", max_trials=3, concurrency=1, fingerprint="same search", progress=messages.append)
+    )
+    assert len(result.trials) == 3 and result.resumed == len(finished)
+    assert {trial.trial_id: trial.parameters for trial in result.trials[: result.resumed]} == finished
+    assert [trial.sequence for trial in result.trials] == [0, 1, 2]
+    assert any(f"{len(finished)} finished trial(s) kept" in message for message in messages)
+    assert not psutil.pid_exists(state["manager_pid"]) or psutil.Process(state["manager_pid"]).status() == psutil.STATUS_ZOMBIE
+    assert json.loads(journal.read_text())["complete"]
+    again = run_search(request(tmp_path, strategy="tpe", max_trials=1, concurrency=1, fingerprint="same search"))
+    assert again.resumed == 0  # a finished search is not resumed
+
+
+def test_same_seed_same_data_same_search_on_cpu(tmp_path: Path):
+    """With one trial at a time the whole search repeats: the tuner's proposals and every trial's
+    training are seeded (several concurrent trials may report in another order, which changes what
+    TPE or evolution propose next)."""
+    search_setup(tmp_path)
+    runs = [
+        run_search(request(tmp_path, strategy="tpe", max_trials=2, concurrency=1, working_folder_name=f"nni-{attempt}"))
+        for attempt in range(2)
+    ]
+    assert [trial.parameters for trial in runs[0].trials] == [trial.parameters for trial in runs[1].trials]
+    assert [trial.score for trial in runs[0].trials] == [trial.score for trial in runs[1].trials]
+    assert [trial.intermediate for trial in runs[0].trials] == [trial.intermediate for trial in runs[1].trials]

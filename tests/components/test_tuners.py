@@ -7,7 +7,7 @@ from components.models.cnn import SEARCH_SPACE as CNN_SPACE
 from components.models.mlp import SEARCH_SPACE
 from components.search.tuners import (
     OrderTolerantTpeTuner,
-    WarmEvolutionTuner,
+    RegularisedEvolutionTuner,
     WarmRandomTuner,
     compatible_configurations,
 )
@@ -21,7 +21,7 @@ def make(strategy: str, warm_start: list[dict]):
     elif strategy == "random":
         tuner = WarmRandomTuner(optimize_mode="maximize", seed=0, warm_start=warm_start)
     else:
-        tuner = WarmEvolutionTuner(optimize_mode="maximize", population_size=4, seed=0, warm_start=warm_start)
+        tuner = RegularisedEvolutionTuner(optimize_mode="maximize", population_size=4, seed=0, warm_start=warm_start)
     tuner.update_search_space(SEARCH_SPACE)
     return tuner
 
@@ -48,3 +48,18 @@ def test_only_points_of_the_search_space_warm_start():
     assert compatible_configurations([PREVIOUS, other, {"x": 1}, numbers_as_read_back], SEARCH_SPACE) == [PREVIOUS]
     assert compatible_configurations([PREVIOUS], CNN_SPACE) == []
     assert compatible_configurations([{**PREVIOUS, "learning_rate": 5.0}], SEARCH_SPACE) == []
+
+
+def test_regularised_evolution_mutates_good_members_and_retires_the_oldest():
+    tuner = RegularisedEvolutionTuner(population_size=3, sample_size=3, seed=0)
+    tuner.update_search_space(SEARCH_SPACE)
+    for parameter_id in range(3):
+        configuration = tuner.generate_parameters(parameter_id)
+        tuner.receive_trial_result(parameter_id, configuration, [0.1, 0.9, 0.2][parameter_id])
+    best = tuner.population[1][0]
+    child = tuner.generate_parameters(3)
+    formatted = tuner.running[3]
+    assert sum(formatted[key] != best[key] for key in best) <= 1  # one key of the best member mutated
+    assert set(child) == set(SEARCH_SPACE)
+    tuner.receive_trial_result(3, child, 0.5)
+    assert len(tuner.population) == 3 and [reward for _, reward in tuner.population] == [0.9, 0.2, 0.5]
