@@ -121,7 +121,9 @@ def run_dataset(dataset: str, folder: Path, minutes: float) -> list[dict]:
         started = time.perf_counter()
         model.fit(np.nan_to_num(train_x), train_y)
         predicted = model.predict(np.nan_to_num(flat("test")))
-        score = accuracy_score(splits.targets["test"], predicted) if metric != "r2" else r2_score(splits.targets["test"], predicted)
+        score = (
+            accuracy_score(splits.targets["test"], predicted) if metric != "r2" else r2_score(splits.targets["test"], predicted)
+        )
         rows.append({"dataset": dataset, "method": name, metric: score, "seconds": time.perf_counter() - started})
     os.chdir(PROJECT)
     return rows
@@ -145,7 +147,9 @@ def main() -> None:
         metric = "r2" if "r2" in rows and rows["r2"].notna().any() else "accuracy"
         platform = rows.iloc[0][metric]
         best = rows.iloc[1:].sort_values(metric).iloc[-1]
-        print(f"{dataset}: dlautoml {metric} {platform:.4f}, best baseline {best['method']} {best[metric]:.4f} (gap {platform - best[metric]:+.4f})")
+        print(
+            f"{dataset}: dlautoml {metric} {platform:.4f}, best baseline {best['method']} {best[metric]:.4f} (gap {platform - best[metric]:+.4f})"
+        )
 
 
 if __name__ == "__main__":

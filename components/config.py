@@ -46,6 +46,15 @@ class DataPreparationParams(_Section):
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     max_image_size: int = Field(64, ge=4, le=512)
     feedback_path: str = "data/feedback.npz"
+    duplicates: Literal["flag", "drop"] = "drop"
+    conflicts: Literal["flag", "drop"] = "drop"
+    outliers: Literal["flag", "drop"] = "flag"
+    outlier_share: float = Field(0.01, gt=0.0, le=0.5)
+    label_errors: Literal["flag", "drop", "off"] = "flag"
+    label_error_filter: Literal["predicted_neq_given", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning"] = (
+        "predicted_neq_given"
+    )
+    report_examples: int = Field(8, ge=0)
     feedback_version: str | None = None
 
 

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
+import mlflow
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
+from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, shared_inputs
 from components.data.feedback import FeedbackSet, feedback_splits
+from components.data.formulation import label_strings
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
+from components.data.quality import (
+    constant_columns,
+    examples,
+    headline_metrics,
+    missing_shares,
+    write_report,
+)
 from components.data.sources import load_dataset
 from components.errors import DataError
 from components.manifests import PreparationManifest, TaskManifest
-from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import METRICS_FILE, RunContext, StageInputs, execute_stage, publish_markdown, run_standalone
 
 STAGE = "data_preparation"
+
+
+def _finding(positions, policy: str, ids: np.ndarray, method: str = "") -> dict:
+    return {"count": len(positions), "policy": policy, "method": method, "ids": [str(ids[p]) for p in positions]}
 
 
 def prepare(inputs: StageInputs) -> PreparationManifest:
@@ -23,35 +38,163 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     task = TaskManifest.read(inputs.workspace)
     dataset = load_dataset(inputs.workspace / task.data_path, task.modality, task.target, params.max_image_size)
     targets = encode_target(dataset.target, task.task_type, task.class_names)
+    features, ids = dataset.features, np.asarray(dataset.sample_ids)
+    labels = label_strings(dataset.target) if task.task_type == "classification" else np.asarray(dataset.target).astype(str)
+    seed, limit = params.seed, params.report_examples
+    decisions: list[str] = []
+    warnings = list(dataset.warnings)
+
+    def show(positions) -> list[dict]:
+        return examples(features, list(positions), list(ids), list(labels), task.modality, dataset.feature_names, limit)
+
+    # Duplicates first, on the whole dataset: a copy in two splits would leak test inputs into training.
+    groups = find_duplicates(features, targets)
+    findings = {
+        "duplicates": _finding(
+            groups.duplicates, params.duplicates, ids, "identical input and label: every copy after the first"
+        ),
+        "conflicts": _finding(groups.conflicts, params.conflicts, ids, "identical input seen with different labels: every copy"),
+    }
+    example_sets = {"duplicates": show(groups.duplicates), "conflicts": show(groups.conflicts)}
+    dropped: set[int] = set()
+    for kind, positions in (("duplicates", groups.duplicates), ("conflicts", groups.conflicts)):
+        if getattr(params, kind) == "drop":
+            dropped |= set(positions)
+        if positions:
+            decisions.append(f"{len(positions)} {kind}: {'dropped' if getattr(params, kind) == 'drop' else 'flagged, kept'}")
+
+    if task.task_type == "classification" and params.label_errors != "off":
+        remaining = np.array(sorted(set(range(len(targets))) - dropped))
+        found = remaining[find_label_errors(features[remaining], targets[remaining], seed, params.label_error_filter)]
+        method = f"out-of-fold probabilities of an RBF SVM, cleanlab filter '{params.label_error_filter}'"
+        findings["label_errors"] = _finding(sorted(found.tolist()), params.label_errors, ids, method)
+        example_sets["label_errors"] = show(found)
+        if params.label_errors == "drop":
+            dropped |= set(found.tolist())
+        decisions.append(
+            f"{len(found)} likely label errors ({len(found) / max(len(remaining), 1):.1%}): "
+            + ("dropped" if params.label_errors == "drop" else "flagged, kept")
+        )
+    else:
+        reason = "off in params.yaml" if params.label_errors == "off" else "not applicable to regression"
+        findings["label_errors"] = _finding([], reason, ids)
+
+    kept = np.array(sorted(set(range(len(targets))) - dropped), dtype=int)
     if task.task_type == "classification":
-        check_class_sizes(targets, task.class_names or [])
+        check_class_sizes(targets[kept], task.class_names or [])
     splits = split_dataset(
-        dataset.features,
-        targets,
-        dataset.sample_ids,
-        task.task_type,
-        params.test_fraction,
-        params.validation_fraction,
-        params.seed,
+        features[kept], targets[kept], list(ids[kept]), task.task_type, params.test_fraction, params.validation_fraction, seed
     )
     feedback_counts = add_feedback(inputs, task, splits)
+
+    shared = shared_inputs(splits.features)
+    if shared:
+        warnings.append(f"identical inputs in two splits: {shared}; set data_preparation.duplicates to drop to remove them")
+
+    outliers = {
+        split: find_outliers(splits.features["train"], splits.features[split], params.outlier_share, seed) for split in SPLITS
+    }
+    outlier_ids = [str(splits.sample_ids[split][p]) for split in SPLITS for p in outliers[split]]
+    findings["outliers"] = {
+        "count": len(outlier_ids),
+        "policy": params.outliers,
+        "method": f"IsolationForest fitted on the training split, {params.outlier_share:.0%} expected",
+        "ids": outlier_ids,
+    }
+    example_sets["outliers"] = examples(
+        splits.features["train"],
+        list(outliers["train"]),
+        list(splits.sample_ids["train"]),
+        [str(label) for label in splits.targets["train"]],
+        task.modality,
+        dataset.feature_names,
+        limit,
+    )
+    if params.outliers == "drop" and len(outliers["train"]):
+        keep = np.setdiff1d(np.arange(len(splits.targets["train"])), outliers["train"])
+        for table in (splits.features, splits.targets, splits.sample_ids):
+            table["train"] = table["train"][keep]
+        decisions.append(f"{len(outliers['train'])} training outliers dropped (validation and test keep theirs, flagged)")
+    elif outlier_ids:
+        decisions.append(f"{len(outlier_ids)} outliers flagged, kept")
+
+    imbalance, counts = None, {}
+    if task.task_type == "classification":
+        train_counts = np.bincount(splits.targets["train"], minlength=len(task.class_names or []))
+        counts = {
+            name: int(count)
+            for name, count in zip(task.class_names or [], np.bincount(targets[kept], minlength=len(train_counts)))
+        }
+        imbalance = float(train_counts.max() / max(train_counts[train_counts > 0].min(), 1))
+        decisions.append(
+            f"class balance: largest/smallest training class {imbalance:.1f}x"
+            + (" (model_formulation weights the loss above its imbalance_ratio)" if imbalance >= 2 else "")
+        )
+    decisions.append(
+        f"stratified split with seed {seed}: test {params.test_fraction:.0%}, validation {params.validation_fraction:.0%}"
+        if task.task_type == "classification"
+        else f"random split with seed {seed}: test {params.test_fraction:.0%}, validation {params.validation_fraction:.0%}"
+    )
+
     regression_target = splits.targets["train"] if task.task_type == "regression" else None
     preprocessor = Preprocessor.fit(splits.features["train"], task.modality, regression_target)
+    report = {
+        "data_path": task.data_path,
+        "modality": task.modality,
+        "task_type": task.task_type,
+        "samples_loaded": int(len(targets)),
+        "samples_used": int(sum(splits.sizes().values())),
+        "input_shape": list(features.shape[1:]),
+        "class_counts": counts,
+        "imbalance_ratio": imbalance,
+        "missing_shares": missing_shares(features, dataset.feature_names),
+        "constant_columns": constant_columns(features, dataset.feature_names) if task.modality == "tabular" else [],
+        **findings,
+        "splits": splits.sizes(),
+        "feedback": feedback_counts,
+        "leakage": {"shared_inputs": shared},
+        "decisions": decisions,
+        "warnings": warnings,
+    }
+    if report["constant_columns"]:
+        warnings.append(f"constant columns carry no information: {', '.join(report['constant_columns'])}")
+    json_path, html_path = write_report(inputs.output, report, example_sets)
+    figures = headline_metrics(report)
+    (inputs.output / METRICS_FILE).write_text(json.dumps(figures, indent=2) + "\n")
+    for path in (json_path, html_path):
+        mlflow.log_artifact(str(path), artifact_path=STAGE)
+    publish_markdown("data-quality", quality_markdown(report), f"Data quality of {task.data_path}")
+
     manifest = PreparationManifest(
         split_sizes=splits.sizes(),
         input_shape=preprocessor.input_shape,
         output_size=len(task.class_names) if task.class_names else 1,
         feature_names=dataset.feature_names,
-        warnings=dataset.warnings,
+        warnings=warnings,
         metrics={
-            **{f"{split}_samples": float(size) for split, size in splits.sizes().items()},
+            **figures,
             **{f"feedback_{split}_samples": float(count) for split, count in feedback_counts.items()},
         },
     )
     splits.save(inputs.output / manifest.splits_file)
     preprocessor.save(inputs.output / manifest.preprocessor_file)
-    inputs.say(f"[{STAGE}] split sizes {manifest.split_sizes}, network input shape {manifest.input_shape}")
+    inputs.say(f"[{STAGE}] " + "; ".join(decisions))
+    inputs.say(
+        f"[{STAGE}] split sizes {manifest.split_sizes}, network input shape {manifest.input_shape}; report {html_path.name}"
+    )
     return manifest
+
+
+def quality_markdown(report: dict) -> str:
+    lines = [f"### Data quality: {report['data_path']}", "", "| figure | value |", "|---|---|"]
+    for key in ("samples_loaded", "samples_used", "imbalance_ratio"):
+        if report.get(key) is not None:
+            lines.append(f"| {key.replace('_', ' ')} | {report[key]:.4g} |")
+    for kind in ("duplicates", "conflicts", "outliers", "label_errors"):
+        lines.append(f"| {kind.replace('_', ' ')} | {report[kind]['count']} ({report[kind]['policy']}) |")
+    lines.append(f"| splits | {report['splits']} |")
+    lines += ["", *[f"- {decision}" for decision in report["decisions"]], *[f"- warning: {w}" for w in report["warnings"]]]
+    return "\n".join(lines)
 
 
 def add_feedback(inputs: StageInputs, task, splits: Splits) -> dict[str, int]:

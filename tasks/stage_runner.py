@@ -27,6 +27,7 @@ from tasks import versioning
 ManifestType = TypeVar("ManifestType", bound=Manifest)
 LOCK_FILE = ".dlautoml.lock"
 SKIPPED_TAG = "dlautoml.skipped"
+METRICS_FILE = "metrics.json"  # a stage's figures for `dvc metrics show`, copied to metrics/<stage>.json
 
 
 class RunContext(BaseModel):
@@ -67,6 +68,30 @@ class StageInputs:
 
 def say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A Prefect markdown artifact of the current flow run; a stage run by `dvc repro` has none."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+    except Exception:  # not inside a Prefect run: nothing to attach the artifact to
+        pass
+
+
+def _publish_metrics(stage: str, folder: Path, root: Path) -> None:
+    """Copies the stage's metrics file to metrics/<stage>.json, which `dvc metrics show` reads."""
+    source = folder / METRICS_FILE
+    if not source.is_file():
+        return
+    target = root / "metrics" / f"{stage}.json"
+    target.parent.mkdir(exist_ok=True)
+    staging = target.with_suffix(".writing")
+    shutil.copy2(source, staging)
+    staging.replace(target)
 
 
 def _replace_folder(staging: Path, final: Path) -> None:
@@ -125,6 +150,7 @@ def execute_stage(
                 say(stage, f"warning: {warning}")
             mlflow.log_artifact(str(staging / "manifest.json"), artifact_path=stage)
             _replace_folder(staging, final)
+            _publish_metrics(stage, final, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if context.orchestrated:

@@ -263,6 +263,7 @@ def run_search(request: SearchRequest) -> SearchResult:
     journal.manager_pid = experiment._proc.pid if experiment._proc is not None else None
     journal.save()
     request.progress(f"NNI experiment {experiment.id}: web UI at {web_url} while the search runs")
+    manager_log = Path(config.experiment_working_directory) / experiment.id / "log" / "nnimanager.log"
     offset = len(resumed)
     try:
         reported: set[str] = set()
@@ -270,6 +271,11 @@ def run_search(request: SearchRequest) -> SearchResult:
         while True:
             status = experiment.get_status()
             records = _records(experiment, offset)
+            if any(record.status == "USER_CANCELED" and record.trial_id not in reported for record in records):
+                killed = _assessor_stopped(manager_log)
+                for record in records:
+                    if record.trial_id in killed and record.status == "USER_CANCELED":
+                        record.status = "EARLY_STOPPED"
             for record in records:
                 if record.status in FINISHED_STATES and record.trial_id not in reported:
                     reported.add(record.trial_id)
@@ -295,7 +301,7 @@ def run_search(request: SearchRequest) -> SearchResult:
                 break
             time.sleep(1.0)
         records = _records(experiment, offset, curves=True)
-        killed = _assessor_stopped(Path(config.experiment_working_directory) / experiment.id / "log" / "nnimanager.log")
+        killed = _assessor_stopped(manager_log)
         for record in records:
             if record.trial_id in killed and record.status == "USER_CANCELED":
                 record.status = "EARLY_STOPPED"

@@ -57,7 +57,9 @@ class OrderTolerantTpeTuner(TpeTuner):
     NNI 3.0's ``TpeTuner.trial_end`` forgets the trial's configuration; when the local training
     service reports a trial's end before its final metric (seen with two concurrent trials), the
     dispatcher raises ``KeyError`` in ``receive_trial_result``, dies, and the search stalls until its
-    time budget runs out. Here a successful trial's configuration is kept until its result arrives.
+    time budget runs out. Here a successful trial's configuration is kept until its result arrives,
+    and a result whose trial was already forgotten (stopped by the assessor as it finished) is
+    recorded from the parameters the dispatcher hands over.
     """
 
     def __init__(
@@ -79,6 +81,12 @@ class OrderTolerantTpeTuner(TpeTuner):
             self.dedup.add_history(self._running_params[parameter_id])
             return configuration
         return super().generate_parameters(parameter_id, **kwargs)
+
+    def receive_trial_result(self, parameter_id, parameters, value, **kwargs):
+        # A trial the assessor stopped just as it reported its final result has already ended.
+        if parameter_id not in self._running_params:
+            self._running_params[parameter_id] = format_parameters(parameters, self.space)
+        super().receive_trial_result(parameter_id, parameters, value, **kwargs)
 
     def trial_end(self, parameter_id, success, **kwargs):
         if not success:

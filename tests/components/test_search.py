@@ -87,6 +87,10 @@ def test_tpe_tuner_accepts_a_result_that_arrives_after_the_trial_ended():
         if survives:
             tuner.receive_trial_result(0, parameters, 0.5)
             assert tuner._history and not tuner._running_params
+            stopped = tuner.generate_parameters(1)
+            tuner.trial_end(1, False)  # the assessor stopped it as its final result was on its way
+            tuner.receive_trial_result(1, stopped, 0.4)
+            assert not tuner._running_params
         else:
             with pytest.raises(KeyError):
                 tuner.receive_trial_result(0, parameters, 0.5)

@@ -21,6 +21,13 @@ def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment
         assert json.loads((root / "outputs" / stage / "manifest.json").read_text())
     status = subprocess.run(["dvc", "status"], cwd=root, env=venv_environment, capture_output=True, text=True, check=True)
     assert "up to date" in status.stdout
+    metrics = subprocess.run(
+        ["dvc", "metrics", "show"], cwd=root, env=venv_environment, capture_output=True, text=True, check=True
+    )
+    assert "samples_used" in metrics.stdout and "label_errors" in metrics.stdout
+    quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
+    assert quality["samples_loaded"] == 150 and quality["leakage"] == {"shared_inputs": {}}
+    assert "<h2>Label errors</h2>" in (root / "outputs" / "data_preparation" / "quality.html").read_text()
     training = json.loads((root / "outputs" / "training" / "manifest.json").read_text())
     assert training["family"] == "mlp" and training["test_metric"] == "accuracy"
     assert training["test_score"] > 0.7

@@ -1,0 +1,168 @@
+"""The data-quality report: a JSON summary and a self-contained HTML page (tables, bar charts and
+example images inlined), written by the data preparation stage next to its splits."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components import plotting
+
+
+def missing_shares(features: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Share of missing values per table column (columns without any are left out)."""
+    if features.dtype.kind != "f" or features.ndim != 2:
+        return {}
+    shares = np.isnan(features).mean(axis=0)
+    return {name: round(float(share), 4) for name, share in zip(names, shares) if share > 0}
+
+
+def constant_columns(features: np.ndarray, names: list[str]) -> list[str]:
+    if features.ndim != 2 or not len(features):
+        return []
+    with np.errstate(all="ignore"):
+        spread = np.nanmax(features, axis=0) - np.nanmin(features, axis=0)
+    return [name for name, value in zip(names, spread) if not np.isfinite(value) or value == 0]
+
+
+def _image_tag(pixels: np.ndarray, caption: str) -> str:
+    from PIL import Image
+
+    array = np.asarray(pixels)
+    array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    image = Image.fromarray(array.astype(np.uint8))
+    scale = max(1, 96 // max(image.size))
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f'<figure><img src="data:image/png;base64,{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _class_chart(counts: dict[str, int]) -> str:
+    pyplot = plotting.pyplot()
+    figure, axis = pyplot.subplots(figsize=(max(4.0, 0.45 * len(counts) + 1.5), 2.6))
+    axis.bar(list(counts), list(counts.values()), color="tab:blue")
+    axis.set_ylabel("samples")
+    axis.set_title("Class distribution (after cleaning)")
+    axis.tick_params(axis="x", labelrotation=45 if len(counts) > 8 else 0)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    pyplot.close(figure)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def examples(
+    features: np.ndarray, positions: list[int], ids: list[str], labels: list[str], modality: str, names: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """A few flagged samples to show: an inline image, or the row's values."""
+    shown = []
+    for position in positions[:limit]:
+        entry: dict[str, Any] = {"id": ids[position], "label": labels[position]}
+        if modality == "image":
+            entry["html"] = _image_tag(features[position], f"{ids[position]} (label {labels[position]})")
+        else:
+            entry["values"] = {
+                name: (None if np.isnan(value) else round(float(value), 4)) for name, value in zip(names, features[position])
+            }
+        shown.append(entry)
+    return shown
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(report: dict[str, Any], example_sets: dict[str, list[dict[str, Any]]]) -> str:
+    """The report as one HTML page with everything inlined (it opens from MLflow or a file)."""
+    sections = [
+        f"<h1>Data quality: {html.escape(report['data_path'])}</h1>",
+        f"<p>{report['samples_loaded']} samples loaded ({html.escape(report['modality'])}, {html.escape(report['task_type'])}), "
+        f"{report['samples_used']} used after cleaning.</p>",
+        "<h2>Decisions</h2><ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in report["decisions"]) + "</ul>",
+    ]
+    if report["warnings"]:
+        sections.append(
+            "<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in report["warnings"]) + "</ul>"
+        )
+    sections.append("<h2>Splits</h2>" + _table([[name, size] for name, size in report["splits"].items()], ["split", "samples"]))
+    leakage = report["leakage"]
+    sections.append(
+        "<h2>Leakage check</h2><p>"
+        + (
+            "No input appears in two splits."
+            if not leakage["shared_inputs"]
+            else "Inputs shared between splits: " + html.escape(json.dumps(leakage["shared_inputs"]))
+        )
+        + "</p>"
+    )
+    if report.get("class_counts"):
+        counts = report["class_counts"]
+        sections.append(
+            f"<h2>Classes</h2><p>Largest to smallest class: {report['imbalance_ratio']:.1f}x.</p>"
+            + _class_chart(counts)
+            + _table([[name, count] for name, count in counts.items()], ["class", "samples"])
+        )
+    if report.get("missing_shares"):
+        sections.append(
+            "<h2>Missing values</h2>"
+            + _table([[name, f"{share:.1%}"] for name, share in report["missing_shares"].items()], ["column", "missing"])
+        )
+    if report.get("constant_columns"):
+        sections.append("<h2>Constant columns</h2><p>" + html.escape(", ".join(report["constant_columns"])) + "</p>")
+    for kind in ("duplicates", "conflicts", "outliers", "label_errors"):
+        finding = report[kind]
+        title = kind.replace("_", " ").capitalize()
+        sections.append(
+            f"<h2>{title}</h2><p>{finding['count']} found; policy <b>{html.escape(finding['policy'])}</b>. "
+            f"{html.escape(finding.get('method', ''))}</p>"
+        )
+        shown = example_sets.get(kind, [])
+        if shown and "html" in shown[0]:
+            sections.append('<div class="examples">' + "".join(entry["html"] for entry in shown) + "</div>")
+        elif shown:
+            columns = list(shown[0]["values"])
+            rows = [[entry["id"], entry["label"], *entry["values"].values()] for entry in shown]
+            sections.append(_table(rows, ["id", "label", *columns]))
+        if finding["ids"]:
+            listed = ", ".join(finding["ids"][:200]) + (" ..." if len(finding["ids"]) > 200 else "")
+            sections.append(f"<details><summary>All ids</summary><p>{html.escape(listed)}</p></details>")
+    style = (
+        "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+        ".examples{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;font-size:11px;text-align:center}"
+    )
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>Data quality</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+
+
+def write_report(folder: Path, report: dict[str, Any], example_sets: dict[str, list[dict[str, Any]]]) -> tuple[Path, Path]:
+    json_path, html_path = Path(folder) / "quality.json", Path(folder) / "quality.html"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    html_path.write_text(render_html(report, example_sets))
+    return json_path, html_path
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The figures `dvc metrics show` lists."""
+    figures = {
+        "samples_loaded": report["samples_loaded"],
+        "samples_used": report["samples_used"],
+        "duplicates": report["duplicates"]["count"],
+        "conflicts": report["conflicts"]["count"],
+        "outliers": report["outliers"]["count"],
+        "label_errors": report["label_errors"]["count"],
+        "shared_inputs_between_splits": sum(report["leakage"]["shared_inputs"].values()),
+        **{f"{split}_samples": size for split, size in report["splits"].items()},
+    }
+    if report.get("imbalance_ratio") is not None:
+        figures["imbalance_ratio"] = round(report["imbalance_ratio"], 4)
+    return {key: float(value) for key, value in figures.items()}
