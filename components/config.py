@@ -35,7 +35,7 @@ class TaskFormulationParams(_Section):
     data_path: str = "data/digits"
     target: str = "label"
     task_type: Literal["auto", "classification", "regression"] = "auto"
-    modality: Literal["auto", "tabular", "image"] = "auto"
+    modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] = "auto"
     metric: Literal["auto", "accuracy", "macro_f1", "r2"] = "auto"
     success_threshold: float | None = None
 
@@ -46,6 +46,13 @@ class DataPreparationParams(_Section):
     validation_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     max_image_size: int = Field(64, ge=4, le=512)
     feedback_path: str = "data/feedback.npz"
+    split_column: str | None = "split"
+    group_column: str | None = None
+
+    def table_columns(self) -> dict[str, str | None]:
+        """The load_dataset options that name special table columns."""
+        return {"split_column": self.split_column, "group_column": self.group_column}
+
     duplicates: Literal["flag", "drop"] = "drop"
     conflicts: Literal["flag", "drop"] = "drop"
     outliers: Literal["flag", "drop"] = "flag"
@@ -55,11 +62,17 @@ class DataPreparationParams(_Section):
         "predicted_neq_given"
     )
     report_examples: int = Field(8, ge=0)
+    augmentation: Literal["auto", "off"] = "auto"
+    rotation_degrees: float = Field(10.0, ge=0.0, le=180.0)
+    shift: float = Field(0.1, ge=0.0, le=0.5)
+    horizontal_flip: bool = False
+    jitter: float = Field(0.03, ge=0.0)
+    scaling: float = Field(0.1, ge=0.0)
     feedback_version: str | None = None
 
 
 class ModelFormulationParams(_Section):
-    family: Literal["auto", "mlp", "cnn"] = "auto"
+    family: Literal["auto", "mlp", "cnn", "sequence", "text", "fusion"] = "auto"
     loss: Literal["auto", "cross_entropy", "weighted_cross_entropy", "focal", "mse", "huber"] = "auto"
     imbalance_ratio: float = Field(3.0, ge=1.0)
     heavy_tail_kurtosis: float = Field(3.0, gt=0.0)

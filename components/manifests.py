@@ -78,6 +78,9 @@ class PreparationManifest(Manifest):
     input_shape: list[int]
     output_size: int
     feature_names: list[str]
+    categories: dict[str, list[str]] = {}  # categorical column -> its values; code i+1 is values[i]
+    text_length: int = 0  # multimodal rows end with this many token codes
+    augmentation: dict[str, Any] = {}
 
 
 class ModelManifest(Manifest):

@@ -10,7 +10,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
-from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, shared_inputs
+from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, shared_groups, shared_inputs
 from components.data.feedback import FeedbackSet, feedback_splits
 from components.data.formulation import label_strings
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
@@ -24,6 +24,7 @@ from components.data.quality import (
 from components.data.sources import load_dataset
 from components.errors import DataError
 from components.manifests import PreparationManifest, TaskManifest
+from components.training.augmentation import choose_augmentation
 from tasks.stage_runner import METRICS_FILE, RunContext, StageInputs, execute_stage, publish_markdown, run_standalone
 
 STAGE = "data_preparation"
@@ -36,7 +37,9 @@ def _finding(positions, policy: str, ids: np.ndarray, method: str = "") -> dict:
 def prepare(inputs: StageInputs) -> PreparationManifest:
     params = inputs.params.data_preparation
     task = TaskManifest.read(inputs.workspace)
-    dataset = load_dataset(inputs.workspace / task.data_path, task.modality, task.target, params.max_image_size)
+    dataset = load_dataset(
+        inputs.workspace / task.data_path, task.modality, task.target, params.max_image_size, **params.table_columns()
+    )
     targets = encode_target(dataset.target, task.task_type, task.class_names)
     features, ids = dataset.features, np.asarray(dataset.sample_ids)
     labels = label_strings(dataset.target) if task.task_type == "classification" else np.asarray(dataset.target).astype(str)
@@ -45,7 +48,9 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     warnings = list(dataset.warnings)
 
     def show(positions) -> list[dict]:
-        return examples(features, list(positions), list(ids), list(labels), task.modality, dataset.feature_names, limit)
+        return examples(
+            features, list(positions), list(ids), list(labels), task.modality, dataset.feature_names, limit, dataset.categories
+        )
 
     # Duplicates first, on the whole dataset: a copy in two splits would leak test inputs into training.
     groups = find_duplicates(features, targets)
@@ -83,8 +88,22 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     if task.task_type == "classification":
         check_class_sizes(targets[kept], task.class_names or [])
     splits = split_dataset(
-        features[kept], targets[kept], list(ids[kept]), task.task_type, params.test_fraction, params.validation_fraction, seed
+        features[kept],
+        targets[kept],
+        list(ids[kept]),
+        task.task_type,
+        params.test_fraction,
+        params.validation_fraction,
+        seed,
+        official=None if dataset.official_splits is None else dataset.official_splits[kept],
+        groups=None if dataset.groups is None else dataset.groups[kept],
     )
+    if dataset.official_splits is not None:
+        decisions.append(f"split: the table's '{params.split_column}' column, as given")
+    if dataset.groups is not None:
+        group_of = dict(zip(ids[kept], dataset.groups[kept]))
+        straddling = shared_groups({split: [group_of.get(i) for i in splits.sample_ids[split]] for split in SPLITS})
+        decisions.append(f"grouped split on '{params.group_column}': {straddling} groups in more than one split")
     feedback_counts = add_feedback(inputs, task, splits)
 
     shared = shared_inputs(splits.features)
@@ -105,10 +124,11 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         splits.features["train"],
         list(outliers["train"]),
         list(splits.sample_ids["train"]),
-        [str(label) for label in splits.targets["train"]],
+        [(task.class_names or [])[t] if task.task_type == "classification" else str(t) for t in splits.targets["train"]],
         task.modality,
         dataset.feature_names,
         limit,
+        dataset.categories,
     )
     if params.outliers == "drop" and len(outliers["train"]):
         keep = np.setdiff1d(np.arange(len(splits.targets["train"])), outliers["train"])
@@ -130,14 +150,39 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
             f"class balance: largest/smallest training class {imbalance:.1f}x"
             + (" (model_formulation weights the loss above its imbalance_ratio)" if imbalance >= 2 else "")
         )
-    decisions.append(
-        f"stratified split with seed {seed}: test {params.test_fraction:.0%}, validation {params.validation_fraction:.0%}"
-        if task.task_type == "classification"
-        else f"random split with seed {seed}: test {params.test_fraction:.0%}, validation {params.validation_fraction:.0%}"
-    )
+    if dataset.official_splits is None:
+        decisions.append(
+            f"{'stratified' if task.task_type == 'classification' else 'random'}{' grouped' if dataset.groups is not None else ''} "
+            f"split with seed {seed}: test {params.test_fraction:.0%}, validation {params.validation_fraction:.0%}"
+        )
 
+    augmentation = choose_augmentation(
+        task.modality,
+        params.augmentation,
+        params.rotation_degrees,
+        params.shift,
+        params.horizontal_flip,
+        params.jitter,
+        params.scaling,
+    )
+    decisions.append(augmentation.describe())
     regression_target = splits.targets["train"] if task.task_type == "regression" else None
-    preprocessor = Preprocessor.fit(splits.features["train"], task.modality, regression_target)
+    categories = {dataset.feature_names.index(column): len(values) for column, values in dataset.categories.items()}
+    preprocessor = Preprocessor.fit(splits.features["train"], task.modality, regression_target, categories, dataset.text_length)
+    if task.modality == "multimodal":
+        decisions.append(
+            f"multimodal: {len(dataset.feature_names) - 1} table columns and the text column "
+            f"'{dataset.feature_names[-1]}' ({dataset.text_length} tokens), one encoder each"
+        )
+    elif task.modality == "text":
+        decisions.append(
+            f"text: {len(preprocessor.remaps[0]) - 1} words in the dataset, {preprocessor.cardinalities[0] - 1} in the training split"
+        )
+    elif categories:
+        decisions.append(
+            "categorical columns (embedded, vocabulary of the training split): "
+            + ", ".join(f"{column} ({len(values)} values)" for column, values in dataset.categories.items())
+        )
     report = {
         "data_path": task.data_path,
         "modality": task.modality,
@@ -170,6 +215,9 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         input_shape=preprocessor.input_shape,
         output_size=len(task.class_names) if task.class_names else 1,
         feature_names=dataset.feature_names,
+        categories=dataset.categories,
+        text_length=dataset.text_length,
+        augmentation=augmentation.model_dump() if augmentation.active else {},
         warnings=warnings,
         metrics={
             **figures,

@@ -39,9 +39,11 @@ def load_deployable(root) -> DeployableModel:
     task = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
     training = TrainingManifest.read(root)
-    network = build_network(training.family, preparation.input_shape, preparation.output_size, training.architecture)
-    network.load_state_dict(torch.load(TrainingManifest.file(training.model_file, root), map_location="cpu", weights_only=True))
     preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
+    network = build_network(
+        training.family, preparation.input_shape, preparation.output_size, training.architecture, preprocessor
+    )
+    network.load_state_dict(torch.load(TrainingManifest.file(training.model_file, root), map_location="cpu", weights_only=True))
     return DeployableModel(network.eval(), preprocessor, task.task_type).eval()
 
 
@@ -58,6 +60,8 @@ def serving_metadata(task: TaskManifest, preparation: PreparationManifest, threa
         "task_type": task.task_type,
         "class_names": task.class_names or [],
         "feature_names": preparation.feature_names,
+        "categories": preparation.categories,
+        "text_length": preparation.text_length,
         "input_shape": preparation.input_shape,
         "serving_threads": threads,
         "max_batch_size": max_batch,
@@ -132,7 +136,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     registration = register_onnx_model(
         out / serving_file,
         name,
-        test_inputs[:2],
+        np.nan_to_num(test_inputs[:2]),  # an example without missing values: MLflow validates it as JSON
         tags,
         metadata=serving_metadata(task, preparation, int(chosen["threads"]), int(chosen["max_batch_size"])),
         set_alias=meets_threshold,

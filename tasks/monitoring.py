@@ -114,8 +114,12 @@ def load_new_inputs(data_path: Path, root: Path) -> np.ndarray:
     """
     task_manifest = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
-    shape = tuple(preparation.input_shape) if task_manifest.modality == "image" else ()
-    raw = load_unlabelled_inputs(Path(data_path), task_manifest.modality, preparation.feature_names, shape)
+    shape = tuple(preparation.input_shape) if task_manifest.modality in ("image", "sequence", "text") else ()
+    if task_manifest.modality == "multimodal":
+        shape = (preparation.text_length,)
+    raw = load_unlabelled_inputs(
+        Path(data_path), task_manifest.modality, preparation.feature_names, shape, preparation.categories
+    )
     if len(raw) < 2:
         raise DataError(f"{data_path} holds {len(raw)} input(s): a drift test needs at least two")
     return raw

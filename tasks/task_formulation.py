@@ -16,10 +16,18 @@ STAGE = "task_formulation"
 def formulate(inputs: StageInputs) -> TaskManifest:
     params = inputs.params.task_formulation
     path = inputs.workspace / params.data_path
-    modality = detect_modality(path) if params.modality == "auto" else params.modality
-    dataset = load_dataset(path, modality, params.target, inputs.params.data_preparation.max_image_size)
+    modality = detect_modality(path, params.target) if params.modality == "auto" else params.modality
+    preparation = inputs.params.data_preparation
+    dataset = load_dataset(path, modality, params.target, preparation.max_image_size, **preparation.table_columns())
     formulation = formulate_task(dataset, params)
-    reasons = [f"modality {modality}: " + ("a folder of class sub-folders" if modality == "image" else "a table")]
+    kinds = {
+        "image": "a folder of class sub-folders",
+        "sequence": "sequences of time steps",
+        "text": "a table with one free-text column",
+        "multimodal": "a table with a free-text column next to other columns",
+        "tabular": "a table",
+    }
+    reasons = [f"modality {modality}: {kinds[modality]}"]
     reasons += formulation.reasons
     for reason in reasons:
         inputs.say(f"[{STAGE}] {reason}")
@@ -27,7 +35,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
         data_path=params.data_path,
         modality=modality,
         task_type=formulation.task_type,
-        target=params.target if modality == "tabular" else "class folder",
+        target="class folder" if modality == "image" else params.target,
         metric=formulation.metric,
         success_threshold=formulation.success_threshold,
         class_names=formulation.class_names,

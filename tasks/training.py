@@ -48,6 +48,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         threads=max(1, (torch.get_num_threads() or 1) // params.trial_concurrency),
         loss=model.loss,
         class_weights=model.class_weights,
+        augmentation=preparation.augmentation or None,
         tracking_uri=mlflow.get_tracking_uri(),
         experiment_id=mlflow.active_run().info.experiment_id,
         parent_run_id=inputs.run_id,
@@ -97,7 +98,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
 
     torch.manual_seed(params.seed)
     fitted = fit_network(
-        build_network(model.family, preparation.input_shape, preparation.output_size, architecture),
+        build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor),
         task.task_type,
         (preprocessor.transform(splits.features["train"]), preprocessor.training_target(task.task_type, splits.targets["train"])),
         (
@@ -111,6 +112,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         patience=params.patience,
         loss=model.loss,
         class_weights=model.class_weights,
+        augmentation=preparation.augmentation or None,
     )
     outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
     if task.task_type == "regression":
@@ -165,6 +167,7 @@ def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) ->
         "space": model.search_space,
         "family": model.family,
         "loss": [model.loss, model.class_weights],
+        "augmentation": settings.augmentation,
         "splits": digest,
         "trial": [settings.max_epochs, settings.batch_size, settings.seed],
         "search": [params.strategy, params.seed, params.early_stopping_start],

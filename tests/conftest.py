@@ -33,11 +33,21 @@ TINY_PARAMS = {
 }
 
 
-def write_table(path: Path, rows: int = 120, seed: int = 0, classes: int = 2) -> Path:
-    """A numeric table whose label depends on the first two columns."""
+def write_table(path: Path, rows: int = 120, seed: int = 0, classes: int = 2, messy: bool = False) -> Path:
+    """A numeric table whose label depends on the first two columns; ``messy`` adds an id column and
+    a categorical column (with missing values) that shifts the label."""
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(rows, 3))
-    label = (features[:, 0] + features[:, 1] > 0).astype(int) if classes == 2 else rng.integers(0, classes, rows)
+    regions = rng.choice(["north", "south", "east", ""], size=rows)
+    shift = np.where(regions == "north", 1.5, 0.0) if messy else 0.0
+    label = (features[:, 0] + features[:, 1] + shift > 0).astype(int) if classes == 2 else rng.integers(0, classes, rows)
+    if messy:
+        lines = ["customer_id,a,b,c,region,label"] + [
+            f"c{index:04d},{x:.5f},{y:.5f},{z:.5f},{region},{t}"
+            for index, ((x, y, z), region, t) in enumerate(zip(features, regions, label))
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return path
     lines = ["a,b,c,label"] + [f"{x:.5f},{y:.5f},{z:.5f},{t}" for (x, y, z), t in zip(features, label)]
     path.write_text("\n".join(lines) + "\n")
     return path

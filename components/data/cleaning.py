@@ -68,14 +68,17 @@ def _table_matrix(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(flat), medians, flat)
 
 
-def _reducer(features: np.ndarray, seed: int):
+def _reducer(features: np.ndarray, seed: int, rows: int | None = None):
+    """Standardisation, then (images, sequences) PCA to at most 50 components; ``rows``: the fewest
+    rows it will be fitted on."""
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     width = int(np.prod(features.shape[1:]))
+    components = min(PCA_COMPONENTS, width, max(1, (rows or len(features)) - 1))
     if features.ndim > 2 and width > PCA_COMPONENTS:
-        return make_pipeline(StandardScaler(), PCA(min(PCA_COMPONENTS, len(features) - 1), whiten=True, random_state=seed))
+        return make_pipeline(StandardScaler(), PCA(components, whiten=True, random_state=seed))
     return StandardScaler()
 
 
@@ -96,7 +99,8 @@ def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: i
     from sklearn.svm import SVC
 
     folds = min(FOLDS, int(np.bincount(targets).min()))
-    model = make_pipeline(_reducer(features, seed), SVC(probability=True, random_state=seed))
+    rows = len(features) * (folds - 1) // folds
+    model = make_pipeline(_reducer(features, seed, rows), SVC(probability=True, random_state=seed))
     matrix = _table_matrix(features, features)
     return cross_val_predict(
         model, matrix, targets, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
@@ -132,3 +136,12 @@ def shared_inputs(features_by_split: dict[str, np.ndarray]) -> dict[str, int]:
             if common:
                 shared[f"{first}/{second}"] = common
     return shared
+
+
+def shared_groups(groups_by_split: dict[str, list]) -> int:
+    """How many groups appear in more than one split (0 for a correct grouped split)."""
+    seen: dict = {}
+    for split, groups in groups_by_split.items():
+        for group in set(groups):
+            seen.setdefault(group, set()).add(split)
+    return sum(len(splits) > 1 for splits in seen.values())

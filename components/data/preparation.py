@@ -23,25 +23,84 @@ SPLITS = ("train", "validation", "test")
 class Preprocessor(BaseModel):
     """Fitted, serialisable preprocessing of raw features (and of a regression target).
 
-    Tables: missing values take the training median, then each column is standardised.
+    Tables: missing values take the training median, then each column is standardised. Categorical
+    columns (codes 1..n of the whole dataset's values, NaN when missing) are not standardised: their
+    codes are renumbered to the values seen in the training split, every other value (and a missing
+    one) becoming 0, the "unknown" category that the network's embedding also learns.
     Images: pixels are scaled to [0, 1] and standardised per channel.
+    Sequences: each channel is standardised over all training steps; padding and missing steps
+    (NaN) become 0, the channel's mean.
+    Text (token codes of the dataset's vocabulary): renumbered to the training split's words, like
+    categorical columns; padding and other words are 0.
     """
 
-    modality: Literal["tabular", "image"]
+    modality: Literal["tabular", "image", "sequence", "text", "multimodal"]
     input_shape: list[int]
     fill_values: list[float]
     means: list[float]
     scales: list[float]
     target_mean: float = 0.0
     target_scale: float = 1.0
+    categorical: list[int] = []  # positions of categorical columns
+    remaps: list[list[int]] = []  # per categorical column (then the text): dataset code -> training code (0: unknown)
+    text_length: int = 0  # multimodal: the row ends with this many token codes
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Embedding sizes the network needs: training categories plus the unknown one."""
+        return [max(remap) + 1 for remap in self.remaps]
 
     @classmethod
-    def fit(cls, features: np.ndarray, modality: str, target: np.ndarray | None = None) -> Preprocessor:
+    def fit(
+        cls,
+        features: np.ndarray,
+        modality: str,
+        target: np.ndarray | None = None,
+        categories: dict[int, int] | None = None,
+        text_length: int = 0,
+    ) -> Preprocessor:
+        """``categories``: position of each categorical column -> how many values the dataset has
+        (multimodal: the text column is the position after the table's columns)."""
+        if modality == "multimodal":
+            width = features.shape[1] - text_length
+            table = cls.fit(features[:, :width], "tabular", target, {p: n for p, n in (categories or {}).items() if p < width})
+            text = cls.fit(features[:, width:], "text", None, {0: (categories or {}).get(width, 0)})
+            return table.model_copy(
+                update={
+                    "modality": "multimodal",
+                    "input_shape": list(features.shape[1:]),
+                    "fill_values": table.fill_values + text.fill_values,
+                    "means": table.means + text.means,
+                    "scales": table.scales + text.scales,
+                    "remaps": table.remaps + text.remaps,
+                    "text_length": text_length,
+                }
+            )
+        categorical = sorted(categories or {})
+        remaps: list[list[int]] = []
         if modality == "tabular":
-            medians = np.nanmedian(features, axis=0)
+            medians = np.nanmedian(features, axis=0) if len(features) else np.zeros(features.shape[1])
             medians = np.where(np.isnan(medians), 0.0, medians)
             filled = np.where(np.isnan(features), medians, features)
             means, scales = filled.mean(axis=0), filled.std(axis=0)
+            for position in categorical:
+                codes = features[:, position]
+                seen = np.unique(codes[~np.isnan(codes) & (codes > 0)]).astype(int)
+                remap = np.zeros(max(int(categories[position]), int(np.nanmax(np.append(codes, 0)))) + 1, dtype=int)
+                remap[seen] = np.arange(1, len(seen) + 1)
+                remaps.append(remap.tolist())
+                medians[position], means[position], scales[position] = 0.0, 0.0, 1.0
+        elif modality == "text":
+            medians, means, scales = (np.zeros(features.shape[1]), np.zeros(features.shape[1]), np.ones(features.shape[1]))
+            seen = np.unique(features[features > 0]).astype(int)
+            remap = np.zeros(max(int((categories or {0: 0})[0]), int(features.max(initial=0))) + 1, dtype=int)
+            remap[seen] = np.arange(1, len(seen) + 1)
+            remaps.append(remap.tolist())
+        elif modality == "sequence":
+            steps = features.reshape(-1, features.shape[2]).astype(np.float64)
+            medians = np.zeros(features.shape[2])
+            means, scales = np.nanmean(steps, axis=0), np.nanstd(steps, axis=0)
+            means, scales = np.nan_to_num(means), np.nan_to_num(scales)
         else:
             pixels = features.astype(np.float64) / 255.0
             medians = np.zeros(features.shape[1])
@@ -58,15 +117,62 @@ class Preprocessor(BaseModel):
             scales=scales.tolist(),
             target_mean=target_mean,
             target_scale=target_scale,
+            categorical=categorical,
+            remaps=remaps,
         )
+
+    def parts(self) -> tuple[Preprocessor, Preprocessor]:
+        """A multimodal preprocessor as its table part and its text part."""
+        width = self.input_shape[0] - self.text_length
+        table = self.model_copy(
+            update={
+                "modality": "tabular",
+                "input_shape": [width],
+                "fill_values": self.fill_values[:width],
+                "means": self.means[:width],
+                "scales": self.scales[:width],
+                "remaps": self.remaps[:-1],
+                "text_length": 0,
+            }
+        )
+        text = self.model_copy(
+            update={
+                "modality": "text",
+                "input_shape": [self.text_length],
+                "fill_values": self.fill_values[width:],
+                "means": self.means[width:],
+                "scales": self.scales[width:],
+                "categorical": [],
+                "remaps": self.remaps[-1:],
+                "text_length": 0,
+            }
+        )
+        return table, text
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Raw features to the float32 network input."""
         if list(features.shape[1:]) != self.input_shape:
             raise DataError(f"inputs are shaped {list(features.shape[1:])}, the model expects {self.input_shape}")
+        if self.modality == "multimodal":
+            table, text = self.parts()
+            width = table.input_shape[0]
+            return np.concatenate([table.transform(features[:, :width]), text.transform(features[:, width:])], axis=1)
         if self.modality == "tabular":
             filled = np.where(np.isnan(features), np.asarray(self.fill_values), features)
-            return ((filled - np.asarray(self.means)) / np.asarray(self.scales)).astype(np.float32)
+            encoded = ((filled - np.asarray(self.means)) / np.asarray(self.scales)).astype(np.float32)
+            for position, remap in zip(self.categorical, self.remaps):
+                codes = encoded[:, position].astype(np.int64)
+                known = (codes >= 0) & (codes < len(remap))
+                encoded[:, position] = np.where(known, np.asarray(remap, dtype=np.float32)[np.where(known, codes, 0)], 0.0)
+            return encoded
+        if self.modality == "text":
+            remap = np.asarray(self.remaps[0], dtype=np.float32)
+            codes = features.astype(np.int64)
+            known = (codes >= 0) & (codes < len(remap))
+            return np.where(known, remap[np.where(known, codes, 0)], 0.0).astype(np.float32)
+        if self.modality == "sequence":
+            standardised = (features - np.asarray(self.means, dtype=np.float32)) / np.asarray(self.scales, dtype=np.float32)
+            return np.nan_to_num(standardised, nan=0.0).astype(np.float32)
         pixels = features.astype(np.float32) / 255.0
         channel = (slice(None), None, None)
         means = np.asarray(self.means, dtype=np.float32)[channel]
@@ -128,6 +234,25 @@ def encode_target(target: np.ndarray, task_type: str, class_names: list[str] | N
     return target.astype(np.float32)
 
 
+def _part(
+    indices: np.ndarray, targets: np.ndarray, share: float, seed: int, stratified: bool, groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits ``indices`` into (kept, held out) with about ``share`` held out."""
+    if groups is None:
+        return train_test_split(indices, test_size=share, random_state=seed, stratify=targets[indices] if stratified else None)
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    if stratified:
+        folds = max(2, round(1.0 / share))
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        kept, held = next(splitter.split(indices, targets[indices], groups[indices]))
+    else:
+        kept, held = next(
+            GroupShuffleSplit(n_splits=1, test_size=share, random_state=seed).split(indices, groups=groups[indices])
+        )
+    return indices[kept], indices[held]
+
+
 def check_class_sizes(encoded: np.ndarray, class_names: list[str], minimum: int = 3) -> None:
     """A stratified three-way split needs every class at least ``minimum`` times."""
     counts = np.bincount(encoded, minlength=len(class_names))
@@ -147,21 +272,33 @@ def split_dataset(
     test_fraction: float,
     validation_fraction: float,
     seed: int,
+    official: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> Splits:
     """Stratified (for classification) train/validation/test split with a fixed seed.
 
-    ``validation_fraction`` is a share of the whole dataset, like ``test_fraction``.
+    ``validation_fraction`` is a share of the whole dataset, like ``test_fraction``. An ``official``
+    split (train / validation / test per sample) is kept as it is; when it has no validation rows,
+    they are drawn from its training rows. With ``groups``, all samples of a group land in one split
+    (stratified by class as far as the groups allow).
     """
     if test_fraction + validation_fraction >= 0.9:
         raise DataError("test_fraction + validation_fraction must leave at least 10% of the data for training")
     indices = np.arange(len(targets))
     stratify = targets if task_type == "classification" else None
+    share = validation_fraction / (1.0 - test_fraction)
     try:
-        rest, test = train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=stratify)
-        share = validation_fraction / (1.0 - test_fraction)
-        train, validation = train_test_split(
-            rest, test_size=share, random_state=seed, stratify=None if stratify is None else targets[rest]
-        )
+        if official is not None:
+            test = indices[official == "test"]
+            rest = indices[official != "test"]
+            validation = indices[official == "validation"]
+            if len(validation):
+                train = indices[official == "train"]
+            else:
+                train, validation = _part(rest, targets, share, seed, stratify is not None, groups)
+        else:
+            rest, test = _part(indices, targets, test_fraction, seed, stratify is not None, groups)
+            train, validation = _part(rest, targets, share, seed, stratify is not None, groups)
     except ValueError as error:
         raise DataError(f"cannot split {len(targets)} samples into train/validation/test: {error}") from error
     ids = np.asarray(sample_ids)

@@ -60,14 +60,34 @@ def _class_chart(counts: dict[str, int]) -> str:
 
 
 def examples(
-    features: np.ndarray, positions: list[int], ids: list[str], labels: list[str], modality: str, names: list[str], limit: int
+    features: np.ndarray,
+    positions: list[int],
+    ids: list[str],
+    labels: list[str],
+    modality: str,
+    names: list[str],
+    limit: int,
+    categories: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """A few flagged samples to show: an inline image, or the row's values."""
+    """A few flagged samples to show: an inline image, the text, or the row's values."""
     shown = []
     for position in positions[:limit]:
         entry: dict[str, Any] = {"id": ids[position], "label": labels[position]}
         if modality == "image":
             entry["html"] = _image_tag(features[position], f"{ids[position]} (label {labels[position]})")
+        elif modality in ("text", "multimodal"):
+            vocabulary = (categories or {}).get(names[-1], [])
+            width = len(names) - 1 if modality == "multimodal" else 0
+            codes = features[position][width:]
+            words = [vocabulary[int(code) - 1] if 0 < code <= len(vocabulary) else "?" for code in codes if code > 0]
+            table = {name: round(float(value), 4) for name, value in zip(names[:-1], features[position][:width])}
+            entry["values"] = {**table, "text": " ".join(words)}
+        elif modality == "sequence":
+            steps = features[position]
+            valid = ~np.isnan(steps).all(axis=1)
+            entry["values"] = {"steps": int(valid.sum())} | {
+                f"{name} mean": round(float(np.nanmean(steps[:, channel])), 4) for channel, name in enumerate(names)
+            }
         else:
             entry["values"] = {
                 name: (None if np.isnan(value) else round(float(value), 4)) for name, value in zip(names, features[position])

@@ -18,7 +18,21 @@ from PIL import Image, UnidentifiedImageError
 from components.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-TABLE_SUFFIXES = {".csv"}
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+ID_NAMES = {"id", "uuid", "guid", "key", "index", "row", "row_id", "record_id", "sample_id"}
+SEQUENCE_SUFFIXES = {".npz"}
+SEQUENCE_ID_NAMES = {"id", "series", "series_id", "sequence", "sequence_id", "sample", "sample_id", "recording", "session"}
+TIME_NAMES = {"time", "timestamp", "step", "t", "time_step", "timestep", "tick", "frame"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @dataclass
@@ -31,12 +45,16 @@ class RawDataset:
     feature_names: list[str]
     sample_ids: list[str]
     warnings: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)  # categorical column -> its values (code i+1)
+    text_length: int = 0  # multimodal: how many token codes end each row
+    official_splits: np.ndarray | None = None  # train / validation / test per sample, from a split column
+    groups: np.ndarray | None = None  # samples of one group never straddle two splits
 
     def __len__(self) -> int:
         return len(self.features)
 
 
-def detect_modality(path: Path) -> str:
+def detect_modality(path: Path, target: str | None = None) -> str:
     """Tells the modality from the path: a folder is images, a ``.csv`` file is a table.
 
     Raises:
@@ -47,23 +65,53 @@ def detect_modality(path: Path) -> str:
         raise DataError(f"data path {path} does not exist: pass an existing CSV file or image folder with --data")
     if path.is_dir():
         return "image"
+    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+        return "sequence"
     if path.suffix.lower() in TABLE_SUFFIXES:
-        return "tabular"
-    raise DataError(f"cannot read {path}: expected a .csv table or a folder of images with one sub-folder per class")
+        return table_modality(_read_table(path), target)
+    raise DataError(
+        f"cannot read {path}: expected a table (.csv, .parquet), sequences (.npz with X and y) "
+        "or a folder of images with one sub-folder per class"
+    )
 
 
-def load_dataset(path: Path, modality: str, target: str, max_image_size: int = 64) -> RawDataset:
-    """Loads a labelled dataset of the given modality."""
+def load_dataset(
+    path: Path,
+    modality: str,
+    target: str,
+    max_image_size: int = 64,
+    split_column: str | None = "split",
+    group_column: str | None = None,
+) -> RawDataset:
+    """Loads a labelled dataset of the given modality (a table may name its splits and groups)."""
     if modality == "tabular":
-        return load_table(path, target)
+        return load_table(path, target, split_column, group_column)
+    if modality == "sequence":
+        return load_sequences(path, target)
+    if modality == "text":
+        return load_text(path, target, split_column, group_column)
+    if modality == "multimodal":
+        return load_multimodal(path, target, split_column, group_column)
     if modality == "image":
         return load_image_folder(path, max_image_size)
-    raise DataError(f"modality '{modality}' is not supported: use tabular or image")
+    raise DataError(f"modality '{modality}' is not supported: use tabular, image, sequence, text or multimodal")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a data frame, with errors that say what to do."""
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path} is empty: it has no header and no rows")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except OSError as error:
+            raise DataError(f"cannot open {path}: {error}") from error
+        except Exception as error:  # pyarrow raises its own ArrowInvalid and friends
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataError(f"{path} is not a readable Parquet file ({reason})") from error
+        if frame.empty:
+            raise DataError(f"{path} has columns but no rows")
+        return frame
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError as error:
@@ -78,17 +126,84 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_table(path: Path, target: str) -> RawDataset:
-    """Loads a CSV table; numeric columns other than the target become features.
+MAX_CATEGORIES_FLOOR = 50  # a text column with at most this many values (or 20% of the rows) is categorical
+MAX_CATEGORY_SHARE = 0.2
 
-    Rows whose target is missing are dropped (with a warning); non-numeric feature columns are
-    ignored (with a warning).
-    """
-    path = Path(path)
-    frame = _read_csv(path)
+
+def category_text(value) -> str:
+    """A category as text; 3, 3.0 and "3" are the same category."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def encode_categories(values, vocabulary: list[str]) -> np.ndarray:
+    """Codes 1..n of a column's values in ``vocabulary``; 0 for a value outside it, NaN when missing."""
+    index = {name: position + 1 for position, name in enumerate(vocabulary)}
+    return np.array(
+        [np.nan if pd.isna(value) else index.get(category_text(value), 0) for value in values],
+        dtype=np.float32,
+    )
+
+
+def id_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that identify rows rather than describe them: integer or text columns named like an
+    id with (nearly) a different value per row, text columns with a different value in every row,
+    and integer row numbers (every value of a consecutive range once). An integer measurement that
+    happens to be unique (a price in cents) is kept."""
+    from components.data.text import is_text_column
+
+    found = []
+    for column in frame.columns:
+        values = frame[column]
+        kind = values.dtype.kind
+        if kind not in "iuOS" and str(values.dtype) not in ("string", "category"):
+            continue
+        unique_share = values.nunique(dropna=True) / max(len(values), 1)
+        name = str(column).strip().lower()
+        named = name in ID_NAMES or name.endswith(("_id", " id", "_uuid", "_key"))
+        if not named and kind not in "iu" and is_text_column(values.tolist()):
+            continue  # free text: every review is different, but it is the data
+        all_unique = len(values) >= 20 and unique_share == 1.0
+        row_numbers = all_unique and kind in "iu" and int(values.max()) - int(values.min()) == len(values) - 1
+        if (named and unique_share > 0.9) or (all_unique and kind not in "iu") or row_numbers:
+            found.append(column)
+    return found
+
+
+def _official_splits(values: pd.Series, path: Path, column: str) -> np.ndarray:
+    labels = values.astype(str).str.strip().str.lower()
+    unknown = sorted(set(labels) - set(SPLIT_NAMES))
+    if unknown:
+        raise DataError(
+            f"split column '{column}' of {path} holds {', '.join(map(repr, unknown[:5]))}: "
+            f"use train, validation or test (or rename the column if it is not a split)"
+        )
+    splits = labels.map(SPLIT_NAMES).to_numpy(dtype=object)
+    missing = [name for name in ("train", "test") if name not in set(splits)]
+    if missing:
+        raise DataError(f"split column '{column}' of {path} has no {' and no '.join(missing)} rows: the split needs both")
+    return splits
+
+
+@dataclass
+class _Table:
+    candidates: pd.DataFrame  # the columns that may become features
+    target: np.ndarray
+    sample_ids: list[str]
+    warnings: list[str]
+    official: np.ndarray | None
+    groups: np.ndarray | None
+
+
+def _labelled_table(path: Path, target: str, split_column: str | None, group_column: str | None) -> _Table:
+    """A table's labelled rows, its split and group columns, and its id column (which names the rows)."""
+    frame = _read_table(path)
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if len(frame.columns) > 12 else "")
         raise DataError(f"target column '{target}' is not in {path} (columns: {shown}): pass --target with one of them")
+    if group_column and group_column not in frame.columns:
+        raise DataError(f"group column '{group_column}' (data_preparation.group_column) is not in {path}")
     warnings: list[str] = []
     missing_target = frame[target].isna()
     if missing_target.all():
@@ -96,20 +211,259 @@ def load_table(path: Path, target: str) -> RawDataset:
     if missing_target.any():
         warnings.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
         frame = frame.loc[~missing_target]
-    candidates = frame.drop(columns=[target])
-    numeric = candidates.select_dtypes(include="number")
-    ignored = [str(column) for column in candidates.columns if column not in numeric.columns]
-    if ignored:
-        warnings.append(f"ignored non-numeric columns: {', '.join(ignored)}")
-    if numeric.shape[1] == 0:
-        raise DataError(f"{path} has no numeric feature columns besides the target '{target}'")
-    target_values = frame[target].to_numpy()
+    special = [column for column in (split_column, group_column) if column and column in frame.columns]
+    official = _official_splits(frame[split_column], path, split_column) if split_column in special else None
+    groups = frame[group_column].astype(str).to_numpy() if group_column else None
+    candidates = frame.drop(columns=[target, *special])
+    identifiers = id_columns(candidates)
+    sample_ids = [str(index) for index in frame.index]
+    if identifiers:
+        warnings.append(f"ignored id-like columns (a different value in (nearly) every row): {', '.join(map(str, identifiers))}")
+        if candidates[identifiers[0]].is_unique:
+            sample_ids = candidates[identifiers[0]].astype(str).tolist()
+        candidates = candidates.drop(columns=identifiers)
+    return _Table(candidates, frame[target].to_numpy(), sample_ids, warnings, official, groups)
+
+
+def load_table(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
+    """Loads a CSV or Parquet table; numeric and categorical columns other than the target become features.
+
+    Rows whose target is missing are dropped (with a warning); free-text columns and id-like columns
+    are ignored (with a warning; an id column names the samples instead). A column named
+    ``split_column`` (train / validation / test) is honoured as the split; ``group_column`` keeps
+    each group within one split.
+    """
+    path = Path(path)
+    table = _labelled_table(path, target, split_column, group_column)
+    features, columns, categories = _table_features(table.candidates, table.warnings, path, target)
     return RawDataset(
         modality="tabular",
-        features=numeric.to_numpy(dtype=np.float32),
-        target=target_values,
-        feature_names=[str(column) for column in numeric.columns],
-        sample_ids=[str(index) for index in frame.index],
+        features=features,
+        target=table.target,
+        feature_names=columns,
+        categories=categories,
+        sample_ids=table.sample_ids,
+        warnings=table.warnings,
+        official_splits=table.official,
+        groups=table.groups,
+    )
+
+
+def _table_features(
+    candidates: pd.DataFrame, warnings: list[str], path: Path, target: str
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """Numeric columns, then categorical ones as codes; text with too many values is left out."""
+    numeric = candidates.select_dtypes(include=["number", "bool"])
+    categories = {}
+    ignored = []
+    for column in candidates.columns:
+        if column in numeric.columns:
+            continue
+        values = candidates[column].dropna().map(category_text)
+        distinct = sorted(values.unique())
+        if len(distinct) <= max(MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * len(candidates))):
+            categories[str(column)] = distinct
+        else:
+            ignored.append(str(column))
+    if ignored:
+        warnings.append(
+            f"ignored text columns with too many distinct values to be categories: {', '.join(ignored)} "
+            "(a table reads one free-text column)"
+        )
+    if numeric.shape[1] == 0 and not categories:
+        raise DataError(f"{path} has no feature columns besides the target '{target}'")
+    columns = [str(column) for column in numeric.columns] + list(categories)
+    features = np.empty((len(candidates), len(columns)), dtype=np.float32)
+    features[:, : numeric.shape[1]] = numeric.to_numpy(dtype=np.float32)
+    for offset, (column, values) in enumerate(categories.items()):
+        features[:, numeric.shape[1] + offset] = encode_categories(candidates[column], values)
+    return features, columns, categories
+
+
+def text_column(frame: pd.DataFrame, target: str | None = None) -> str | None:
+    """The table's free-text column (long values, most of them different), if it has one; with
+    several, the one with the longest values."""
+    from components.data.text import is_text_column
+
+    texts = [column for column in frame.columns if column != target and is_text_column(frame[column].tolist())]
+    if not texts:
+        return None
+    return str(max(texts, key=lambda column: frame[column].astype(str).str.len().mean()))
+
+
+def _other_features(frame: pd.DataFrame, text: str, target: str | None) -> list[str]:
+    """Columns besides the text that may be features (not the target, ids, split or group columns)."""
+    others = frame.drop(columns=[text, *([target] if target in frame.columns else [])])
+    others = others.drop(columns=id_columns(others))
+    names = {"split", "group", "label", "target", "class"}
+    return [str(column) for column in others.columns if str(column).strip().lower() not in names]
+
+
+def table_modality(frame: pd.DataFrame, target: str | None = None) -> str:
+    """sequence (long format), text (a free-text column and nothing else to learn from), multimodal
+    (free text next to other feature columns) or tabular."""
+    if long_format_columns(frame):
+        return "sequence"
+    text = text_column(frame, target)
+    if text is None:
+        return "tabular"
+    return "multimodal" if _other_features(frame, text, target) else "text"
+
+
+def load_multimodal(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
+    """A table with a free-text column next to numeric and categorical ones: the table's features,
+    then the text's token codes, in one row (``text_length`` codes at the end)."""
+    from components.data.text import build_vocabulary, encode_texts
+
+    table = _labelled_table(Path(path), target, split_column, group_column)
+    column = text_column(table.candidates)
+    if column is None:
+        raise DataError(f"{path} has no free-text column (long, mostly different values) besides the target '{target}'")
+    features, columns, categories = _table_features(table.candidates.drop(columns=[column]), table.warnings, Path(path), target)
+    texts = table.candidates[column].tolist()
+    vocabulary, length = build_vocabulary(texts)
+    codes = encode_texts(texts, vocabulary, length)
+    table.warnings.append(f"text column '{column}': {len(vocabulary)} words, {length} tokens per text (longer texts are cut)")
+    return RawDataset(
+        modality="multimodal",
+        features=np.concatenate([features, codes], axis=1),
+        target=table.target,
+        feature_names=[*columns, column],
+        sample_ids=table.sample_ids,
+        warnings=table.warnings,
+        categories={**categories, column: vocabulary},
+        official_splits=table.official,
+        groups=table.groups,
+        text_length=length,
+    )
+
+
+def load_text(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
+    """A table with one free-text column and a target: texts become rows of token codes."""
+    from components.data.text import build_vocabulary, encode_texts
+
+    table = _labelled_table(Path(path), target, split_column, group_column)
+    column = text_column(table.candidates)
+    if column is None:
+        raise DataError(f"{path} has no free-text column (long, mostly different values) besides the target '{target}'")
+    texts = table.candidates[column].tolist()
+    vocabulary, length = build_vocabulary(texts)
+    return RawDataset(
+        modality="text",
+        features=encode_texts(texts, vocabulary, length),
+        target=table.target,
+        feature_names=[column],
+        sample_ids=table.sample_ids,
+        warnings=[
+            *table.warnings,
+            f"text column '{column}': {len(vocabulary)} words, {length} tokens per text (longer texts are cut)",
+        ],
+        categories={column: vocabulary},
+        official_splits=table.official,
+        groups=table.groups,
+    )
+
+
+def fit_length(features: np.ndarray, length: int) -> np.ndarray:
+    """Sequences padded with NaN (or cut) to the ``length`` steps the model takes."""
+    if features.shape[1] >= length:
+        return features[:, :length]
+    padding = np.full((len(features), length - features.shape[1], features.shape[2]), np.nan, dtype=np.float32)
+    return np.concatenate([features, padding], axis=1)
+
+
+def long_format_columns(frame: pd.DataFrame) -> tuple[str, str] | None:
+    """(id column, time column) when a table holds sequences in long format: one row per time step,
+    an id column whose values repeat, and a time column."""
+    names = {str(column).strip().lower(): column for column in frame.columns}
+    identifier = next((names[name] for name in names if name in SEQUENCE_ID_NAMES), None)
+    time_column = next((names[name] for name in names if name in TIME_NAMES), None)
+    if identifier is None or time_column is None or frame[identifier].nunique() >= len(frame):
+        return None
+    return identifier, time_column
+
+
+def _long_table(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray | None, list[str], list[str]]:
+    """Features (samples, time, channels), one target per sequence (or None), ids and channel names."""
+    frame = _read_table(path)
+    columns = long_format_columns(frame)
+    if columns is None:
+        raise DataError(f"{path} is not in long format: it needs an id column whose values repeat and a time column")
+    identifier, time_column = columns
+    if target is not None and target not in frame.columns:
+        raise DataError(f"target column '{target}' is not in {path}: pass --target with the column of sequence labels")
+    ignored = [identifier, time_column, *([target] if target is not None else [])]
+    channel_frame = frame.drop(columns=ignored).select_dtypes(include="number")
+    if channel_frame.shape[1] == 0:
+        raise DataError(f"{path} has no numeric channel columns besides id, time and target")
+    channels = [str(column) for column in channel_frame.columns]
+    frame = frame.sort_values([identifier, time_column], kind="stable")
+    if target is not None:
+        labels = frame.groupby(identifier, sort=False)[target].nunique(dropna=True)
+        mixed = labels[labels > 1]
+        if len(mixed):
+            raise DataError(f"sequences {', '.join(map(str, mixed.index[:5]))} have several labels: give each sequence one label")
+    groups = list(frame.groupby(identifier, sort=False))
+    length = max(len(group) for _, group in groups)
+    features = np.full((len(groups), length, len(channels)), np.nan, dtype=np.float32)
+    for index, (_, group) in enumerate(groups):
+        features[index, : len(group)] = group[channels].to_numpy(dtype=np.float32)
+    ids = [str(key) for key, _ in groups]
+    if target is None:
+        return features, None, ids, channels
+    values = [group[target].dropna().iloc[0] if group[target].notna().any() else None for _, group in groups]
+    return features, np.array(values, dtype=object), ids, channels
+
+
+def _sequence_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            contents = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is not a readable .npz file ({error})") from error
+    if "X" not in contents:
+        raise DataError(f"{path} lacks the array X: save X shaped (samples, time, channels)")
+    features = contents["X"].astype(np.float32)
+    contents["X"] = features[:, :, None] if features.ndim == 2 else features
+    if contents["X"].ndim != 3:
+        raise DataError(f"{path}: X must be shaped (samples, time, channels), got {features.shape}")
+    return contents
+
+
+def load_sequences(path: Path, target: str = "label") -> RawDataset:
+    """Sequences shaped (samples, time, channels), NaN after a shorter sequence's end: an ``.npz``
+    with ``X`` and ``y`` (optionally ``ids`` and ``channels``), or a long table with one row per
+    time step (id, time, channel columns, label)."""
+    path = Path(path)
+    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+        contents = _sequence_arrays(path)
+        features = contents["X"]
+        if "y" not in contents or len(contents["y"]) != len(features):
+            raise DataError(f"{path} needs y with one label per sequence of X ({len(features)})")
+        count, channels_count = len(features), features.shape[2]
+        ids = [str(v) for v in contents["ids"]] if "ids" in contents else [str(i) for i in range(count)]
+        channels = (
+            [str(v) for v in contents["channels"]] if "channels" in contents else [f"channel_{c}" for c in range(channels_count)]
+        )
+        target_values = contents["y"]
+    else:
+        features, target_values, ids, channels = _long_table(path, target)
+    warnings = []
+    labelled = ~pd.isna(pd.Series(target_values)).to_numpy()
+    if not labelled.all():
+        warnings.append(f"dropped {int((~labelled).sum())} sequences without a label")
+        features, target_values, ids = features[labelled], np.asarray(target_values)[labelled], list(np.asarray(ids)[labelled])
+    if not len(features):
+        raise DataError(f"{path} holds no labelled sequence")
+    lengths = (~np.isnan(features).all(axis=2)).sum(axis=1)
+    if lengths.min() < lengths.max():
+        warnings.append(f"sequences of {lengths.min()} to {lengths.max()} steps: shorter ones are padded at the end")
+    return RawDataset(
+        modality="sequence",
+        features=features,
+        target=np.asarray(target_values),
+        feature_names=channels,
+        sample_ids=ids,
         warnings=warnings,
     )
 
@@ -176,7 +530,13 @@ def load_image_folder(path: Path, max_image_size: int = 64) -> RawDataset:
     )
 
 
-def load_unlabelled_inputs(path: Path, modality: str, feature_names: list[str], image_shape: tuple[int, int, int]) -> np.ndarray:
+def load_unlabelled_inputs(
+    path: Path,
+    modality: str,
+    feature_names: list[str],
+    image_shape: tuple[int, int, int],
+    categories: dict[str, list[str]] | None = None,
+) -> np.ndarray:
     """Loads a batch of new inputs (a CSV with the training feature columns, or a folder of images).
 
     Used by monitoring: the batch is shaped exactly like the training features.
@@ -187,14 +547,45 @@ def load_unlabelled_inputs(path: Path, modality: str, feature_names: list[str], 
     if modality == "tabular":
         if path.is_dir():
             raise DataError(f"{path} is a folder, but this model takes a CSV table")
-        frame = _read_csv(path)
+        frame = _read_table(path)
         missing = [name for name in feature_names if name not in frame.columns]
         if missing:
             raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}")
+        categories = categories or {}
+        for column, vocabulary in categories.items():
+            frame[column] = encode_categories(frame[column], vocabulary)
         try:
             return frame[feature_names].to_numpy(dtype=np.float32)
         except ValueError as error:
             raise DataError(f"{path} has non-numeric values in feature columns: {error}") from error
+    if modality == "multimodal":
+        from components.data.text import encode_texts
+
+        frame = _read_table(path)
+        text, table_names = feature_names[-1], feature_names[:-1]
+        missing = [name for name in feature_names if name not in frame.columns]
+        if missing:
+            raise DataError(f"{path} lacks the columns the model was trained on: {', '.join(missing)}")
+        for column, vocabulary in (categories or {}).items():
+            if column != text:
+                frame[column] = encode_categories(frame[column], vocabulary)
+        codes = encode_texts(frame[text].tolist(), (categories or {})[text], image_shape[0])
+        return np.concatenate([frame[table_names].to_numpy(dtype=np.float32), codes], axis=1)
+    if modality == "text":
+        from components.data.text import encode_texts
+
+        frame = _read_table(path)
+        column = feature_names[0]
+        if column not in frame.columns:
+            raise DataError(f"{path} lacks the text column '{column}' the model was trained on")
+        return encode_texts(frame[column].tolist(), (categories or {})[column], image_shape[0])
+    if modality == "sequence":
+        if path.is_dir():
+            raise DataError(f"{path} is a folder, but this model takes sequences (.npz with X, or a long table)")
+        features = _sequence_arrays(path)["X"] if path.suffix.lower() in SEQUENCE_SUFFIXES else _long_table(path, None)[0]
+        if features.shape[2] != len(feature_names):
+            raise DataError(f"{path} has {features.shape[2]} channels, the model takes {len(feature_names)}")
+        return fit_length(features, image_shape[0])
     if not path.is_dir():
         raise DataError(f"{path} is not a folder, but this model takes a folder of images")
     files = _image_files(path)

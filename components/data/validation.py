@@ -16,8 +16,8 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
     Raises:
         DataError: the first problem found, in a message that names it and what to do.
     """
-    modality = detect_modality(source) if formulation.modality == "auto" else formulation.modality
-    dataset = load_dataset(source, modality, formulation.target, preparation.max_image_size)
+    modality = detect_modality(source, formulation.target) if formulation.modality == "auto" else formulation.modality
+    dataset = load_dataset(source, modality, formulation.target, preparation.max_image_size, **preparation.table_columns())
     task = formulate_task(dataset, formulation)
     targets = encode_target(dataset.target, task.task_type, task.class_names)
     if task.task_type == "classification":
@@ -30,5 +30,7 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
         preparation.test_fraction,
         preparation.validation_fraction,
         preparation.seed,
+        official=dataset.official_splits,
+        groups=dataset.groups,
     )
     return task

@@ -62,7 +62,10 @@ def quantise_int8(source: Path, destination: Path, family: str, calibration_inpu
                 op_types_to_quantize=["Conv", "Gemm", "MatMul"],
             )
             return "static (QDQ, per-channel, calibrated on training inputs)"
-        quantize_dynamic(str(prepared), str(destination), weight_type=QuantType.QInt8)
+        # Recurrent layers stay in float: ONNX Runtime's dynamic quantisation targets MatMul/Gemm/Conv.
+        quantize_dynamic(
+            str(prepared), str(destination), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Conv"]
+        )
         return "dynamic (INT8 weights, activations quantised at run time)"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn, mlp
+from components.models import cnn, fusion, mlp, sequence, text
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Family:
     modality: str
     search_space: dict[str, Any]
     architecture_keys: tuple[str, ...]
-    build: Callable[[list[int], int, dict[str, Any]], nn.Module]
+    build: Callable[..., nn.Module]
     description: str
 
 
@@ -28,7 +28,9 @@ FAMILIES: dict[str, Family] = {
         "tabular",
         mlp.SEARCH_SPACE,
         mlp.ARCHITECTURE_KEYS,
-        lambda shape, outputs, arch: mlp.MLP(int(shape[0]), outputs, **arch),
+        lambda shape, outputs, arch, categorical=None, cardinalities=None, **_: mlp.MLP(
+            int(shape[0]), outputs, **arch, categorical=categorical, cardinalities=cardinalities
+        ),
         "a multi-layer perceptron: rows of numbers carry no spatial structure to exploit",
     ),
     "cnn": Family(
@@ -36,8 +38,32 @@ FAMILIES: dict[str, Family] = {
         "image",
         cnn.SEARCH_SPACE,
         cnn.ARCHITECTURE_KEYS,
-        lambda shape, outputs, arch: cnn.CNN(tuple(shape), outputs, **arch),
+        lambda shape, outputs, arch, **_: cnn.CNN(tuple(shape), outputs, **arch),
         "a convolutional network: images have local, translation-invariant structure",
+    ),
+    "sequence": Family(
+        "sequence",
+        "sequence",
+        sequence.SEARCH_SPACE,
+        sequence.ARCHITECTURE_KEYS,
+        sequence.build,
+        "a temporal convolutional network or a GRU (the search picks): the order of the steps carries the signal",
+    ),
+    "text": Family(
+        "text",
+        "text",
+        text.SEARCH_SPACE,
+        text.ARCHITECTURE_KEYS,
+        text.build,
+        "word embeddings with a CNN, a GRU or a small transformer encoder (the search picks)",
+    ),
+    "fusion": Family(
+        "fusion",
+        "multimodal",
+        fusion.SEARCH_SPACE,
+        fusion.ARCHITECTURE_KEYS,
+        fusion.build,
+        "one encoder per modality (an MLP for the table's columns, a text encoder) and a head over both (late fusion)",
     ),
 }
 
@@ -64,5 +90,14 @@ def split_parameters(family: Family, parameters: dict[str, Any]) -> tuple[dict[s
     return architecture, hyperparameters
 
 
-def build_network(family_name: str, input_shape: list[int], output_size: int, architecture: dict[str, Any]) -> nn.Module:
-    return FAMILIES[family_name].build(input_shape, output_size, architecture)
+def build_network(
+    family_name: str, input_shape: list[int], output_size: int, architecture: dict[str, Any], preprocessor=None
+) -> nn.Module:
+    """The family's network for a searched architecture; a fitted preprocessor tells it which table
+    columns are categorical (they get embeddings)."""
+    categorical = preprocessor.categorical if preprocessor is not None else []
+    cardinalities = preprocessor.cardinalities if preprocessor is not None else []
+    text_length = preprocessor.text_length if preprocessor is not None else 0
+    return FAMILIES[family_name].build(
+        input_shape, output_size, architecture, categorical=categorical, cardinalities=cardinalities, text_length=text_length
+    )

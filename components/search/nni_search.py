@@ -59,6 +59,7 @@ class TrialRecord:
     score: float | None
     seconds: float
     intermediate: list[float] = field(default_factory=list)
+    loss: float | None = None  # validation loss at the best epoch: breaks ties between equal scores
 
     def row(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class TrialRecord:
             "trial_id": self.trial_id,
             "status": self.status,
             "score": self.score,
+            "val_loss": self.loss,
             "seconds": round(self.seconds, 2),
             **{f"param_{key}": value for key, value in self.parameters.items()},
         }
@@ -81,7 +83,9 @@ class SearchResult:
     def ranked(self) -> list[TrialRecord]:
         """Successful trials, best first (the earlier of equal scores first)."""
         scored = [trial for trial in self.trials if trial.score is not None and trial.status == "SUCCEEDED"]
-        return sorted(scored, key=lambda trial: (-trial.score, trial.sequence))
+        return sorted(
+            scored, key=lambda trial: (-trial.score, trial.loss if trial.loss is not None else float("inf"), trial.sequence)
+        )
 
     @property
     def best(self) -> TrialRecord:
@@ -95,11 +99,14 @@ class SearchResult:
         return scored[0]
 
 
-def _number(data: Any) -> float | None:
+def _number(data: Any, key: str = "default") -> float | None:
+    """A trial's reported figure: the number itself, or ``key`` of a reported dict."""
     while isinstance(data, str):
         data = json.loads(data)
     if isinstance(data, dict):
-        data = data.get("default")
+        data = data.get(key)
+    elif key != "default":
+        return None
     return None if data is None else float(data)
 
 
@@ -114,6 +121,7 @@ def _records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRec
     for job in experiment.list_trial_jobs():
         parameters = job.hyperParameters[0].parameters if job.hyperParameters else {}
         score = _number(job.finalMetricData[0].data) if job.finalMetricData else None
+        loss = _number(job.finalMetricData[0].data, "val_loss") if job.finalMetricData else None
         seconds = max(0.0, (job.endTime - job.startTime) / 1000.0) if job.endTime and job.endTime > 0 else 0.0
         records.append(
             TrialRecord(
@@ -124,6 +132,7 @@ def _records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRec
                 score,
                 seconds,
                 intermediate.get(job.trialJobId, []),
+                loss,
             )
         )
     return sorted(records, key=lambda record: record.sequence)

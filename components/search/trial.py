@@ -24,6 +24,7 @@ from components.training.fit import fit_network
 @dataclass
 class TrialOutcome:
     score: float
+    loss: float
     history: list[dict[str, float]]
     seconds: float
 
@@ -43,7 +44,7 @@ def train_configuration(
     }
     architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
     torch.manual_seed(settings.seed)
-    network = build_network(settings.family, settings.input_shape, settings.output_size, architecture)
+    network = build_network(settings.family, settings.input_shape, settings.output_size, architecture, preprocessor)
     result = fit_network(
         network,
         settings.task_type,
@@ -56,8 +57,9 @@ def train_configuration(
         on_epoch=on_epoch,
         loss=settings.loss,
         class_weights=settings.class_weights,
+        augmentation=settings.augmentation,
     )
-    return TrialOutcome(result.best_score, result.history, time.perf_counter() - started)
+    return TrialOutcome(result.best_score, result.best_loss, result.history, time.perf_counter() - started)
 
 
 def _die_by_signal(number, frame) -> None:
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         nni.report_intermediate_result(row.get("val_score", float("nan")))
 
     outcome = train_configuration(settings, parameters, on_epoch=report)
-    nni.report_final_result(outcome.score)
+    nni.report_final_result({"default": outcome.score, "val_loss": outcome.loss})
     mlflow.set_tracking_uri(settings.tracking_uri)
     log_finished_run(
         settings.experiment_id,

@@ -32,7 +32,15 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict
 
 from components.serving.batcher import MicroBatcher
-from components.serving.inputs import RequestError, base64_images, decode_images, predictions_json, rows_to_array
+from components.serving.inputs import (
+    RequestError,
+    base64_images,
+    decode_images,
+    predictions_json,
+    rows_to_array,
+    sequences_to_array,
+    texts_to_array,
+)
 from components.serving.model_store import LoadedModel, alias_version, load_version
 from components.serving.request_log import RequestLog
 
@@ -53,11 +61,14 @@ class ServingConfig:
 
 
 class PredictRequest(BaseModel):
-    """Exactly one of ``rows`` (table rows, lists or objects keyed by feature) or ``images`` (base64)."""
+    """Exactly one of ``rows`` (table rows, lists or objects keyed by feature; categories as text),
+    ``images`` (base64) or ``sequences`` (each a list of time steps, each a list of channel values)."""
 
     model_config = ConfigDict(extra="forbid")
-    rows: list[list[float | None] | dict[str, float | None]] | None = None
+    rows: list[list[float | str | None] | dict[str, float | str | None]] | None = None
     images: list[str] | None = None
+    sequences: list[list[list[float | None]]] | None = None
+    texts: list[str] | None = None
 
 
 class Metrics:
@@ -165,12 +176,26 @@ def create_app(config: ServingConfig) -> FastAPI:
         started = time.perf_counter()
         metadata = holder.current.metadata
         try:
-            if (payload.rows is None) == (payload.images is None):
-                raise RequestError("send exactly one of 'rows' (tables) or 'images' (base64-encoded images)")
+            given = [name for name in ("rows", "images", "sequences", "texts") if getattr(payload, name) is not None]
+            if len(given) != 1:
+                raise RequestError(
+                    "send exactly one of 'rows' (tables), 'images' (base64-encoded images), "
+                    "'sequences' (lists of time steps) or 'texts' (strings)"
+                )
             if metadata.modality == "tabular":
                 if payload.rows is None:
                     raise RequestError("this model reads table rows: send 'rows'")
                 raw = await run_in_threadpool(rows_to_array, payload.rows, metadata)
+            elif metadata.modality == "text":
+                if payload.texts is None:
+                    raise RequestError("this model reads text: send 'texts', a list of strings")
+                raw = await run_in_threadpool(texts_to_array, payload.texts, metadata)
+            elif metadata.modality == "sequence":
+                if payload.sequences is None:
+                    raise RequestError(
+                        "this model reads sequences: send 'sequences', each a list of time steps of channel values"
+                    )
+                raw = await run_in_threadpool(sequences_to_array, payload.sequences, metadata)
             else:
                 if payload.images is None:
                     raise RequestError(

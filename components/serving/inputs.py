@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from components.data.sources import images_to_array
+from components.data.sources import category_text, images_to_array
 from components.serving.model_store import ServingMetadata
 
 
@@ -21,8 +21,18 @@ class RequestError(ValueError):
 
 
 def rows_to_array(rows: list, metadata: ServingMetadata) -> np.ndarray:
-    """Table rows as lists (in feature order) or objects keyed by feature name; null is a missing value."""
+    """Table rows as lists (in feature order) or objects keyed by feature name; null is a missing value.
+
+    Categorical columns take their values as text (or numbers), looked up in the training data's
+    vocabulary; a value the model has not seen is the unknown category.
+    """
+    if metadata.modality == "multimodal":
+        return _multimodal_rows(rows, metadata)
     names = metadata.feature_names
+    lookups = {
+        names.index(column): {name: position + 1 for position, name in enumerate(values)}
+        for column, values in metadata.categories.items()
+    }
     if not rows:
         raise RequestError("'rows' is empty: send at least one row")
     array = np.empty((len(rows), len(names)), dtype=np.float32)
@@ -39,9 +49,74 @@ def rows_to_array(rows: list, metadata: ServingMetadata) -> np.ndarray:
         else:
             raise RequestError(f"row {index} must be a list of numbers or an object keyed by feature name")
         try:
-            array[index] = [np.nan if value is None else float(value) for value in values]
+            array[index] = [
+                np.nan if value is None else lookups[column].get(category_text(value), 0) if column in lookups else float(value)
+                for column, value in enumerate(values)
+            ]
         except (TypeError, ValueError) as error:
             raise RequestError(f"row {index} holds a value that is not a number: {error}") from error
+    return array
+
+
+def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
+    """Rows holding the table's columns and the text column: table values, then the text's codes."""
+    from components.data.text import encode_texts
+
+    text = metadata.feature_names[-1]
+    table = ServingMetadata(
+        "tabular",
+        metadata.task_type,
+        metadata.class_names,
+        metadata.feature_names[:-1],
+        [len(metadata.feature_names) - 1],
+        {column: values for column, values in metadata.categories.items() if column != text},
+    )
+    texts, table_rows = [], []
+    for index, row in enumerate(rows):
+        if isinstance(row, dict):
+            if text not in row:
+                raise RequestError(f"row {index} lacks the text column '{text}'")
+            texts.append(row[text])
+            table_rows.append({key: value for key, value in row.items() if key != text})
+        elif isinstance(row, list) and row:
+            texts.append(row[-1])
+            table_rows.append(row[:-1])
+        else:
+            raise RequestError(f"row {index} must be an object keyed by column, or a list ending with the text")
+    if not all(value is None or isinstance(value, str) for value in texts):
+        raise RequestError(f"'{text}' must be text")
+    codes = encode_texts([value or "" for value in texts], metadata.categories[text], metadata.text_length)
+    return np.concatenate([rows_to_array(table_rows, table), codes], axis=1)
+
+
+def texts_to_array(texts: list[str], metadata: ServingMetadata) -> np.ndarray:
+    """Texts as token codes of the training data's vocabulary (words it does not know count as unknown)."""
+    from components.data.text import encode_texts
+
+    if not texts:
+        raise RequestError("'texts' is empty: send at least one text")
+    column = metadata.feature_names[0]
+    return encode_texts(texts, metadata.categories[column], metadata.input_shape[0])
+
+
+def sequences_to_array(sequences: list, metadata: ServingMetadata) -> np.ndarray:
+    """Sequences as lists of time steps (each a list of channel values; null is missing), padded with
+    missing steps to the length the model takes."""
+    length, channels = metadata.input_shape
+    if not sequences:
+        raise RequestError("'sequences' is empty: send at least one sequence")
+    array = np.full((len(sequences), length, channels), np.nan, dtype=np.float32)
+    for index, sequence in enumerate(sequences):
+        if not sequence:
+            raise RequestError(f"sequence {index} has no time steps")
+        if len(sequence) > length:
+            raise RequestError(f"sequence {index} has {len(sequence)} steps, the model takes at most {length}")
+        for step, values in enumerate(sequence):
+            if len(values) != channels:
+                raise RequestError(
+                    f"sequence {index}, step {step} has {len(values)} values, the model takes {channels} ({', '.join(metadata.feature_names)})"
+                )
+            array[index, step] = [np.nan if value is None else value for value in values]
     return array
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -23,6 +23,8 @@ class ServingMetadata:
     class_names: list[str]
     feature_names: list[str]
     input_shape: list[int]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    text_length: int = 0
     serving_threads: int = 1
     max_batch_size: int = 32
 

@@ -18,6 +18,7 @@ from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from components.training.augmentation import AugmentationPolicy
 from components.training.losses import build_loss
 from components.training.module import SupervisedModule
 
@@ -29,6 +30,7 @@ class FitResult:
     network: nn.Module
     history: list[dict[str, float]] = field(default_factory=list)
     best_score: float = float("-inf")
+    best_loss: float = float("inf")
     best_epoch: int = -1
     stopped_early: bool = False
 
@@ -75,8 +77,10 @@ def fit_network(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     loss: str | None = None,
     class_weights: list[float] | None = None,
+    augmentation: dict | None = None,
 ) -> FitResult:
-    """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the best epoch.
+    """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
+    lowest validation loss; without, the best epoch is the best validation score (ties: lower loss).
 
     Args:
         train: network-ready inputs and encoded targets.
@@ -84,6 +88,7 @@ def fit_network(
         hyperparameters: ``learning_rate`` and optionally ``weight_decay``.
         on_epoch: called after every epoch with its index and metrics (progress, NNI reports).
         loss: a name of :func:`components.training.losses.build_loss` (default: by the task).
+        augmentation: an :class:`AugmentationPolicy` as a dict, applied to training batches.
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -95,6 +100,7 @@ def fit_network(
         float(hyperparameters["learning_rate"]),
         float(hyperparameters.get("weight_decay", 0.0)),
         build_loss(loss, class_weights) if loss else None,
+        AugmentationPolicy.model_validate(augmentation) if augmentation else None,
     )
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]
@@ -102,8 +108,10 @@ def fit_network(
         checkpoint = None
         early_stopping = None
         if patience is not None:
-            early_stopping = EarlyStopping(monitor="val_score", mode="max", patience=patience)
-            checkpoint = ModelCheckpoint(dirpath=checkpoint_folder, monitor="val_score", mode="max", save_top_k=1)
+            # The validation loss, not the score: on a small validation split the accuracy saturates
+            # within a few epochs while the model still improves.
+            early_stopping = EarlyStopping(monitor="val_loss", mode="min", patience=patience)
+            checkpoint = ModelCheckpoint(dirpath=checkpoint_folder, monitor="val_loss", mode="min", save_top_k=1)
             callbacks += [early_stopping, checkpoint]
         trainer = pl.Trainer(
             max_epochs=max_epochs,
@@ -127,12 +135,19 @@ def fit_network(
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
     scores = [row.get("val_score", float("-inf")) for row in history.rows]
-    best_epoch = int(np.argmax(scores)) if scores else -1
+    losses = [row.get("val_loss", float("inf")) for row in history.rows]
+    if not scores:
+        best_epoch = -1
+    elif checkpoint is not None:
+        best_epoch = int(np.argmin(losses))
+    else:  # the best score, ties going to the lower validation loss
+        best_epoch = min(range(len(scores)), key=lambda epoch: (-scores[epoch], losses[epoch]))
     network = module.network.cpu().eval()
     return FitResult(
         network=network,
         history=history.rows,
         best_score=float(scores[best_epoch]) if scores else float("-inf"),
+        best_loss=float(losses[best_epoch]) if scores else float("inf"),
         best_epoch=best_epoch,
         stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
     )

@@ -6,6 +6,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from components.training.augmentation import AugmentationPolicy, augment
+
 
 def validation_score(task_type: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Accuracy for classification, R^2 for regression: higher is better for both."""
@@ -21,9 +23,16 @@ class SupervisedModule(pl.LightningModule):
     (cross-entropy or mean squared error)."""
 
     def __init__(
-        self, network: nn.Module, task_type: str, learning_rate: float, weight_decay: float = 0.0, loss: nn.Module | None = None
+        self,
+        network: nn.Module,
+        task_type: str,
+        learning_rate: float,
+        weight_decay: float = 0.0,
+        loss: nn.Module | None = None,
+        augmentation: AugmentationPolicy | None = None,
     ) -> None:
         super().__init__()
+        self.augmentation = augmentation if augmentation is not None and augmentation.active else None
         self.network = network
         self.task_type = task_type
         self.learning_rate = learning_rate
@@ -41,6 +50,8 @@ class SupervisedModule(pl.LightningModule):
 
     def training_step(self, batch, batch_index):
         inputs, targets = batch
+        if self.augmentation is not None:
+            inputs = augment(inputs, self.augmentation)
         loss = self._loss(self(inputs), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True)
         return loss

@@ -12,21 +12,29 @@ def _choices(space):
     return keys, [space[key]["_value"] for key in keys]
 
 
-@pytest.mark.parametrize("family_name, shape", [("mlp", [7]), ("cnn", [1, 8, 8]), ("cnn", [3, 13, 9])])
+@pytest.mark.parametrize(
+    "family_name, shape",
+    [("mlp", [7]), ("cnn", [1, 8, 8]), ("cnn", [3, 13, 9]), ("sequence", [12, 2]), ("sequence", [1, 3]), ("text", [9])],
+)
 def test_every_architecture_in_the_space_runs_forward(family_name, shape):
     family = FAMILIES[family_name]
     keys, values = _choices(family.search_space)
+    inputs = torch.randint(0, 2, (2, *shape)).float() if family_name == "text" else torch.randn(2, *shape)
     for combination in itertools.product(*values):
         parameters = dict(zip(keys, combination), learning_rate=1e-3)
         architecture, hyperparameters = split_parameters(family, parameters)
         assert "learning_rate" in hyperparameters and "learning_rate" not in architecture
         network = build_network(family_name, shape, 4, architecture).eval()
-        assert network(torch.randn(2, *shape)).shape == (2, 4)
+        assert network(inputs).shape == (2, 4)
+        assert network.embed(inputs).shape[0] == 2
 
 
 def test_family_follows_modality():
     assert choose_family("tabular")[0].name == "mlp"
     assert choose_family("image")[0].name == "cnn"
+    assert choose_family("sequence")[0].name == "sequence"
+    assert choose_family("text")[0].name == "text"
+    assert choose_family("multimodal")[0].name == "fusion"
     assert choose_family("image", "cnn")[1].endswith("set in params.yaml")
 
 

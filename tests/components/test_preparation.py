@@ -74,3 +74,26 @@ def test_splits_round_trip(tmp_path: Path):
     loaded = Splits.load(tmp_path / "s.npz")
     assert loaded.sizes() == splits.sizes()
     assert np.array_equal(loaded.features["train"], splits.features["train"])
+
+
+def test_official_and_grouped_splits():
+    rng = np.random.default_rng(0)
+    count = 120
+    features = rng.normal(size=(count, 2)).astype(np.float32)
+    targets = np.repeat([0, 1], count // 2)
+    ids = [str(index) for index in range(count)]
+    official = np.array(["train"] * 90 + ["test"] * 30, dtype=object)
+    splits = split_dataset(features, targets, ids, "classification", 0.25, 0.15, 0, official=official)
+    assert set(splits.sample_ids["test"]) == {str(index) for index in range(90, 120)}  # kept as given
+    assert splits.sizes()["validation"] > 0 and not set(splits.sample_ids["validation"]) & {str(i) for i in range(90, 120)}
+
+    groups = np.array([f"patient{index // 4}" for index in range(count)])  # 30 patients, 4 samples each
+    splits = split_dataset(features, targets, ids, "classification", 0.25, 0.15, 0, groups=groups)
+    group_of = dict(zip(ids, groups))
+    members = {split: {group_of[i] for i in splits.sample_ids[split]} for split in ("train", "validation", "test")}
+    assert not members["train"] & members["test"] and not members["train"] & members["validation"]
+    assert not members["validation"] & members["test"]
+    assert 0.15 < splits.sizes()["test"] / count < 0.35
+    regression = split_dataset(features, features[:, 0], ids, "regression", 0.25, 0.15, 0, groups=groups)
+    members = {split: {group_of[i] for i in regression.sample_ids[split]} for split in ("train", "test")}
+    assert not members["train"] & members["test"]

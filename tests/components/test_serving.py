@@ -96,7 +96,8 @@ def test_table_predictions_metrics_and_request_log(store: Path):
     [
         ({"rows": [[1, 2]]}, 400, "row 0 has 2 values, the model takes 3"),
         ({"rows": [{"a": 1, "b": 2}]}, 400, "row 0 lacks the features c"),
-        ({"rows": [["x", 1, 2]]}, 422, "rows"),
+        ({"rows": [["x", 1, 2]]}, 400, "row 0 holds a value that is not a number"),
+        ({"rows": [[[1], 1, 2]]}, 422, "rows"),
         ({"rows": []}, 400, "'rows' is empty"),
         ({"images": ["aGVsbG8="]}, 400, "this model reads table rows"),
         ({}, 400, "send exactly one of"),

@@ -15,20 +15,22 @@ def test_detect_modality(tmp_path: Path, table_file: Path, image_folder: Path):
         detect_modality(tmp_path / "missing.csv")
     other = tmp_path / "data.xlsx"
     other.write_bytes(b"x")
-    with pytest.raises(DataError, match="expected a .csv table"):
+    with pytest.raises(DataError, match=r"expected a table \(.csv, .parquet\)"):
         detect_modality(other)
 
 
 def test_load_table_keeps_numeric_features_and_reports_dropped_rows(tmp_path: Path):
     path = tmp_path / "t.csv"
-    path.write_text("id,x,y,label\na,1,2,cat\nb,3,,dog\nc,5,6,\nd,7,8,cat\n")
+    path.write_text("id,colour,x,y,label\na,red,1,2,cat\nb,red,3,,dog\nc,blue,5,6,\nd,blue,7,8,cat\n")
     dataset = load_table(path, "label")
-    assert dataset.feature_names == ["x", "y"]
-    assert dataset.features.shape == (3, 2)
+    assert dataset.feature_names == ["x", "y", "colour"]  # text with few values: a categorical column
+    assert dataset.categories == {"colour": ["blue", "red"]}
+    assert dataset.features.shape == (3, 3)
     assert np.isnan(dataset.features[1, 1])
     assert list(dataset.target) == ["cat", "dog", "cat"]
     assert any("dropped 1 rows" in warning for warning in dataset.warnings)
-    assert any("ignored non-numeric columns: id" in warning for warning in dataset.warnings)
+    assert any("ignored id-like columns" in warning and ": id" in warning for warning in dataset.warnings)
+    assert dataset.sample_ids == ["a", "b", "d"]
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,7 @@ def test_load_table_keeps_numeric_features_and_reports_dropped_rows(tmp_path: Pa
         (b"x,label\n", "has a header but no rows"),
         (b"\xff\xfe\x00\x81garbage\x00\xd9\x10", "not a readable CSV"),
         (b"x,other\n1,2\n", "target column 'label' is not in"),
-        (b"name,label\nfoo,a\nbar,b\n", "no numeric feature columns"),
+        (("id,label\n" + "".join(f"r{i},{'ab'[i % 2]}\n" for i in range(25))).encode(), "no feature columns besides"),
         (b"x,label\n1,\n2,\n", "has no values"),
     ],
 )
@@ -81,3 +83,36 @@ def test_load_unlabelled_inputs(tmp_path: Path, image_folder: Path):
         load_unlabelled_inputs(table, "tabular", ["a", "zzz"], ())
     images = load_unlabelled_inputs(image_folder, "image", [], (1, 4, 4))
     assert images.shape == (60, 1, 4, 4)
+
+
+def test_parquet_tables_id_columns_and_official_splits(tmp_path: Path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = 40
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{index:03d}" for index in range(rows)],
+            "row": np.arange(rows) + 1,
+            "price_cents": rng.permutation(rows) * 137 + 5,  # unique integers, but a measurement
+            "x": rng.normal(size=rows),
+            "split": ["train"] * 28 + ["Validation"] * 4 + ["test"] * 8,
+            "label": ["yes", "no"] * (rows // 2),
+        }
+    )
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path)
+    dataset = load_table(path, "label")
+    assert dataset.feature_names == ["price_cents", "x"]
+    assert dataset.sample_ids[:2] == ["c000", "c001"]  # the id column names the samples
+    assert any("customer_id, row" in warning for warning in dataset.warnings)
+    assert list(dataset.official_splits[[0, 28, 39]]) == ["train", "validation", "test"]
+    assert detect_modality(path) == "tabular"
+
+    frame["split"] = ["train"] * 36 + ["holdout"] * 4
+    frame.to_parquet(path)
+    with pytest.raises(DataError, match="holds 'holdout': use train, validation or test"):
+        load_table(path, "label")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        load_table(tmp_path / "broken.parquet", "label")

@@ -134,3 +134,56 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert window["inputs"] == len(train) and window["requests"] == len(train) and "skipped" not in window
     assert not window["embedding_drift"] and window["latency_p50_ms"] == 3.0
     assert monitor(workspace=".", params_file="params.yaml")["skipped"]
+
+
+def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harness):
+    """Sequences in long format: detected, searched over TCN and GRU, exported with their
+    standardisation, registered, and monitored from an .npz of new sequences."""
+    from tests.components.test_sequences import sequences, write_long
+
+    root = make_workspace(tmp_path / "workspace", "data/walks.csv")
+    (root / "data").mkdir()
+    features, labels = sequences(count=60, length=12)
+    write_long(root / "data" / "walks.csv", features, labels)
+    monkeypatch.chdir(root)
+
+    summary = automl(workspace=".", params_file="params.yaml")
+    assert "sequence" in summary
+    task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
+    assert task["modality"] == "sequence" and task["class_names"] == ["down", "up"]
+    training = TrainingManifest.read(root)
+    assert training.family == "sequence" and training.architecture["cell"] in ("tcn", "gru")
+    assert training.test_score >= 0.8
+    preparation = yaml.safe_load((root / "outputs" / "data_preparation" / "manifest.json").read_text())
+    assert preparation["input_shape"] == [12, 2] and preparation["augmentation"]["kind"] == "sequence"
+    deployment = DeploymentManifest.read(root)
+    assert deployment.metrics["parity_class_agreement"] == 1.0
+
+    np.savez(tmp_path / "new.npz", X=features * 2 + 3)  # scaled and offset sensors: drift
+    report = monitor(data_path=str(tmp_path / "new.npz"), workspace=".")
+    assert report["inputs"] == 60 and report["drift"]
+
+
+def test_text_pipeline(tmp_path: Path, monkeypatch, harness):
+    """A table of reviews: detected as text, searched over CNN / GRU / transformer encoders, exported
+    with its tokenised input, and served text in, class out."""
+    from fastapi.testclient import TestClient
+
+    from components.serving.app import ServingConfig, create_app
+    from tests.components.test_text import write_reviews
+
+    root = make_workspace(tmp_path / "workspace", "data/reviews.csv", target="sentiment")
+    (root / "data").mkdir()
+    write_reviews(root / "data" / "reviews.csv", count=120)
+    monkeypatch.chdir(root)
+    automl(workspace=".", params_file="params.yaml")
+    training = TrainingManifest.read(root)
+    assert training.family == "text" and training.architecture["encoder"] in ("cnn", "gru", "transformer")
+    assert training.test_score >= 0.8
+    deployment = DeploymentManifest.read(root)
+    config = ServingConfig(model_name=deployment.registered_model, request_log=root / "serving" / "requests.db")
+    with TestClient(create_app(config)) as client:
+        answer = client.post("/predict", json={"texts": ["What a wonderful, superb film", "Awful and dreadful acting"]})
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == ["positive", "negative"]
+        assert client.post("/predict", json={"rows": [[1.0]]}).status_code == 400

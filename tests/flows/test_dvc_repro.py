@@ -11,7 +11,7 @@ from tests.conftest import make_workspace, write_table
 def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment):
     root = make_workspace(tmp_path / "workspace", "data/table.csv")
     (root / "data").mkdir()
-    write_table(root / "data" / "table.csv", rows=150)
+    write_table(root / "data" / "table.csv", rows=150, messy=True)
     subprocess.run(["dvc", "add", "data/table.csv"], cwd=root, env=venv_environment, check=True, capture_output=True)
 
     repro = subprocess.run(["dvc", "repro"], cwd=root, env=venv_environment, capture_output=True, text=True)
@@ -30,4 +30,7 @@ def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment
     assert "<h2>Label errors</h2>" in (root / "outputs" / "data_preparation" / "quality.html").read_text()
     training = json.loads((root / "outputs" / "training" / "manifest.json").read_text())
     assert training["family"] == "mlp" and training["test_metric"] == "accuracy"
+    preparation = json.loads((root / "outputs" / "data_preparation" / "manifest.json").read_text())
+    assert preparation["feature_names"] == ["a", "b", "c", "region"]  # the id column is not a feature
+    assert preparation["categories"] == {"region": ["east", "north", "south"]}
     assert training["test_score"] > 0.7

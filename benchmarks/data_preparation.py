@@ -1,0 +1,152 @@
+"""Data preparation speed and memory: seconds per 10,000 rows (a table) and per 10,000 images, and the
+peak resident memory, of `python -m tasks.task_formulation` + `python -m tasks.data_preparation` (what
+`dvc repro` runs: loading, validation, cleaning with label-error detection, splitting, preprocessing,
+the quality report), against a baseline measured in the same run on the same files: read the data,
+split it and standardise it with pandas / PIL and scikit-learn, nothing else.
+
+    .venv/bin/python benchmarks/data_preparation.py [--rows 10000] [--images 10000] [--image-size 28]
+
+Each measurement runs in a fresh process; peak memory is that process's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+BASELINE_TABLE = """
+import sys, pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+frame = pd.read_csv(sys.argv[1])
+x, y = frame.drop(columns=["label", "id"]).to_numpy("float32"), frame["label"].to_numpy()
+train, test = train_test_split(range(len(y)), test_size=0.25, random_state=0, stratify=y)
+StandardScaler().fit(x[train])
+"""
+
+BASELINE_IMAGES = """
+import sys, numpy as np
+from pathlib import Path
+from PIL import Image
+from sklearn.model_selection import train_test_split
+files = sorted(Path(sys.argv[1]).rglob("*.png"))
+x = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])[:, None]
+y = np.array([f.parent.name for f in files])
+train, test = train_test_split(range(len(y)), test_size=0.25, random_state=0, stratify=y)
+x[train].astype("float32").mean()
+"""
+
+
+def write_table(path: Path, rows: int) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(rows, 20)).astype(np.float32)
+    features[rng.random(features.shape) < 0.02] = np.nan  # 2% missing values
+    label = (np.nan_to_num(features[:, 0]) + np.nan_to_num(features[:, 1]) > 0).astype(int)
+    frame = pd.DataFrame(features, columns=[f"f{index}" for index in range(20)])
+    frame.insert(0, "id", [f"row{index}" for index in range(rows)])
+    frame["label"] = label
+    frame.to_csv(path, index=False)
+
+
+def write_images(folder: Path, count: int, size: int) -> None:
+    """Digits scaled up to ``size`` pixels, with pixel noise so that copies are not duplicates."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        source = index % len(digits.images)
+        pixels = np.kron(digits.images[source] * (255 / 16), np.ones((size // 8, size // 8)))
+        pixels = np.clip(pixels + rng.normal(scale=12, size=pixels.shape), 0, 255).astype(np.uint8)
+        target = folder / str(digits.target[source])
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").save(target / f"{index:05d}.png")
+
+
+def workspace(root: Path, data_path: str) -> Path:
+    for name in ("components", "tasks"):
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["task_formulation"]["data_path"] = data_path
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def measure(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MiB) of one fresh process."""
+    wrapper = (
+        "import resource, subprocess, sys, json; done = subprocess.run(sys.argv[1:]); "
+        "print(json.dumps([done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+    )
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    code, peak_kib = json.loads(result.stdout.strip().splitlines()[-1])
+    if code != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return seconds, peak_kib / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--image-size", type=int, default=28, help="side of the generated greyscale images")
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-data-preparation"))
+    arguments = parser.parse_args()
+    folder = arguments.folder.resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+    cases = []
+    table_root = workspace(folder / "table", "data/table.csv")
+    (table_root / "data").mkdir()
+    write_table(table_root / "data" / "table.csv", arguments.rows)
+    cases.append(("table", arguments.rows, table_root, BASELINE_TABLE, table_root / "data" / "table.csv"))
+    image_root = workspace(folder / "images", "data/images")
+    write_images(image_root / "data" / "images", arguments.images, arguments.image_size)
+    cases.append(("images", arguments.images, image_root, BASELINE_IMAGES, image_root / "data" / "images"))
+
+    rows = []
+    for name, count, root, baseline, data in cases:
+        base_seconds, base_peak = measure([sys.executable, "-c", baseline, str(data)], root)
+        formulation_seconds, formulation_peak = measure([sys.executable, "-m", "tasks.task_formulation"], root)
+        preparation_seconds, preparation_peak = measure([sys.executable, "-m", "tasks.data_preparation"], root)
+        seconds = formulation_seconds + preparation_seconds
+        peak = max(formulation_peak, preparation_peak)
+        quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
+        scale = 10_000 / count
+        rows.append(
+            (
+                name,
+                count,
+                seconds * scale,
+                peak,
+                base_seconds * scale,
+                base_peak,
+                seconds / base_seconds,
+                quality["label_errors"]["count"],
+            )
+        )
+    print(
+        f"\n{'data':8} {'samples':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s/10k':>15} {'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
+    )
+    for name, count, seconds, peak, base_seconds, base_peak, ratio, flagged in rows:
+        print(f"{name:8} {count:8d} {seconds:8.1f} {peak:9.0f} {base_seconds:15.1f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}")
+
+
+if __name__ == "__main__":
+    main()

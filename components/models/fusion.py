@@ -1,0 +1,66 @@
+"""Late fusion for tables that hold a free-text column next to numeric and categorical columns: one
+encoder per modality (the tabular MLP body with its embeddings, the text encoder), their embeddings
+concatenated, and a fusion head. The input row is the table's columns followed by the text's token
+codes; ``text_length`` says where the text starts from the end."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from components.models.mlp import MLP
+from components.models.text import TextNet
+
+ARCHITECTURE_KEYS = ("depth", "width", "activation", "encoder", "embedding_size", "text_width", "fusion_width", "dropout")
+
+SEARCH_SPACE = {
+    "depth": {"_type": "choice", "_value": [1, 2]},
+    "width": {"_type": "choice", "_value": [32, 64, 128]},
+    "activation": {"_type": "choice", "_value": ["relu", "gelu"]},
+    "encoder": {"_type": "choice", "_value": ["cnn", "gru", "transformer"]},
+    "embedding_size": {"_type": "choice", "_value": [32, 64]},
+    "text_width": {"_type": "choice", "_value": [32, 64]},
+    "fusion_width": {"_type": "choice", "_value": [32, 64]},
+    "dropout": {"_type": "choice", "_value": [0.0, 0.1, 0.3]},
+    "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1e-2]},
+    "weight_decay": {"_type": "choice", "_value": [0.0, 1e-4, 1e-3]},
+}
+
+
+class FusionNet(nn.Module):
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        text_length: int,
+        categorical: list[int],
+        cardinalities: list[int],
+        depth: int,
+        width: int,
+        activation: str,
+        encoder: str,
+        embedding_size: int,
+        text_width: int,
+        fusion_width: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.table_size = input_size - text_length
+        # The last cardinality is the text vocabulary's; the others belong to categorical columns.
+        self.table = MLP(self.table_size, 1, depth, width, activation, dropout, categorical, cardinalities[:-1])
+        self.text = TextNet((text_length,), 1, cardinalities[-1], encoder, embedding_size, 1, text_width, dropout)
+        self.fusion = nn.Sequential(nn.Linear(width + text_width, fusion_width), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(fusion_width, output_size)
+
+    def embed(self, features):
+        table, text = features[:, : self.table_size], features[:, self.table_size :]
+        return self.fusion(torch.cat([self.table.embed(table), self.text.embed(text)], dim=1))
+
+    def forward(self, features):
+        return self.head(self.embed(features))
+
+
+def build(input_shape, output_size: int, architecture: dict, categorical=None, cardinalities=None, text_length: int = 0, **_):
+    return FusionNet(
+        int(input_shape[0]), output_size, text_length, list(categorical or []), list(cardinalities or [2]), **architecture
+    )

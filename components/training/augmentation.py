@@ -1,0 +1,85 @@
+"""Label-preserving augmentation of training batches.
+
+Images: a random rotation within +-``rotation_degrees``, a random shift of up to ``shift`` of the
+side, and (only when asked: it changes the meaning of digits and text) a horizontal flip; one affine
+warp per image with PyTorch's ``affine_grid`` / ``grid_sample``, on the batch as it enters the
+network, so nothing is stored. Sequences (standardised): Gaussian jitter on every value and a random
+scale per sequence and channel. Tables are never augmented: there is no transformation of a row
+that is known to keep its label.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as functional
+from pydantic import BaseModel
+
+
+class AugmentationPolicy(BaseModel):
+    """What data preparation decided and training applies (recorded in the preparation manifest)."""
+
+    kind: str = "none"  # none | image | sequence
+    rotation_degrees: float = 0.0
+    shift: float = 0.0
+    horizontal_flip: bool = False
+    jitter: float = 0.0  # sequences: standard deviation of the added noise, in standard deviations
+    scaling: float = 0.0  # sequences: standard deviation of the per-channel scale around 1
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none"
+
+    def describe(self) -> str:
+        if not self.active:
+            return "no augmentation"
+        if self.kind == "sequence":
+            return f"sequence augmentation: jitter {self.jitter:g}, scaling {self.scaling:g} (standard deviations)"
+        flip = ", horizontal flips" if self.horizontal_flip else ""
+        return f"image augmentation: rotations up to {self.rotation_degrees:g} degrees, shifts up to {self.shift:.0%}{flip}"
+
+
+def augment_images(batch: torch.Tensor, policy: AugmentationPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A randomly rotated, shifted (and flipped) copy of an NCHW batch."""
+    count = batch.shape[0]
+    uniform = lambda: torch.rand(count, generator=generator) * 2 - 1  # noqa: E731
+    angles = uniform() * math.radians(policy.rotation_degrees)
+    shifts = torch.stack([uniform(), uniform()], dim=1) * policy.shift * 2  # grid coordinates span 2
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    flips = torch.ones(count)
+    if policy.horizontal_flip:
+        flips = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos * flips, -sin, shifts[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin * flips, cos, shifts[:, 1]
+    grid = functional.affine_grid(theta.to(batch.dtype).to(batch.device), list(batch.shape), align_corners=False)
+    return functional.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment_sequences(batch: torch.Tensor, policy: AugmentationPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Jittered and rescaled copies of (samples, time, channels) standardised sequences."""
+    noise = torch.randn(batch.shape, generator=generator).to(batch) * policy.jitter
+    scale = 1.0 + torch.randn((batch.shape[0], 1, batch.shape[2]), generator=generator).to(batch) * policy.scaling
+    return batch * scale + noise
+
+
+def augment(batch: torch.Tensor, policy: AugmentationPolicy) -> torch.Tensor:
+    return augment_sequences(batch, policy) if policy.kind == "sequence" else augment_images(batch, policy)
+
+
+def choose_augmentation(
+    modality: str,
+    setting: str,
+    rotation_degrees: float,
+    shift: float,
+    horizontal_flip: bool,
+    jitter: float = 0.03,
+    scaling: float = 0.1,
+) -> AugmentationPolicy:
+    """``auto``: images and sequences augmented, tables not; ``off``: nothing."""
+    if setting == "off" or modality not in ("image", "sequence"):
+        return AugmentationPolicy()
+    if modality == "sequence":
+        return AugmentationPolicy(kind="sequence", jitter=jitter, scaling=scaling)
+    return AugmentationPolicy(kind="image", rotation_degrees=rotation_degrees, shift=shift, horizontal_flip=horizontal_flip)

@@ -1,0 +1,92 @@
+"""Sequences: loading (.npz with NaN padding, long tables), per-channel standardisation that the
+exported graph repeats, both searched cells (TCN, GRU) through ONNX, and the server's payloads."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.data.preparation import Preprocessor
+from components.data.sources import detect_modality, load_sequences, load_unlabelled_inputs
+from components.deployment.onnx_export import check_parity, export_onnx, inference_session
+from components.deployment.wrapper import DeployableModel
+from components.errors import DataError
+from components.models.families import build_network
+from components.serving.inputs import RequestError, sequences_to_array
+from components.serving.model_store import ServingMetadata
+
+
+def sequences(count: int = 24, length: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two channels; class 1 rises over time, class 0 falls; every third sequence ends early."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 2
+    slope = np.where(labels == 1, 1.0, -1.0)[:, None]
+    steps = np.linspace(0, 1, length)[None]
+    features = np.stack([slope * steps + rng.normal(scale=0.1, size=(count, length)), rng.normal(size=(count, length))], axis=2)
+    features = features.astype(np.float32)
+    features[::3, length - 4 :] = np.nan
+    return features, labels
+
+
+def write_long(path: Path, features: np.ndarray, labels: np.ndarray) -> Path:
+    lines = ["series_id,time,accel,gyro,label"]
+    for index, (sequence, label) in enumerate(zip(features, labels)):
+        for step, (accel, gyro) in enumerate(sequence):
+            if not np.isnan(accel):
+                lines.append(f"s{index},{step},{accel:.5f},{gyro:.5f},{'up' if label else 'down'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_npz_and_long_tables_load_the_same_sequences(tmp_path: Path):
+    features, labels = sequences()
+    np.savez(tmp_path / "walks.npz", X=features, y=labels)
+    from_npz = load_sequences(tmp_path / "walks.npz")
+    assert detect_modality(tmp_path / "walks.npz") == "sequence"
+    assert from_npz.features.shape == (24, 12, 2) and any("padded" in warning for warning in from_npz.warnings)
+
+    long_table = write_long(tmp_path / "walks.csv", features, labels)
+    assert detect_modality(long_table) == "sequence"
+    from_table = load_sequences(long_table, "label")
+    assert from_table.feature_names == ["accel", "gyro"]
+    order = np.argsort([int(name[1:]) for name in from_table.sample_ids])
+    assert np.allclose(from_table.features[order], features, atol=1e-4, equal_nan=True)
+    assert list(from_table.target[order][:2]) == ["down", "up"]
+
+    broken = tmp_path / "mixed.csv"
+    broken.write_text("series_id,time,accel,label\na,0,1,up\na,1,2,down\nb,0,1,up\nb,1,1,up\n")
+    with pytest.raises(DataError, match="sequences a have several labels"):
+        load_sequences(broken, "label")
+    np.savez(tmp_path / "bad.npz", X=features)
+    with pytest.raises(DataError, match="needs y"):
+        load_sequences(tmp_path / "bad.npz")
+    batch = load_unlabelled_inputs(tmp_path / "walks.npz", "sequence", ["accel", "gyro"], (16, 2))
+    assert batch.shape == (24, 16, 2) and np.isnan(batch[:, 12:]).all()
+
+
+@pytest.mark.parametrize("cell", ["tcn", "gru"])
+def test_both_cells_train_shapes_and_export_with_the_preprocessing(tmp_path: Path, cell: str):
+    features, labels = sequences()
+    preprocessor = Preprocessor.fit(features, "sequence")
+    encoded = preprocessor.transform(features)
+    assert not np.isnan(encoded).any() and abs(encoded[~np.isnan(features)].mean()) < 0.2
+    torch.manual_seed(0)
+    architecture = {"cell": cell, "depth": 2, "width": 8, "kernel_size": 3, "dropout": 0.0}
+    network = build_network("sequence", [12, 2], 2, architecture).eval()
+    assert network(torch.from_numpy(encoded)).shape == (24, 2) and network.embed(torch.from_numpy(encoded)).shape == (24, 8)
+    model = DeployableModel(network, preprocessor, "classification").eval()
+    with torch.no_grad():
+        assert np.allclose(model.preprocess(torch.from_numpy(features)).numpy(), encoded, atol=1e-6)
+    parity = check_parity(model, inference_session(export_onnx(model, features, tmp_path / f"{cell}.onnx"), 1), features, 1e-4)
+    assert parity.class_agreement == 1.0
+
+
+def test_sequence_payloads():
+    metadata = ServingMetadata("sequence", "classification", ["down", "up"], ["accel", "gyro"], [4, 2])
+    array = sequences_to_array([[[0.1, 0.2], [0.3, None]], [[1, 2], [3, 4], [5, 6], [7, 8]]], metadata)
+    assert array.shape == (2, 4, 2) and np.isnan(array[0, 1, 1]) and np.isnan(array[0, 2:]).all()
+    with pytest.raises(RequestError, match="has 5 steps, the model takes at most 4"):
+        sequences_to_array([[[0, 0]] * 5], metadata)
+    with pytest.raises(RequestError, match="step 0 has 3 values, the model takes 2"):
+        sequences_to_array([[[0, 0, 0]]], metadata)
