@@ -89,7 +89,8 @@ class TrainingParams(_Section):
     patience: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     warm_start: int = Field(3, ge=0)
-    early_stopping_start: int = Field(3, ge=0)
+    early_stopping_start: int = Field(5, ge=0)
+    selection: Literal["one_standard_error", "best"] = "one_standard_error"
 
 
 class DeploymentParams(_Section):

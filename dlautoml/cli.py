@@ -42,6 +42,15 @@ class Strategy(StrEnum):
     evolution = "evolution"
 
 
+class Modality(StrEnum):
+    auto = "auto"
+    tabular = "tabular"
+    image = "image"
+    sequence = "sequence"
+    text = "text"
+    multimodal = "multimodal"
+
+
 class TaskType(StrEnum):
     auto = "auto"
     classification = "classification"
@@ -55,6 +64,7 @@ def run(
     ),
     target: str | None = typer.Option(None, help="target column of a CSV table"),
     task_type: TaskType | None = typer.Option(None, help="force classification or regression"),
+    modality: Modality | None = typer.Option(None, help="override the detected modality"),
     max_trials: int | None = typer.Option(None, min=1, help="number of NNI search trials"),
     max_minutes: float | None = typer.Option(None, min=0.1, help="wall-clock budget of the search"),
     strategy: Strategy | None = typer.Option(None, help="NNI tuner that proposes architectures"),
@@ -78,6 +88,7 @@ def run(
             max_trials,
             max_minutes,
             strategy and strategy.value,
+            modality=modality and modality.value,
             say=typer.echo,
         )
         from flows.automl import automl

@@ -28,10 +28,11 @@ def automl(
     max_trials: int | None = None,
     max_minutes: float | None = None,
     strategy: Literal["tpe", "random", "evolution"] | None = None,
+    modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] | None = None,
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""
     root = Path(workspace)
-    prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy)
+    prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy, modality)
     with pipeline_run(workspace, params_file) as run:
         task_formulation(run)
         data_preparation(run)

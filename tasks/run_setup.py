@@ -73,6 +73,7 @@ def prepare_run(
     max_trials: int | None = None,
     max_minutes: float | None = None,
     strategy: str | None = None,
+    modality: str | None = None,
     say: Callable[[str], None] = print,
 ) -> str:
     """Validates the data before anything is written, then records the options and versions the data.
@@ -86,7 +87,7 @@ def prepare_run(
     if not Path(params_file).is_file():
         raise UserInputError(f"parameters file {params_file} not found: run from the project folder or pass --params")
     configured = load_params(params_file)
-    overrides = {key: value for key, value in (("target", target), ("task_type", task_type)) if value}
+    overrides = {key: value for key, value in (("target", target), ("task_type", task_type), ("modality", modality)) if value}
     formulation = configured.task_formulation.model_copy(update=overrides)
     if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
         say(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
@@ -96,7 +97,7 @@ def prepare_run(
     update_params(
         Path(params_file),
         {
-            "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type},
+            "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type, "modality": modality},
             "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy},
         },
     )

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from components.data.formulation import formulate_task
-from components.data.sources import detect_modality, load_dataset
+from components.data.sources import detect_modality, image_table, load_dataset
 from components.manifests import TaskManifest
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
@@ -35,7 +35,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
         data_path=params.data_path,
         modality=modality,
         task_type=formulation.task_type,
-        target="class folder" if modality == "image" else params.target,
+        target="class folder" if modality == "image" and image_table(path) is None else params.target,
         metric=formulation.metric,
         success_threshold=formulation.success_threshold,
         class_names=formulation.class_names,

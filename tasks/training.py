@@ -18,6 +18,7 @@ from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.nni_search import SearchRequest, run_search
+from components.search.selection import select_configuration
 from components.search.settings import TrialSettings
 from components.search.tuners import compatible_configurations
 from components.tracking import log_finished_run
@@ -84,17 +85,30 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
     mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
     log_stopped_trials(search, settings)
-    best = search.best
+    top = search.best  # raises, naming the trials' fate, when none succeeded
     family = FAMILIES[model.family]
+    splits = Splits.load(settings.splits_file)
+    preprocessor = Preprocessor.load(settings.preprocessor_file)
+
+    def size_of(parameters: dict) -> int:
+        network = build_network(
+            model.family, preparation.input_shape, preparation.output_size, split_parameters(family, parameters)[0], preprocessor
+        )
+        return sum(parameter.numel() for parameter in network.parameters())
+
+    selection = select_configuration(
+        search.ranked(), len(splits.targets["validation"]), task.task_type, size_of, params.selection
+    )
+    best = selection.trial
     architecture, hyperparameters = split_parameters(family, best.parameters)
-    progress(f"best trial {best.sequence + 1}: validation score {best.score:.4f}, architecture {architecture}")
+    progress(
+        f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, architecture {architecture}"
+    )
 
     pd.DataFrame([trial.row() for trial in search.trials]).to_csv(inputs.output / "trials.csv", index=False)
     plot_search(search.trials, inputs.output / "search.png")
 
-    progress(f"retraining the best configuration for up to {params.final_max_epochs} epochs with early stopping")
-    splits = Splits.load(settings.splits_file)
-    preprocessor = Preprocessor.load(settings.preprocessor_file)
+    progress(f"retraining the chosen configuration for up to {params.final_max_epochs} epochs with early stopping")
 
     torch.manual_seed(params.seed)
     fitted = fit_network(
@@ -119,7 +133,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         outputs = preprocessor.decode_target(outputs)
     scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
     torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
-    plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: best configuration")
+    plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
     artefacts = ["search.png", "learning_curve.png", "trials.csv"]
     if task.task_type == "classification":
         report = class_report(outputs, splits.targets["test"], task.class_names or [])
@@ -151,7 +165,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
         warnings=warnings,
         metrics={
             **{f"test_{name}": value for name, value in scores.items()},
-            "best_validation_score": float(best.score),
+            "best_validation_score": float(top.score),
+            "chosen_validation_score": float(best.score),
+            "chosen_parameters": float(selection.parameters),
+            "trials_within_one_standard_error": float(selection.pool),
             "trials": float(len(search.trials)),
             "warm_started_trials": float(len(warm_start)),
             "final_epochs": float(len(fitted.history)),

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import make_workspace
@@ -34,6 +35,12 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     images = tmp_path / "images" / "cat"
     images.mkdir(parents=True)
     (images / "1.png").write_text("not a png")
+    bad_split = tmp_path / "bad_split.csv"
+    bad_split.write_text("x,split,label\n" + "".join(f"{i},{'train' if i < 8 else 'holdout'},{'ab'[i % 2]}\n" for i in range(12)))
+    no_labels = tmp_path / "walks.npz"
+    np.savez(no_labels, X=np.zeros((10, 5, 2)))
+    mixed = tmp_path / "sensors.csv"
+    mixed.write_text("series_id,time,accel,label\na,0,1,up\na,1,2,down\nb,0,1,up\nb,1,1,up\n")
     return {
         "missing path": (["--data", str(tmp_path / "nope.csv")], "does not exist"),
         "missing target": (["--data", str(table), "--target", "price"], "target column 'price' is not in"),
@@ -42,6 +49,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "empty file": (["--data", str(empty)], "is empty"),
         "unreadable file": (["--data", str(broken)], "not a readable CSV"),
         "unreadable image": (["--data", str(images.parent)], "cannot be read"),
+        "unknown split name": (["--data", str(bad_split)], "holds 'holdout': use train, validation or test"),
+        "sequences without labels": (["--data", str(no_labels)], "needs y with one label per sequence"),
+        "a sequence with two labels": (["--data", str(mixed)], "sequences a have several labels"),
     }
 
 
@@ -55,6 +65,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "empty file",
         "unreadable file",
         "unreadable image",
+        "unknown split name",
+        "sequences without labels",
+        "a sequence with two labels",
     ],
 )
 def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path: Path, case: str):
@@ -76,8 +89,6 @@ def test_invalid_parameter_is_named(tmp_path: Path):
 
 
 def test_feedback_refuses_labels_that_are_not_classes_of_the_task(tmp_path: Path):
-    import numpy as np
-
     from components.manifests import TaskManifest
     from components.serving.request_log import RequestLog, read_requests
 

@@ -93,6 +93,8 @@ def load_dataset(
     if modality == "multimodal":
         return load_multimodal(path, target, split_column, group_column)
     if modality == "image":
+        if image_table(path) is not None:
+            return load_image_table(path, target, max_image_size)
         return load_image_folder(path, max_image_size)
     raise DataError(f"modality '{modality}' is not supported: use tabular, image, sequence, text or multimodal")
 
@@ -235,6 +237,12 @@ def load_table(path: Path, target: str, split_column: str | None = "split", grou
     """
     path = Path(path)
     table = _labelled_table(path, target, split_column, group_column)
+    listed = image_path_column(table.candidates, path.parent)
+    if listed is not None:
+        raise DataError(
+            f"{path} lists images in column '{listed}': pass the folder that holds the table and the images "
+            f"(--data {path.parent}) so that the images are versioned with it"
+        )
     features, columns, categories = _table_features(table.candidates, table.warnings, path, target)
     return RawDataset(
         modality="tabular",
@@ -505,12 +513,80 @@ def images_to_array(images: list[Image.Image], channels: int, height: int, width
     return array
 
 
+def image_path_column(frame: pd.DataFrame, folder: Path) -> str | None:
+    """The column whose values are paths (relative to ``folder``) of image files, if any."""
+    for column in frame.columns:
+        values = frame[column].dropna().astype(str).head(20).tolist()
+        if values and all(Path(value).suffix.lower() in IMAGE_SUFFIXES for value in values):
+            if sum((folder / value).is_file() for value in values) >= len(values) / 2:
+                return str(column)
+    return None
+
+
+def image_table(folder: Path) -> Path | None:
+    """The one table in an image folder that lists the images (a column of their paths), if any;
+    without it, the folder's sub-folders are the classes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    tables = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
+    if len(tables) != 1:
+        return None
+    try:
+        return tables[0] if image_path_column(_read_table(tables[0]), folder) is not None else None
+    except DataError:
+        return None
+
+
+def load_image_table(folder: Path, target: str, max_image_size: int = 64) -> RawDataset:
+    """A folder holding a table (an image-path column, relative to the folder, and a label column)
+    and the images it lists."""
+    folder = Path(folder)
+    table_file = image_table(folder)
+    frame = _read_table(table_file)
+    column = image_path_column(frame, folder)
+    if column is None:
+        raise DataError(f"{table_file} has no column of image paths (relative to {folder}) that exist")
+    if target not in frame.columns:
+        raise DataError(f"target column '{target}' is not in {table_file}: pass --target with the label column")
+    warnings = []
+    missing_target = frame[target].isna()
+    if missing_target.any():
+        warnings.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
+        frame = frame.loc[~missing_target]
+    files = [folder / str(value) for value in frame[column]]
+    absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
+    if absent:
+        raise DataError(
+            f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
+            "fix the paths (relative to the table's folder) or remove those rows"
+        )
+    others = [str(c) for c in frame.columns if c not in (column, target)]
+    if others:
+        warnings.append(
+            f"ignored the table's other columns ({', '.join(others[:5])}): images with table columns are not read yet"
+        )
+    images = [_open_image(file) for file in files]
+    channels, height, width = common_image_geometry(images, max_image_size)
+    return RawDataset(
+        modality="image",
+        features=images_to_array(images, channels, height, width),
+        target=frame[target].to_numpy(),
+        feature_names=[f"pixel_{channel}" for channel in range(channels)],
+        sample_ids=[str(value) for value in frame[column]],
+        warnings=warnings,
+    )
+
+
 def load_image_folder(path: Path, max_image_size: int = 64) -> RawDataset:
     """Loads a folder with one sub-folder per class, each holding that class's images."""
     path = Path(path)
     class_folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_folders:
-        raise DataError(f"{path} has no class sub-folders: put each class's images in a sub-folder named after the class")
+        raise DataError(
+            f"{path} has no class sub-folders: put each class's images in a sub-folder named after the class, "
+            "or put one table with an image-path column and a label column next to the images"
+        )
     files: list[Path] = []
     labels: list[str] = []
     for folder in class_folders:

@@ -173,3 +173,18 @@ def test_same_seed_same_data_same_search_on_cpu(tmp_path: Path):
     assert [trial.parameters for trial in runs[0].trials] == [trial.parameters for trial in runs[1].trials]
     assert [trial.score for trial in runs[0].trials] == [trial.score for trial in runs[1].trials]
     assert [trial.intermediate for trial in runs[0].trials] == [trial.intermediate for trial in runs[1].trials]
+
+
+def test_one_standard_error_rule_prefers_the_smaller_of_nearly_equal_trials():
+    from components.search.nni_search import TrialRecord
+    from components.search.selection import score_standard_error, select_configuration
+
+    trials = [
+        TrialRecord("a", 0, "SUCCEEDED", {"width": 256}, 0.66, 1.0),
+        TrialRecord("b", 1, "SUCCEEDED", {"width": 8}, 0.62, 1.0),  # within (1 - 0.66) * sqrt(2 / 67) = 0.059
+        TrialRecord("c", 2, "SUCCEEDED", {"width": 4}, 0.55, 1.0),  # too far below
+    ]
+    chosen = select_configuration(trials, 67, "regression", lambda parameters: parameters["width"])
+    assert chosen.trial.trial_id == "b" and chosen.pool == 2 and abs(chosen.standard_error - 0.0587) < 1e-3
+    assert select_configuration(trials, 67, "regression", lambda p: p["width"], rule="best").trial.trial_id == "a"
+    assert score_standard_error(1.0, 270, "classification") == (1 / 270 / 270) ** 0.5  # at least one error's worth

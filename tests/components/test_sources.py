@@ -116,3 +116,24 @@ def test_parquet_tables_id_columns_and_official_splits(tmp_path: Path):
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         load_table(tmp_path / "broken.parquet", "label")
+
+
+def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
+    from components.data.sources import load_dataset
+
+    folder = tmp_path / "scans"
+    (folder / "img").mkdir(parents=True)
+    rows = ["file,diagnosis,age"]
+    for index in range(6):
+        Image.fromarray(np.full((6, 8), index * 40, dtype=np.uint8)).save(folder / "img" / f"{index}.png")
+        rows.append(f"img/{index}.png,{'ill' if index % 2 else 'well'},{30 + index}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert detect_modality(folder) == "image"
+    dataset = load_dataset(folder, "image", "diagnosis")
+    assert dataset.features.shape == (6, 1, 6, 8) and list(dataset.target[:2]) == ["well", "ill"]
+    assert dataset.sample_ids[0] == "img/0.png" and any("age" in warning for warning in dataset.warnings)
+    with pytest.raises(DataError, match=r"lists images in column 'file': pass the folder"):
+        load_table(folder / "labels.csv", "diagnosis")
+    (folder / "labels.csv").write_text("\n".join([*rows, "img/missing.png,ill,40"]) + "\n")
+    with pytest.raises(DataError, match="1 images listed in labels.csv do not exist, e.g. img/missing.png"):
+        load_dataset(folder, "image", "diagnosis")

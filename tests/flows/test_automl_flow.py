@@ -187,3 +187,33 @@ def test_text_pipeline(tmp_path: Path, monkeypatch, harness):
         assert answer.status_code == 200, answer.text
         assert [p["label"] for p in answer.json()["predictions"]] == ["positive", "negative"]
         assert client.post("/predict", json={"rows": [[1.0]]}).status_code == 400
+
+
+def test_multimodal_pipeline(tmp_path: Path, monkeypatch, harness):
+    """A table with numbers, a category and a comment: detected as multimodal, one encoder per
+    modality with a fusion head, exported, registered and served from JSON rows."""
+    from fastapi.testclient import TestClient
+
+    from components.serving.app import ServingConfig, create_app
+    from tests.components.test_multimodal import write_tickets
+
+    root = make_workspace(tmp_path / "workspace", "data/tickets.csv", target="outcome")
+    (root / "data").mkdir()
+    write_tickets(root / "data" / "tickets.csv", count=120)
+    monkeypatch.chdir(root)
+    automl(workspace=".", params_file="params.yaml")
+    task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
+    assert task["modality"] == "multimodal"
+    training = TrainingManifest.read(root)
+    assert training.family == "fusion" and training.test_score >= 0.8
+    config = ServingConfig(
+        model_name=DeploymentManifest.read(root).registered_model, request_log=root / "serving" / "requests.db"
+    )
+    with TestClient(create_app(config)) as client:
+        rows = [
+            {"price": 50.0, "channel": "web", "comment": "the story was wonderful and superb"},
+            {"price": 50.0, "channel": "kiosk", "comment": "the acting was awful and dreadful"},
+        ]
+        answer = client.post("/predict", json={"rows": rows})
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == ["kept", "churned"]
