@@ -182,7 +182,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                     "send exactly one of 'rows' (tables), 'images' (base64-encoded images), "
                     "'sequences' (lists of time steps) or 'texts' (strings)"
                 )
-            if metadata.modality == "tabular":
+            if metadata.modality in ("tabular", "multimodal"):
                 if payload.rows is None:
                     raise RequestError("this model reads table rows: send 'rows'")
                 raw = await run_in_threadpool(rows_to_array, payload.rows, metadata)
@@ -212,7 +212,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         metadata = holder.current.metadata
         try:
             if metadata.modality != "image":
-                raise RequestError("this model reads table rows: POST JSON 'rows' to /predict")
+                raise RequestError(f"this model reads {metadata.modality} inputs, not images: POST JSON to /predict")
             blobs = [await upload.read() for upload in files]
             raw = await run_in_threadpool(decode_images, blobs, metadata)
         except RequestError as error:

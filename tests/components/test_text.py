@@ -34,7 +34,7 @@ def write_reviews(path: Path, count: int = 80, seed: int = 0) -> Path:
 
 def test_text_tables_are_detected_and_tokenised(tmp_path: Path):
     path = write_reviews(tmp_path / "reviews.csv")
-    assert detect_modality(path) == "text"
+    assert detect_modality(path, "sentiment") == "text"
     dataset = load_dataset(path, "text", "sentiment")
     assert dataset.feature_names == ["review"] and dataset.sample_ids[:2] == ["r0", "r1"]
     vocabulary = dataset.categories["review"]
