@@ -68,6 +68,7 @@ class DataPreparationParams(_Section):
     horizontal_flip: bool = False
     jitter: float = Field(0.03, ge=0.0)
     scaling: float = Field(0.1, ge=0.0)
+    time_warp: float = Field(0.1, ge=0.0, lt=1.0)
     feedback_version: str | None = None
 
 

@@ -164,6 +164,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         params.horizontal_flip,
         params.jitter,
         params.scaling,
+        params.time_warp,
     )
     decisions.append(augmentation.describe())
     regression_target = splits.targets["train"] if task.task_type == "regression" else None

@@ -7,7 +7,8 @@ of params.yaml (flag only, or drop) and lists the flagged sample ids in the qual
 - Outliers: scikit-learn's IsolationForest fitted on the training split (missing values take the
   training median; images are reduced to at most 50 principal components first).
 - Label errors: out-of-fold predicted probabilities of a cheap model (standardise, PCA for images,
-  an RBF SVM with Platt scaling; 5 folds) handed to cleanlab's ``find_label_issues``.
+  an RBF SVM whose decision values are calibrated with a sigmoid on 3 inner folds; 5 outer folds)
+  handed to cleanlab's ``find_label_issues``.
 """
 
 from __future__ import annotations
@@ -94,13 +95,16 @@ def find_outliers(train: np.ndarray, features: np.ndarray, contamination: float,
 
 def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: int) -> np.ndarray:
     """Each sample's class probabilities from a cheap model that did not see it (5-fold)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import SVC
 
     folds = min(FOLDS, int(np.bincount(targets).min()))
     rows = len(features) * (folds - 1) // folds
-    model = make_pipeline(_reducer(features, seed, rows), SVC(probability=True, random_state=seed))
+    calibration_folds = max(2, min(3, int(np.bincount(targets).min() * (folds - 1) // folds)))
+    svm = CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=calibration_folds, ensemble=False)
+    model = make_pipeline(_reducer(features, seed, rows), svm)
     matrix = _table_matrix(features, features)
     return cross_val_predict(
         model, matrix, targets, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"

@@ -3,8 +3,8 @@
 Images: a random rotation within +-``rotation_degrees``, a random shift of up to ``shift`` of the
 side, and (only when asked: it changes the meaning of digits and text) a horizontal flip; one affine
 warp per image with PyTorch's ``affine_grid`` / ``grid_sample``, on the batch as it enters the
-network, so nothing is stored. Sequences (standardised): Gaussian jitter on every value and a random
-scale per sequence and channel. Tables are never augmented: there is no transformation of a row
+network, so nothing is stored. Sequences (standardised): Gaussian jitter on every value, a random
+scale per sequence and channel, and a random time warp (speed). Tables are never augmented: there is no transformation of a row
 that is known to keep its label.
 """
 
@@ -26,6 +26,7 @@ class AugmentationPolicy(BaseModel):
     horizontal_flip: bool = False
     jitter: float = 0.0  # sequences: standard deviation of the added noise, in standard deviations
     scaling: float = 0.0  # sequences: standard deviation of the per-channel scale around 1
+    time_warp: float = 0.0  # sequences: largest change of speed (0.1: between 0.9x and 1.1x)
 
     @property
     def active(self) -> bool:
@@ -35,7 +36,10 @@ class AugmentationPolicy(BaseModel):
         if not self.active:
             return "no augmentation"
         if self.kind == "sequence":
-            return f"sequence augmentation: jitter {self.jitter:g}, scaling {self.scaling:g} (standard deviations)"
+            return (
+                f"sequence augmentation: jitter {self.jitter:g}, scaling {self.scaling:g} (standard deviations), "
+                f"time warp up to {self.time_warp:.0%}"
+            )
         flip = ", horizontal flips" if self.horizontal_flip else ""
         return f"image augmentation: rotations up to {self.rotation_degrees:g} degrees, shifts up to {self.shift:.0%}{flip}"
 
@@ -58,10 +62,24 @@ def augment_images(batch: torch.Tensor, policy: AugmentationPolicy, generator: t
 
 
 def augment_sequences(batch: torch.Tensor, policy: AugmentationPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Jittered and rescaled copies of (samples, time, channels) standardised sequences."""
+    """Jittered, rescaled and time-warped copies of (samples, time, channels) standardised sequences.
+
+    The time warp plays each sequence at a random speed within +-``time_warp`` around its middle
+    (linear interpolation between steps; steps read from beyond the ends are the mean, 0).
+    """
     noise = torch.randn(batch.shape, generator=generator).to(batch) * policy.jitter
     scale = 1.0 + torch.randn((batch.shape[0], 1, batch.shape[2]), generator=generator).to(batch) * policy.scaling
-    return batch * scale + noise
+    warped = batch
+    if policy.time_warp > 0:
+        count, length, _ = batch.shape
+        speed = 1.0 + (torch.rand(count, generator=generator) * 2 - 1) * policy.time_warp
+        theta = torch.zeros(count, 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1] = speed, 1.0
+        images = batch.transpose(1, 2).unsqueeze(2)  # (samples, channels, 1, time)
+        grid = functional.affine_grid(theta.to(batch), list(images.shape), align_corners=False)
+        warped = functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = warped.squeeze(2).transpose(1, 2)
+    return warped * scale + noise
 
 
 def augment(batch: torch.Tensor, policy: AugmentationPolicy) -> torch.Tensor:
@@ -76,10 +94,11 @@ def choose_augmentation(
     horizontal_flip: bool,
     jitter: float = 0.03,
     scaling: float = 0.1,
+    time_warp: float = 0.1,
 ) -> AugmentationPolicy:
     """``auto``: images and sequences augmented, tables not; ``off``: nothing."""
     if setting == "off" or modality not in ("image", "sequence"):
         return AugmentationPolicy()
     if modality == "sequence":
-        return AugmentationPolicy(kind="sequence", jitter=jitter, scaling=scaling)
+        return AugmentationPolicy(kind="sequence", jitter=jitter, scaling=scaling, time_warp=time_warp)
     return AugmentationPolicy(kind="image", rotation_degrees=rotation_degrees, shift=shift, horizontal_flip=horizontal_flip)

@@ -27,3 +27,17 @@ def test_augmented_images_move_a_little_and_keep_their_shape():
         batch[:, :, :, :] * torch.arange(16.0), AugmentationPolicy(kind="image", horizontal_flip=True), generator
     )
     assert mirrored.shape == batch.shape
+
+
+def test_sequence_augmentation_warps_time_and_keeps_the_shape():
+    from components.training.augmentation import augment_sequences
+
+    generator = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(-1, 1, 20).view(1, 20, 1).repeat(8, 1, 2)
+    policy = choose_augmentation("sequence", "auto", 10, 0.1, False, jitter=0.0, scaling=0.0, time_warp=0.2)
+    assert "time warp up to 20%" in policy.describe()
+    warped = augment_sequences(ramp, policy, generator)
+    assert warped.shape == ramp.shape and not torch.allclose(warped, ramp)
+    middle = warped[:, 8:12]
+    assert torch.allclose(middle, ramp[:, 8:12], atol=0.1)  # a change of speed around the middle moves the ends most
+    assert torch.allclose(augment_sequences(ramp, choose_augmentation("sequence", "auto", 0, 0, False, 0.0, 0.0, 0.0)), ramp)
