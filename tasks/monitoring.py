@@ -143,10 +143,9 @@ def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
     )
 
 
-def _read_window(request_log: Path, state_file: Path, task_type: str) -> tuple[np.ndarray, np.ndarray, dict, float]:
-    """Inputs and outputs logged since the last check, utilisation and labelled-accuracy figures, and
-    the window's end."""
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+def _read_window(request_log: Path, state: dict, task_type: str) -> tuple[np.ndarray, np.ndarray, dict, float]:
+    """Inputs and outputs logged since the last check (``state``), utilisation and labelled-accuracy
+    figures, and the window's end."""
     since = float(state.get("last_check", 0.0))
     now = time.time()
     records = read_requests(request_log, since) if request_log.is_file() else []
@@ -165,7 +164,7 @@ def _read_window(request_log: Path, state_file: Path, task_type: str) -> tuple[n
     return raw, outputs, figures, now
 
 
-def _server_figures(endpoint_file: Path, state_file: Path) -> tuple[dict, dict | None]:
+def _server_figures(endpoint_file: Path, state: dict) -> tuple[dict, dict | None]:
     """Error rate, CPU share and memory of the running server since the last check (from its
     /metrics), and the scrape to compare the next check with; nothing when no server is running."""
     if not endpoint_file.is_file():
@@ -176,8 +175,7 @@ def _server_figures(endpoint_file: Path, state_file: Path) -> tuple[dict, dict |
     except Exception as error:  # a server that stopped without removing its endpoint file
         print(f"[monitor] the server at {url} did not answer /metrics ({error}): no server figures")
         return {"server_reachable": False}, None
-    previous = json.loads(state_file.read_text()).get("server") if state_file.is_file() else None
-    figures = server_utilisation(current, previous)
+    figures = server_utilisation(current, state.get("server"))
     print(
         f"[monitor] server {url}: error rate {figures['server_error_rate']:.3f} over {int(figures['server_requests'])} requests, "
         f"CPU {figures.get('server_cpu_share', 0.0):.2f} of a core, memory {figures.get('server_memory_mb', 0.0):.0f} MiB"
@@ -228,8 +226,9 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
         report, source = check_batch(reference, raw, embeddings, outputs), str(data_path)
     else:
         state_file = root / "serving" / STATE_FILE
-        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state_file, reference.task_type)
-        server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state_file)
+        state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state, reference.task_type)
+        server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state)
         figures.update(server)
         source = "serving log"
         if len(raw) < params.monitoring.minimum_window:

@@ -141,7 +141,9 @@ def category_text(value) -> str:
 
 def encode_categories(values, vocabulary: list[str]) -> np.ndarray:
     """Codes 1..n of a column's values in ``vocabulary``; 0 for a value outside it, NaN when missing."""
-    index = {name: position + 1 for position, name in enumerate(vocabulary)}
+    from components.data.text import vocabulary_index
+
+    index = vocabulary_index(vocabulary)
     return np.array(
         [np.nan if pd.isna(value) else index.get(category_text(value), 0) for value in values],
         dtype=np.float32,

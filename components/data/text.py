@@ -7,6 +7,7 @@ the training split (like categorical columns), so the network only learns words 
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
@@ -15,10 +16,16 @@ MAX_TOKENS = 200
 TEXT_MIN_MEAN_LENGTH = 20  # characters: a text column is longer than a category on average
 
 
+@lru_cache(maxsize=1)
 def analyzer():
     from sklearn.feature_extraction.text import CountVectorizer
 
     return CountVectorizer(lowercase=True).build_analyzer()
+
+
+def vocabulary_index(vocabulary: list[str]) -> dict[str, int]:
+    """Each value's code: 1 for the first, 0 is kept for unknown values (and padding)."""
+    return {value: position + 1 for position, value in enumerate(vocabulary)}
 
 
 def is_text_column(values) -> bool:
@@ -45,11 +52,11 @@ def build_vocabulary(texts, max_words: int = MAX_VOCABULARY) -> tuple[list[str],
     return words, length
 
 
-def encode_texts(texts, vocabulary: list[str], length: int) -> np.ndarray:
+def encode_texts(texts, vocabulary: list[str] | dict[str, int], length: int) -> np.ndarray:
     """Token codes, shaped (texts, length): words in ``vocabulary`` are 1..n, others 0; cut or padded
-    with 0 at the end."""
+    with 0 at the end. A server passes the :func:`vocabulary_index` it built once."""
     analyse = analyzer()
-    index = {word: position + 1 for position, word in enumerate(vocabulary)}
+    index = vocabulary if isinstance(vocabulary, dict) else vocabulary_index(vocabulary)
     codes = np.zeros((len(texts), length), dtype=np.float32)
     for row, text in enumerate(texts):
         tokens = analyse(str(text))[:length] if isinstance(text, str) else []

@@ -28,11 +28,11 @@ def rows_to_array(rows: list, metadata: ServingMetadata) -> np.ndarray:
     """
     if metadata.modality == "multimodal":
         return _multimodal_rows(rows, metadata)
-    names = metadata.feature_names
-    lookups = {
-        names.index(column): {name: position + 1 for position, name in enumerate(values)}
-        for column, values in metadata.categories.items()
-    }
+    return _table_array(rows, metadata.feature_names, metadata.category_index)
+
+
+def _table_array(rows: list, names: list[str], category_index: dict[str, dict[str, int]]) -> np.ndarray:
+    lookups = {names.index(column): index for column, index in category_index.items() if column in names}
     if not rows:
         raise RequestError("'rows' is empty: send at least one row")
     array = np.empty((len(rows), len(names)), dtype=np.float32)
@@ -63,14 +63,6 @@ def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
     from components.data.text import encode_texts
 
     text = metadata.feature_names[-1]
-    table = ServingMetadata(
-        "tabular",
-        metadata.task_type,
-        metadata.class_names,
-        metadata.feature_names[:-1],
-        [len(metadata.feature_names) - 1],
-        {column: values for column, values in metadata.categories.items() if column != text},
-    )
     texts, table_rows = [], []
     for index, row in enumerate(rows):
         if isinstance(row, dict):
@@ -85,8 +77,8 @@ def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
             raise RequestError(f"row {index} must be an object keyed by column, or a list ending with the text")
     if not all(value is None or isinstance(value, str) for value in texts):
         raise RequestError(f"'{text}' must be text")
-    codes = encode_texts([value or "" for value in texts], metadata.categories[text], metadata.text_length)
-    return np.concatenate([rows_to_array(table_rows, table), codes], axis=1)
+    codes = encode_texts([value or "" for value in texts], metadata.category_index[text], metadata.text_length)
+    return np.concatenate([_table_array(table_rows, metadata.feature_names[:-1], metadata.category_index), codes], axis=1)
 
 
 def texts_to_array(texts: list[str], metadata: ServingMetadata) -> np.ndarray:
@@ -96,7 +88,7 @@ def texts_to_array(texts: list[str], metadata: ServingMetadata) -> np.ndarray:
     if not texts:
         raise RequestError("'texts' is empty: send at least one text")
     column = metadata.feature_names[0]
-    return encode_texts(texts, metadata.categories[column], metadata.input_shape[0])
+    return encode_texts(texts, metadata.category_index[column], metadata.input_shape[0])
 
 
 def sequences_to_array(sequences: list, metadata: ServingMetadata) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,14 @@ class ServingMetadata:
     input_shape: list[int]
     categories: dict[str, list[str]] = field(default_factory=dict)
     text_length: int = 0
+
+    @cached_property
+    def category_index(self) -> dict[str, dict[str, int]]:
+        """Per categorical (or text) column, each value's code: built once per loaded version, not per request."""
+        from components.data.text import vocabulary_index
+
+        return {column: vocabulary_index(values) for column, values in self.categories.items()}
+
     serving_threads: int = 1
     max_batch_size: int = 32
 
