@@ -80,6 +80,7 @@ class PreparationManifest(Manifest):
     feature_names: list[str]
     categories: dict[str, list[str]] = {}  # categorical column -> its values; code i+1 is values[i]
     text_length: int = 0  # multimodal rows end with this many token codes
+    image_shape: list[int] = []  # or with the pixels of an image shaped (channels, height, width)
     augmentation: dict[str, Any] = {}
 
 

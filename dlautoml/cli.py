@@ -60,9 +60,11 @@ class TaskType(StrEnum):
 @app.command()
 def run(
     data: Path | None = typer.Option(
-        None, help="CSV table or folder of class sub-folders of images [default: params.yaml, then the bundled digits]"
+        None,
+        help="a table (CSV, Parquet), sequences (.npz), or a folder of images: class sub-folders, or one table of "
+        "image paths with labels and any other columns [default: params.yaml, then the bundled digits]",
     ),
-    target: str | None = typer.Option(None, help="target column of a CSV table"),
+    target: str | None = typer.Option(None, help="target column of a table (or of the table in an image folder)"),
     task_type: TaskType | None = typer.Option(None, help="force classification or regression"),
     modality: Modality | None = typer.Option(None, help="override the detected modality"),
     max_trials: int | None = typer.Option(None, min=1, help="number of NNI search trials"),

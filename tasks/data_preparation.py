@@ -49,7 +49,15 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
 
     def show(positions) -> list[dict]:
         return examples(
-            features, list(positions), list(ids), list(labels), task.modality, dataset.feature_names, limit, dataset.categories
+            features,
+            list(positions),
+            list(ids),
+            list(labels),
+            task.modality,
+            dataset.feature_names,
+            limit,
+            dataset.categories,
+            dataset.image_shape,
         )
 
     # Duplicates first, on the whole dataset: a copy in two splits would leak test inputs into training.
@@ -129,6 +137,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         dataset.feature_names,
         limit,
         dataset.categories,
+        dataset.image_shape,
     )
     if params.outliers == "drop" and len(outliers["train"]):
         keep = np.setdiff1d(np.arange(len(splits.targets["train"])), outliers["train"])
@@ -165,12 +174,20 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         params.jitter,
         params.scaling,
         params.time_warp,
+        dataset.image_shape,
     )
     decisions.append(augmentation.describe())
     regression_target = splits.targets["train"] if task.task_type == "regression" else None
     categories = {dataset.feature_names.index(column): len(values) for column, values in dataset.categories.items()}
-    preprocessor = Preprocessor.fit(splits.features["train"], task.modality, regression_target, categories, dataset.text_length)
-    if task.modality == "multimodal":
+    preprocessor = Preprocessor.fit(
+        splits.features["train"], task.modality, regression_target, categories, dataset.text_length, dataset.image_shape
+    )
+    if dataset.image_shape:
+        decisions.append(
+            f"multimodal: {len(dataset.feature_names) - 1} table columns and the images of column "
+            f"'{dataset.feature_names[-1]}' ({'x'.join(map(str, dataset.image_shape))}), one encoder each"
+        )
+    elif task.modality == "multimodal":
         decisions.append(
             f"multimodal: {len(dataset.feature_names) - 1} table columns and the text column "
             f"'{dataset.feature_names[-1]}' ({dataset.text_length} tokens), one encoder each"
@@ -218,6 +235,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         feature_names=dataset.feature_names,
         categories=dataset.categories,
         text_length=dataset.text_length,
+        image_shape=list(dataset.image_shape),
         augmentation=augmentation.model_dump() if augmentation.active else {},
         warnings=warnings,
         metrics={

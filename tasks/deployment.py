@@ -62,6 +62,7 @@ def serving_metadata(task: TaskManifest, preparation: PreparationManifest, threa
         "feature_names": preparation.feature_names,
         "categories": preparation.categories,
         "text_length": preparation.text_length,
+        "image_shape": preparation.image_shape,
         "input_shape": preparation.input_shape,
         "serving_threads": threads,
         "max_batch_size": max_batch,

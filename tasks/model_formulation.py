@@ -22,7 +22,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
     params = inputs.params.model_formulation
     task = TaskManifest.read(inputs.workspace)
     preparation = PreparationManifest.read(inputs.workspace)
-    family, family_reason = choose_family(task.modality, params.family)
+    family, family_reason = choose_family(task.modality, params.family, "image" if preparation.image_shape else "text")
     splits = Splits.load(PreparationManifest.file(preparation.splits_file, inputs.workspace))
     try:
         loss = choose_loss(

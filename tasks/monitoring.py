@@ -116,7 +116,7 @@ def load_new_inputs(data_path: Path, root: Path) -> np.ndarray:
     preparation = PreparationManifest.read(root)
     shape = tuple(preparation.input_shape) if task_manifest.modality in ("image", "sequence", "text") else ()
     if task_manifest.modality == "multimodal":
-        shape = (preparation.text_length,)
+        shape = tuple(preparation.image_shape) or (preparation.text_length,)
     raw = load_unlabelled_inputs(
         Path(data_path), task_manifest.modality, preparation.feature_names, shape, preparation.categories
     )

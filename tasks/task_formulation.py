@@ -20,11 +20,14 @@ def formulate(inputs: StageInputs) -> TaskManifest:
     preparation = inputs.params.data_preparation
     dataset = load_dataset(path, modality, params.target, preparation.max_image_size, **preparation.table_columns())
     formulation = formulate_task(dataset, params)
+    listed = image_table(path) is not None
     kinds = {
-        "image": "a folder of class sub-folders",
+        "image": "a folder with a table of image paths and labels" if listed else "a folder of class sub-folders",
         "sequence": "sequences of time steps",
         "text": "a table with one free-text column",
-        "multimodal": "a table with a free-text column next to other columns",
+        "multimodal": "a table of image paths with other feature columns"
+        if dataset.image_shape
+        else "a table with a free-text column next to other columns",
         "tabular": "a table",
     }
     reasons = [f"modality {modality}: {kinds[modality]}"]
@@ -35,7 +38,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
         data_path=params.data_path,
         modality=modality,
         task_type=formulation.task_type,
-        target="class folder" if modality == "image" and image_table(path) is None else params.target,
+        target="class folder" if modality == "image" and not listed else params.target,
         metric=formulation.metric,
         success_threshold=formulation.success_threshold,
         class_names=formulation.class_names,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PCA_COMPONENTS = 50
+WIDE_ROW = 1000  # values per row above which a table row is reduced like an image
 FOLDS = 5
 
 
@@ -70,15 +71,16 @@ def _table_matrix(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def _reducer(features: np.ndarray, seed: int, rows: int | None = None):
-    """Standardisation, then (images, sequences) PCA to at most 50 components; ``rows``: the fewest
-    rows it will be fitted on."""
+    """Standardisation, then (images, sequences, rows wider than 1,000 values such as a table's
+    columns with an image's pixels) PCA to at most 50 components; ``rows``: the fewest rows it will
+    be fitted on."""
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     width = int(np.prod(features.shape[1:]))
     components = min(PCA_COMPONENTS, width, max(1, (rows or len(features)) - 1))
-    if features.ndim > 2 and width > PCA_COMPONENTS:
+    if width > PCA_COMPONENTS and (features.ndim > 2 or width > WIDE_ROW):
         return make_pipeline(StandardScaler(), PCA(components, whiten=True, random_state=seed))
     return StandardScaler()
 

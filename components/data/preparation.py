@@ -32,6 +32,8 @@ class Preprocessor(BaseModel):
     (NaN) become 0, the channel's mean.
     Text (token codes of the dataset's vocabulary): renumbered to the training split's words, like
     categorical columns; padding and other words are 0.
+    Multimodal rows: the table's columns as a table, then the text's codes (``text_length``) or the
+    image's pixels (``image_shape``), each part prepared like data of its own kind (see :meth:`parts`).
     """
 
     modality: Literal["tabular", "image", "sequence", "text", "multimodal"]
@@ -44,6 +46,12 @@ class Preprocessor(BaseModel):
     categorical: list[int] = []  # positions of categorical columns
     remaps: list[list[int]] = []  # per categorical column (then the text): dataset code -> training code (0: unknown)
     text_length: int = 0  # multimodal: the row ends with this many token codes
+    image_shape: list[int] = []  # multimodal with images: the row ends with the pixels of an image shaped so
+
+    @property
+    def second_size(self) -> int:
+        """Multimodal: how many values at the end of a row belong to the text or the image."""
+        return int(np.prod(self.image_shape)) if self.image_shape else self.text_length
 
     @property
     def cardinalities(self) -> list[int]:
@@ -58,22 +66,28 @@ class Preprocessor(BaseModel):
         target: np.ndarray | None = None,
         categories: dict[int, int] | None = None,
         text_length: int = 0,
+        image_shape: tuple[int, ...] | list[int] = (),
     ) -> Preprocessor:
         """``categories``: position of each categorical column -> how many values the dataset has
         (multimodal: the text column is the position after the table's columns)."""
         if modality == "multimodal":
-            width = features.shape[1] - text_length
+            second = text_length or int(np.prod(image_shape))
+            width = features.shape[1] - second
             table = cls.fit(features[:, :width], "tabular", target, {p: n for p, n in (categories or {}).items() if p < width})
-            text = cls.fit(features[:, width:], "text", None, {0: (categories or {}).get(width, 0)})
+            if image_shape:
+                other = cls.fit(features[:, width:].reshape(len(features), *image_shape), "image")
+            else:
+                other = cls.fit(features[:, width:], "text", None, {0: (categories or {}).get(width, 0)})
             return table.model_copy(
                 update={
                     "modality": "multimodal",
                     "input_shape": list(features.shape[1:]),
-                    "fill_values": table.fill_values + text.fill_values,
-                    "means": table.means + text.means,
-                    "scales": table.scales + text.scales,
-                    "remaps": table.remaps + text.remaps,
+                    "fill_values": table.fill_values + other.fill_values,
+                    "means": table.means + other.means,
+                    "scales": table.scales + other.scales,
+                    "remaps": table.remaps + other.remaps,
                     "text_length": text_length,
+                    "image_shape": list(image_shape),
                 }
             )
         categorical = sorted(categories or {})
@@ -122,8 +136,9 @@ class Preprocessor(BaseModel):
         )
 
     def parts(self) -> tuple[Preprocessor, Preprocessor]:
-        """A multimodal preprocessor as its table part and its text part."""
-        width = self.input_shape[0] - self.text_length
+        """A multimodal preprocessor as its table part and its text (or image) part."""
+        width = self.input_shape[0] - self.second_size
+        tables = len(self.categorical)
         table = self.model_copy(
             update={
                 "modality": "tabular",
@@ -131,32 +146,35 @@ class Preprocessor(BaseModel):
                 "fill_values": self.fill_values[:width],
                 "means": self.means[:width],
                 "scales": self.scales[:width],
-                "remaps": self.remaps[:-1],
+                "remaps": self.remaps[:tables],
                 "text_length": 0,
+                "image_shape": [],
             }
         )
-        text = self.model_copy(
+        other = self.model_copy(
             update={
-                "modality": "text",
-                "input_shape": [self.text_length],
+                "modality": "image" if self.image_shape else "text",
+                "input_shape": list(self.image_shape) or [self.text_length],
                 "fill_values": self.fill_values[width:],
                 "means": self.means[width:],
                 "scales": self.scales[width:],
                 "categorical": [],
-                "remaps": self.remaps[-1:],
+                "remaps": self.remaps[tables:],
                 "text_length": 0,
+                "image_shape": [],
             }
         )
-        return table, text
+        return table, other
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Raw features to the float32 network input."""
         if list(features.shape[1:]) != self.input_shape:
             raise DataError(f"inputs are shaped {list(features.shape[1:])}, the model expects {self.input_shape}")
         if self.modality == "multimodal":
-            table, text = self.parts()
-            width = table.input_shape[0]
-            return np.concatenate([table.transform(features[:, :width]), text.transform(features[:, width:])], axis=1)
+            table, other = self.parts()
+            width, rows = table.input_shape[0], len(features)
+            second = other.transform(features[:, width:].reshape(rows, *other.input_shape)).reshape(rows, -1)
+            return np.concatenate([table.transform(features[:, :width]), second], axis=1)
         if self.modality == "tabular":
             filled = np.where(np.isnan(features), np.asarray(self.fill_values), features)
             encoded = ((filled - np.asarray(self.means)) / np.asarray(self.scales)).astype(np.float32)

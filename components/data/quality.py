@@ -68,13 +68,21 @@ def examples(
     names: list[str],
     limit: int,
     categories: dict[str, list[str]] | None = None,
+    image_shape: tuple[int, ...] | list[int] = (),
 ) -> list[dict[str, Any]]:
-    """A few flagged samples to show: an inline image, the text, or the row's values."""
+    """A few flagged samples to show: an inline image (with the row's values when the table lists
+    images next to other columns), the text, or the row's values."""
     shown = []
     for position in positions[:limit]:
         entry: dict[str, Any] = {"id": ids[position], "label": labels[position]}
         if modality == "image":
             entry["html"] = _image_tag(features[position], f"{ids[position]} (label {labels[position]})")
+        elif modality == "multimodal" and image_shape:
+            width = len(names) - 1
+            row = features[position]
+            values = ", ".join(f"{name} {float(value):.4g}" for name, value in zip(names[:-1], row[:width]))
+            caption = f"{ids[position]} (label {labels[position]}; {values})"
+            entry["html"] = _image_tag(row[width:].reshape(image_shape), caption)
         elif modality in ("text", "multimodal"):
             vocabulary = (categories or {}).get(names[-1], [])
             width = len(names) - 1 if modality == "multimodal" else 0

@@ -1,8 +1,9 @@
 """Loading raw data from the user's files, with clear errors for the problems users actually hit.
 
-Two kinds of source are understood: a CSV table (one row per sample, a target column) and a folder
-of images with one sub-folder per class. Everything is returned as numpy arrays in a
-:class:`RawDataset`; nothing is normalised here.
+Understood: tables (CSV, Parquet) of numeric, categorical and free-text columns; sequences (``.npz``
+or a long table); folders of images with one sub-folder per class, or with one table that lists the
+images (and may hold other columns: images plus table columns are multimodal). Everything is
+returned as numpy arrays in a :class:`RawDataset`; nothing is normalised here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RawDataset:
     warnings: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)  # categorical column -> its values (code i+1)
     text_length: int = 0  # multimodal: how many token codes end each row
+    image_shape: tuple[int, ...] = ()  # multimodal with images: each row ends with the image's pixels (C, H, W)
     official_splits: np.ndarray | None = None  # train / validation / test per sample, from a split column
     groups: np.ndarray | None = None  # samples of one group never straddle two splits
 
@@ -55,7 +57,8 @@ class RawDataset:
 
 
 def detect_modality(path: Path, target: str | None = None) -> str:
-    """Tells the modality from the path: a folder is images, a ``.csv`` file is a table.
+    """Tells the modality from the path: a folder is images (multimodal when its table of image paths
+    has feature columns too), a table is tabular, text, multimodal or long-format sequences.
 
     Raises:
         DataError: the path does not exist or is of a kind the platform does not read.
@@ -64,6 +67,9 @@ def detect_modality(path: Path, target: str | None = None) -> str:
     if not path.exists():
         raise DataError(f"data path {path} does not exist: pass an existing CSV file or image folder with --data")
     if path.is_dir():
+        listing = image_table(path)
+        if listing is not None and image_table_columns(_read_table(listing), path, target):
+            return "multimodal"
         return "image"
     if path.suffix.lower() in SEQUENCE_SUFFIXES:
         return "sequence"
@@ -91,10 +97,12 @@ def load_dataset(
     if modality == "text":
         return load_text(path, target, split_column, group_column)
     if modality == "multimodal":
+        if Path(path).is_dir():
+            return load_image_table(path, target, max_image_size, split_column, group_column, with_columns=True)
         return load_multimodal(path, target, split_column, group_column)
     if modality == "image":
         if image_table(path) is not None:
-            return load_image_table(path, target, max_image_size)
+            return load_image_table(path, target, max_image_size, split_column, group_column)
         return load_image_folder(path, max_image_size)
     raise DataError(f"modality '{modality}' is not supported: use tabular, image, sequence, text or multimodal")
 
@@ -192,6 +200,7 @@ def _official_splits(values: pd.Series, path: Path, column: str) -> np.ndarray:
 
 @dataclass
 class _Table:
+    rows: pd.DataFrame  # the labelled rows, every column
     candidates: pd.DataFrame  # the columns that may become features
     target: np.ndarray
     sample_ids: list[str]
@@ -226,7 +235,7 @@ def _labelled_table(path: Path, target: str, split_column: str | None, group_col
         if candidates[identifiers[0]].is_unique:
             sample_ids = candidates[identifiers[0]].astype(str).tolist()
         candidates = candidates.drop(columns=identifiers)
-    return _Table(candidates, frame[target].to_numpy(), sample_ids, warnings, official, groups)
+    return _Table(frame, candidates, frame[target].to_numpy(), sample_ids, warnings, official, groups)
 
 
 def load_table(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
@@ -540,43 +549,85 @@ def image_table(folder: Path) -> Path | None:
         return None
 
 
-def load_image_table(folder: Path, target: str, max_image_size: int = 64) -> RawDataset:
-    """A folder holding a table (an image-path column, relative to the folder, and a label column)
-    and the images it lists."""
-    folder = Path(folder)
-    table_file = image_table(folder)
-    frame = _read_table(table_file)
+def image_table_columns(frame: pd.DataFrame, folder: Path, target: str | None = None) -> list[str]:
+    """The columns of an image table, besides the image paths, that a network can learn from:
+    numbers, and text with few enough values to be categories (not ids, labels, splits or groups)."""
     column = image_path_column(frame, folder)
     if column is None:
+        return []
+    usable = []
+    for name in _other_features(frame, column, target):
+        values = frame[name]
+        if values.dtype.kind in "biuf" or values.dropna().nunique() <= max(
+            MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * len(frame))
+        ):
+            usable.append(name)
+    return usable
+
+
+def load_image_table(
+    folder: Path,
+    target: str,
+    max_image_size: int = 64,
+    split_column: str | None = "split",
+    group_column: str | None = None,
+    with_columns: bool = False,
+) -> RawDataset:
+    """A folder holding a table (an image-path column, relative to the folder, and a label column)
+    and the images it lists. With ``with_columns`` the table's other columns are features too
+    (multimodal): each row holds those columns, then the image's pixels flattened (``image_shape``)."""
+    folder = Path(folder)
+    table_file = image_table(folder)
+    if table_file is None:
+        raise DataError(f"{folder} holds no table with a column of image paths (relative to the folder) that exist")
+    table = _labelled_table(table_file, target, split_column, group_column)
+    column = image_path_column(table.rows, folder)
+    if column is None:
         raise DataError(f"{table_file} has no column of image paths (relative to {folder}) that exist")
-    if target not in frame.columns:
-        raise DataError(f"target column '{target}' is not in {table_file}: pass --target with the label column")
-    warnings = []
-    missing_target = frame[target].isna()
-    if missing_target.any():
-        warnings.append(f"dropped {int(missing_target.sum())} rows whose target '{target}' is missing")
-        frame = frame.loc[~missing_target]
-    files = [folder / str(value) for value in frame[column]]
+    files = [folder / str(value) for value in table.rows[column]]
     absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
     if absent:
         raise DataError(
             f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
             "fix the paths (relative to the table's folder) or remove those rows"
         )
-    others = [str(c) for c in frame.columns if c not in (column, target)]
-    if others:
-        warnings.append(
-            f"ignored the table's other columns ({', '.join(others[:5])}): images with table columns are not read yet"
+    candidates = table.candidates.drop(columns=[column], errors="ignore")
+    if not with_columns and len(candidates.columns):
+        table.warnings.append(
+            f"read the images only (modality image): ignored the table's other columns "
+            f"({', '.join(map(str, candidates.columns[:5]))}); set the modality to multimodal (or auto) to learn from them too"
         )
     images = [_open_image(file) for file in files]
     channels, height, width = common_image_geometry(images, max_image_size)
+    pixels = images_to_array(images, channels, height, width)
+    paths = table.rows[column].astype(str)
+    sample_ids = paths.tolist() if paths.is_unique else table.sample_ids
+    if not with_columns:
+        return RawDataset(
+            modality="image",
+            features=pixels,
+            target=table.target,
+            feature_names=[f"pixel_{channel}" for channel in range(channels)],
+            sample_ids=sample_ids,
+            warnings=table.warnings,
+            official_splits=table.official,
+            groups=table.groups,
+        )
+    features, columns, categories = _table_features(candidates, table.warnings, table_file, target)
+    table.warnings.append(
+        f"images in column '{column}' ({channels}x{height}x{width}) with {len(columns)} table columns: one encoder each"
+    )
     return RawDataset(
-        modality="image",
-        features=images_to_array(images, channels, height, width),
-        target=frame[target].to_numpy(),
-        feature_names=[f"pixel_{channel}" for channel in range(channels)],
-        sample_ids=[str(value) for value in frame[column]],
-        warnings=warnings,
+        modality="multimodal",
+        features=np.concatenate([features, pixels.reshape(len(pixels), -1).astype(np.float32)], axis=1),
+        target=table.target,
+        feature_names=[*columns, column],
+        sample_ids=sample_ids,
+        warnings=table.warnings,
+        categories=categories,
+        official_splits=table.official,
+        groups=table.groups,
+        image_shape=(channels, height, width),
     )
 
 
@@ -617,7 +668,9 @@ def load_unlabelled_inputs(
 ) -> np.ndarray:
     """Loads a batch of new inputs (a CSV with the training feature columns, or a folder of images).
 
-    Used by monitoring: the batch is shaped exactly like the training features.
+    Used by monitoring: the batch is shaped exactly like the training features. ``image_shape`` is
+    the shape of one input (images, sequences, texts), or of the row's last part (multimodal: the
+    text's length, or the image's channels, height and width).
     """
     path = Path(path)
     if not path.exists():
@@ -639,16 +692,34 @@ def load_unlabelled_inputs(
     if modality == "multimodal":
         from components.data.text import encode_texts
 
-        frame = _read_table(path)
-        text, table_names = feature_names[-1], feature_names[:-1]
+        with_images = len(image_shape) == 3
+        if with_images != path.is_dir():
+            kind = "a folder with a table of image paths" if with_images else "a table (CSV or Parquet)"
+            raise DataError(f"{path} is {'not ' if with_images else ''}a folder, but this model takes {kind}")
+        listing = image_table(path) if with_images else path
+        if listing is None:
+            raise DataError(f"{path} holds no table with a column of image paths (relative to the folder) that exist")
+        frame = _read_table(listing)
+        last, table_names = feature_names[-1], feature_names[:-1]
         missing = [name for name in feature_names if name not in frame.columns]
         if missing:
-            raise DataError(f"{path} lacks the columns the model was trained on: {', '.join(missing)}")
+            raise DataError(f"{listing} lacks the columns the model was trained on: {', '.join(missing)}")
         for column, vocabulary in (categories or {}).items():
-            if column != text:
+            if column != last:
                 frame[column] = encode_categories(frame[column], vocabulary)
-        codes = encode_texts(frame[text].tolist(), (categories or {})[text], image_shape[0])
-        return np.concatenate([frame[table_names].to_numpy(dtype=np.float32), codes], axis=1)
+        try:
+            table = frame[table_names].to_numpy(dtype=np.float32)
+        except ValueError as error:
+            raise DataError(f"{listing} has non-numeric values in feature columns: {error}") from error
+        if with_images:
+            files = [path / str(value) for value in frame[last]]
+            absent = [str(file) for file in files if not file.is_file()]
+            if absent:
+                raise DataError(f"{len(absent)} images listed in {listing.name} do not exist, e.g. {', '.join(absent[:3])}")
+            pixels = images_to_array([_open_image(file) for file in files], *image_shape)
+            return np.concatenate([table, pixels.reshape(len(pixels), -1).astype(np.float32)], axis=1)
+        codes = encode_texts(frame[last].tolist(), (categories or {})[last], image_shape[0])
+        return np.concatenate([table, codes], axis=1)
     if modality == "text":
         from components.data.text import encode_texts
 

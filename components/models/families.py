@@ -20,6 +20,7 @@ class Family:
     architecture_keys: tuple[str, ...]
     build: Callable[..., nn.Module]
     description: str
+    parts: str = ""  # multimodal families: what sits next to the table's columns ("text" or "image")
 
 
 FAMILIES: dict[str, Family] = {
@@ -64,22 +65,38 @@ FAMILIES: dict[str, Family] = {
         fusion.ARCHITECTURE_KEYS,
         fusion.build,
         "one encoder per modality (an MLP for the table's columns, a text encoder) and a head over both (late fusion)",
+        parts="text",
+    ),
+    "image_fusion": Family(
+        "image_fusion",
+        "multimodal",
+        fusion.IMAGE_SEARCH_SPACE,
+        fusion.IMAGE_ARCHITECTURE_KEYS,
+        fusion.build_with_images,
+        "one encoder per modality (an MLP for the table's columns, a CNN for the image) and a head over both (late fusion)",
+        parts="image",
     ),
 }
 
 
-def choose_family(modality: str, override: str = "auto") -> tuple[Family, str]:
-    """Picks the family for a modality, or honours the override when it can read that data."""
+def choose_family(modality: str, override: str = "auto", parts: str = "") -> tuple[Family, str]:
+    """Picks the family for a modality (multimodal: ``parts`` says whether a text or an image sits
+    next to the table), or honours the override when it can read that data."""
+    if modality != "multimodal":
+        parts = ""
+    elif not parts:
+        parts = "text"
     if override != "auto":
         family = FAMILIES[override]
-        if family.modality != modality:
-            raise ConfigurationError(
-                f"model_formulation.family '{override}' reads {family.modality} data, but the data is {modality}"
-            )
+        if family.modality != modality or family.parts != parts:
+            data = f"tables with {parts}" if parts else modality
+            reads = f"tables with {family.parts}" if family.parts else family.modality
+            raise ConfigurationError(f"model_formulation.family '{override}' reads {reads} data, but the data is {data}")
         return family, f"{family.name}: set in params.yaml"
     for family in FAMILIES.values():
-        if family.modality == modality:
-            return family, f"{family.name} for {modality} data: {family.description}"
+        if family.modality == modality and family.parts == parts:
+            what = f"table and {parts}" if parts else modality
+            return family, f"{family.name} for {what} data: {family.description}"
     raise ConfigurationError(f"no network family reads {modality} data")
 
 
@@ -98,6 +115,13 @@ def build_network(
     categorical = preprocessor.categorical if preprocessor is not None else []
     cardinalities = preprocessor.cardinalities if preprocessor is not None else []
     text_length = preprocessor.text_length if preprocessor is not None else 0
+    image_shape = preprocessor.image_shape if preprocessor is not None else []
     return FAMILIES[family_name].build(
-        input_shape, output_size, architecture, categorical=categorical, cardinalities=cardinalities, text_length=text_length
+        input_shape,
+        output_size,
+        architecture,
+        categorical=categorical,
+        cardinalities=cardinalities,
+        text_length=text_length,
+        image_shape=image_shape,
     )

@@ -201,7 +201,7 @@ def create_app(config: ServingConfig) -> FastAPI:
                     raise RequestError(
                         "this model reads images: send 'images' as base64 strings or POST files to /predict/images"
                     )
-                raw = await run_in_threadpool(lambda: decode_images(base64_images(payload.images), metadata))
+                raw = await run_in_threadpool(lambda: decode_images(base64_images(payload.images), metadata.input_shape))
         except RequestError as error:
             raise refuse(error, "invalid_input") from error
         return await answer(raw, started)
@@ -214,7 +214,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             if metadata.modality != "image":
                 raise RequestError(f"this model reads {metadata.modality} inputs, not images: POST JSON to /predict")
             blobs = [await upload.read() for upload in files]
-            raw = await run_in_threadpool(decode_images, blobs, metadata)
+            raw = await run_in_threadpool(decode_images, blobs, metadata.input_shape)
         except RequestError as error:
             raise refuse(error, "invalid_input") from error
         return await answer(raw, started)

@@ -59,26 +59,34 @@ def _table_array(rows: list, names: list[str], category_index: dict[str, dict[st
 
 
 def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
-    """Rows holding the table's columns and the text column: table values, then the text's codes."""
-    from components.data.text import encode_texts
-
-    text = metadata.feature_names[-1]
-    texts, table_rows = [], []
+    """Rows holding the table's columns and the text column (or the image column, a base64-encoded
+    image): table values, then the text's codes (or the image's pixels)."""
+    last = metadata.feature_names[-1]
+    values, table_rows = [], []
     for index, row in enumerate(rows):
         if isinstance(row, dict):
-            if text not in row:
-                raise RequestError(f"row {index} lacks the text column '{text}'")
-            texts.append(row[text])
-            table_rows.append({key: value for key, value in row.items() if key != text})
+            if last not in row:
+                raise RequestError(f"row {index} lacks the {'image' if metadata.image_shape else 'text'} column '{last}'")
+            values.append(row[last])
+            table_rows.append({key: value for key, value in row.items() if key != last})
         elif isinstance(row, list) and row:
-            texts.append(row[-1])
+            values.append(row[-1])
             table_rows.append(row[:-1])
         else:
-            raise RequestError(f"row {index} must be an object keyed by column, or a list ending with the text")
-    if not all(value is None or isinstance(value, str) for value in texts):
-        raise RequestError(f"'{text}' must be text")
-    codes = encode_texts([value or "" for value in texts], metadata.category_index[text], metadata.text_length)
-    return np.concatenate([_table_array(table_rows, metadata.feature_names[:-1], metadata.category_index), codes], axis=1)
+            kind = "the image (base64)" if metadata.image_shape else "the text"
+            raise RequestError(f"row {index} must be an object keyed by column, or a list ending with {kind}")
+    if metadata.image_shape:
+        if not all(isinstance(value, str) for value in values):
+            raise RequestError(f"'{last}' must be a base64-encoded image (PNG, JPEG, ...)")
+        pixels = decode_images(base64_images(values), metadata.image_shape)
+        second = pixels.reshape(len(pixels), -1).astype(np.float32)
+    else:
+        from components.data.text import encode_texts
+
+        if not all(value is None or isinstance(value, str) for value in values):
+            raise RequestError(f"'{last}' must be text")
+        second = encode_texts([value or "" for value in values], metadata.category_index[last], metadata.text_length)
+    return np.concatenate([_table_array(table_rows, metadata.feature_names[:-1], metadata.category_index), second], axis=1)
 
 
 def texts_to_array(texts: list[str], metadata: ServingMetadata) -> np.ndarray:
@@ -112,8 +120,9 @@ def sequences_to_array(sequences: list, metadata: ServingMetadata) -> np.ndarray
     return array
 
 
-def decode_images(blobs: list[bytes], metadata: ServingMetadata) -> np.ndarray:
-    """Encoded images (PNG, JPEG, ...) resized and converted like the training images."""
+def decode_images(blobs: list[bytes], shape: list[int]) -> np.ndarray:
+    """Encoded images (PNG, JPEG, ...) resized and converted like the training images (to ``shape``:
+    channels, height, width)."""
     if not blobs:
         raise RequestError("no images in the request")
     images = []
@@ -124,7 +133,7 @@ def decode_images(blobs: list[bytes], metadata: ServingMetadata) -> np.ndarray:
                 images.append(image.copy())
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise RequestError(f"image {index} cannot be decoded ({type(error).__name__})") from error
-    channels, height, width = metadata.input_shape
+    channels, height, width = shape
     return images_to_array(images, channels, height, width)
 
 

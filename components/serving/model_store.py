@@ -26,6 +26,7 @@ class ServingMetadata:
     input_shape: list[int]
     categories: dict[str, list[str]] = field(default_factory=dict)
     text_length: int = 0
+    image_shape: list[int] = field(default_factory=list)  # multimodal rows that end with an image
 
     @cached_property
     def category_index(self) -> dict[str, dict[str, int]]:

@@ -5,7 +5,7 @@ side, and (only when asked: it changes the meaning of digits and text) a horizon
 warp per image with PyTorch's ``affine_grid`` / ``grid_sample``, on the batch as it enters the
 network, so nothing is stored. Sequences (standardised): Gaussian jitter on every value, a random
 scale per sequence and channel, and a random time warp (speed). Tables are never augmented: there is no transformation of a row
-that is known to keep its label.
+that is known to keep its label; rows that hold an image next to table columns have the image augmented.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class AugmentationPolicy(BaseModel):
     jitter: float = 0.0  # sequences: standard deviation of the added noise, in standard deviations
     scaling: float = 0.0  # sequences: standard deviation of the per-channel scale around 1
     time_warp: float = 0.0  # sequences: largest change of speed (0.1: between 0.9x and 1.1x)
+    image_shape: list[int] = []  # multimodal rows: the image (channels, height, width) that ends each row
 
     @property
     def active(self) -> bool:
@@ -41,7 +42,8 @@ class AugmentationPolicy(BaseModel):
                 f"time warp up to {self.time_warp:.0%}"
             )
         flip = ", horizontal flips" if self.horizontal_flip else ""
-        return f"image augmentation: rotations up to {self.rotation_degrees:g} degrees, shifts up to {self.shift:.0%}{flip}"
+        part = " (of the image in each row; the table's columns are left as they are)" if self.image_shape else ""
+        return f"image augmentation{part}: rotations up to {self.rotation_degrees:g} degrees, shifts up to {self.shift:.0%}{flip}"
 
 
 def augment_images(batch: torch.Tensor, policy: AugmentationPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -83,7 +85,13 @@ def augment_sequences(batch: torch.Tensor, policy: AugmentationPolicy, generator
 
 
 def augment(batch: torch.Tensor, policy: AugmentationPolicy) -> torch.Tensor:
-    return augment_sequences(batch, policy) if policy.kind == "sequence" else augment_images(batch, policy)
+    if policy.kind == "sequence":
+        return augment_sequences(batch, policy)
+    if policy.image_shape:
+        width = batch.shape[1] - math.prod(policy.image_shape)
+        images = augment_images(batch[:, width:].reshape(-1, *policy.image_shape), policy)
+        return torch.cat([batch[:, :width], images.flatten(1)], dim=1)
+    return augment_images(batch, policy)
 
 
 def choose_augmentation(
@@ -95,8 +103,18 @@ def choose_augmentation(
     jitter: float = 0.03,
     scaling: float = 0.1,
     time_warp: float = 0.1,
+    image_shape: tuple[int, ...] | list[int] = (),
 ) -> AugmentationPolicy:
-    """``auto``: images and sequences augmented, tables not; ``off``: nothing."""
+    """``auto``: images (also those next to table columns: ``image_shape``) and sequences
+    augmented, tables and text not; ``off``: nothing."""
+    if modality == "multimodal" and image_shape and setting != "off":
+        return AugmentationPolicy(
+            kind="image",
+            rotation_degrees=rotation_degrees,
+            shift=shift,
+            horizontal_flip=horizontal_flip,
+            image_shape=list(image_shape),
+        )
     if setting == "off" or modality not in ("image", "sequence"):
         return AugmentationPolicy()
     if modality == "sequence":

@@ -128,10 +128,16 @@ def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
         Image.fromarray(np.full((6, 8), index * 40, dtype=np.uint8)).save(folder / "img" / f"{index}.png")
         rows.append(f"img/{index}.png,{'ill' if index % 2 else 'well'},{30 + index}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    assert detect_modality(folder) == "image"
-    dataset = load_dataset(folder, "image", "diagnosis")
+    assert detect_modality(folder, "diagnosis") == "multimodal"  # the age column is a feature too
+    dataset = load_dataset(folder, "image", "diagnosis")  # images only, when asked
     assert dataset.features.shape == (6, 1, 6, 8) and list(dataset.target[:2]) == ["well", "ill"]
-    assert dataset.sample_ids[0] == "img/0.png" and any("age" in warning for warning in dataset.warnings)
+    assert dataset.sample_ids[0] == "img/0.png" and any("ignored the table's other columns (age)" in w for w in dataset.warnings)
+    both = load_dataset(folder, "multimodal", "diagnosis")
+    assert both.feature_names == ["age", "file"] and both.image_shape == (1, 6, 8)
+    assert both.features.shape == (6, 1 + 48) and both.features[1, 0] == 31 and both.features[1, 1] == 40
+    (folder / "labels.csv").write_text("\n".join(row.rsplit(",", 1)[0] for row in rows) + "\n")
+    assert detect_modality(folder, "diagnosis") == "image"  # paths and labels alone
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"lists images in column 'file': pass the folder"):
         load_table(folder / "labels.csv", "diagnosis")
     (folder / "labels.csv").write_text("\n".join([*rows, "img/missing.png,ill,40"]) + "\n")

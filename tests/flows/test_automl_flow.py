@@ -217,3 +217,38 @@ def test_multimodal_pipeline(tmp_path: Path, monkeypatch, harness):
         answer = client.post("/predict", json={"rows": rows})
         assert answer.status_code == 200, answer.text
         assert [p["label"] for p in answer.json()["predictions"]] == ["kept", "churned"]
+
+
+def test_image_table_pipeline(tmp_path: Path, monkeypatch, harness):
+    """A folder whose table lists scans next to a dose and a site: detected as multimodal, a CNN and
+    an MLP joined by a fusion head, exported, registered and served from rows with base64 images.
+    The label needs both parts (either alone is right 3 times in 4), so the test score shows both are read."""
+    from fastapi.testclient import TestClient
+
+    from components.serving.app import ServingConfig, create_app
+    from tests.components.test_image_tables import png_base64, scan, write_scans
+
+    root = make_workspace(tmp_path / "workspace", "data/clinic", target="outcome")
+    write_scans(root / "data" / "clinic", count=160)
+    monkeypatch.chdir(root)
+    automl(workspace=".", params_file="params.yaml")
+    task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
+    assert task["modality"] == "multimodal"
+    training = TrainingManifest.read(root)
+    assert training.family == "image_fusion" and training.test_score >= 0.85, training.test_score
+    quality = (root / "outputs" / "data_preparation" / "quality.html").read_text()
+    assert "images of column &#x27;scan&#x27; (1x8x8)" in quality or "images of column 'scan' (1x8x8)" in quality
+    config = ServingConfig(
+        model_name=DeploymentManifest.read(root).registered_model, request_log=root / "serving" / "requests.db"
+    )
+    rng = np.random.default_rng(5)
+    rows = [
+        {"dose": 2.0, "site": "north", "scan": png_base64(scan(-1, rng))},  # a large dose decides
+        {"dose": -0.5, "site": "south", "scan": png_base64(scan(1, rng))},  # a small one defers to the image
+        {"dose": -0.5, "site": "south", "scan": png_base64(scan(-1, rng))},
+    ]
+    with TestClient(create_app(config)) as client:
+        answer = client.post("/predict", json={"rows": rows})
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == ["ill", "ill", "well"]
+        assert client.post("/predict", json={"rows": [{"dose": 1.0, "site": "north"}]}).status_code == 400
