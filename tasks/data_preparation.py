@@ -10,7 +10,15 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
-from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, shared_groups, shared_inputs
+from components.data.cleaning import (
+    describe_blocks,
+    find_duplicates,
+    find_label_errors,
+    find_outliers,
+    input_blocks,
+    shared_groups,
+    shared_inputs,
+)
 from components.data.feedback import FeedbackSet, feedback_splits
 from components.data.formulation import label_strings
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
@@ -46,6 +54,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     seed, limit = params.seed, params.report_examples
     decisions: list[str] = []
     warnings = list(dataset.warnings)
+    blocks = input_blocks(task.modality, features, dataset.text_length, dataset.image_shape)
 
     def show(positions) -> list[dict]:
         return examples(
@@ -78,8 +87,10 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
 
     if task.task_type == "classification" and params.label_errors != "off":
         remaining = np.array(sorted(set(range(len(targets))) - dropped))
-        found = remaining[find_label_errors(features[remaining], targets[remaining], seed, params.label_error_filter)]
-        method = f"out-of-fold probabilities of an RBF SVM, cleanlab filter '{params.label_error_filter}'"
+        found = remaining[find_label_errors(features[remaining], targets[remaining], seed, params.label_error_filter, blocks)]
+        method = (
+            f"out-of-fold probabilities of an RBF SVM on {describe_blocks(blocks)}, cleanlab filter '{params.label_error_filter}'"
+        )
         findings["label_errors"] = _finding(sorted(found.tolist()), params.label_errors, ids, method)
         example_sets["label_errors"] = show(found)
         if params.label_errors == "drop":
@@ -119,7 +130,8 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         warnings.append(f"identical inputs in two splits: {shared}; set data_preparation.duplicates to drop to remove them")
 
     outliers = {
-        split: find_outliers(splits.features["train"], splits.features[split], params.outlier_share, seed) for split in SPLITS
+        split: find_outliers(splits.features["train"], splits.features[split], params.outlier_share, seed, blocks)
+        for split in SPLITS
     }
     outlier_ids = [str(splits.sample_ids[split][p]) for split in SPLITS for p in outliers[split]]
     findings["outliers"] = {

@@ -209,8 +209,11 @@ class _Table:
     groups: np.ndarray | None
 
 
-def _labelled_table(path: Path, target: str, split_column: str | None, group_column: str | None) -> _Table:
-    """A table's labelled rows, its split and group columns, and its id column (which names the rows)."""
+def _labelled_table(
+    path: Path, target: str, split_column: str | None, group_column: str | None, media_column: str | None = None
+) -> _Table:
+    """A table's labelled rows, its split and group columns, and its id column (which names the rows);
+    ``media_column`` (image paths) is neither a candidate feature nor an id."""
     frame = _read_table(path)
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if len(frame.columns) > 12 else "")
@@ -227,7 +230,7 @@ def _labelled_table(path: Path, target: str, split_column: str | None, group_col
     special = [column for column in (split_column, group_column) if column and column in frame.columns]
     official = _official_splits(frame[split_column], path, split_column) if split_column in special else None
     groups = frame[group_column].astype(str).to_numpy() if group_column else None
-    candidates = frame.drop(columns=[target, *special])
+    candidates = frame.drop(columns=[target, *special, *([media_column] if media_column else [])])
     identifiers = id_columns(candidates)
     sample_ids = [str(index) for index in frame.index]
     if identifiers:
@@ -580,10 +583,10 @@ def load_image_table(
     table_file = image_table(folder)
     if table_file is None:
         raise DataError(f"{folder} holds no table with a column of image paths (relative to the folder) that exist")
-    table = _labelled_table(table_file, target, split_column, group_column)
-    column = image_path_column(table.rows, folder)
+    column = image_path_column(_read_table(table_file), folder)
     if column is None:
         raise DataError(f"{table_file} has no column of image paths (relative to {folder}) that exist")
+    table = _labelled_table(table_file, target, split_column, group_column, media_column=column)
     files = [folder / str(value) for value in table.rows[column]]
     absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
     if absent:
@@ -591,7 +594,7 @@ def load_image_table(
             f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
             "fix the paths (relative to the table's folder) or remove those rows"
         )
-    candidates = table.candidates.drop(columns=[column], errors="ignore")
+    candidates = table.candidates
     if not with_columns and len(candidates.columns):
         table.warnings.append(
             f"read the images only (modality image): ignored the table's other columns "
@@ -613,10 +616,9 @@ def load_image_table(
             official_splits=table.official,
             groups=table.groups,
         )
+    if not len(candidates.columns):
+        raise DataError(f"{table_file} lists images and labels but no other feature columns: set the modality to image (or auto)")
     features, columns, categories = _table_features(candidates, table.warnings, table_file, target)
-    table.warnings.append(
-        f"images in column '{column}' ({channels}x{height}x{width}) with {len(columns)} table columns: one encoder each"
-    )
     return RawDataset(
         modality="multimodal",
         features=np.concatenate([features, pixels.reshape(len(pixels), -1).astype(np.float32)], axis=1),

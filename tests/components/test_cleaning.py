@@ -4,10 +4,12 @@ duplicates, outliers, and inputs shared between splits; and the quality report b
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits
 
-from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, shared_inputs
+from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, input_blocks, shared_inputs
 from components.data.quality import examples, headline_metrics, render_html
+from components.data.sources import load_dataset
 
 
 def test_most_planted_label_flips_on_the_digits_are_flagged_and_few_clean_samples():
@@ -23,6 +25,39 @@ def test_most_planted_label_flips_on_the_digits_are_flagged_and_few_clean_sample
     planted[flipped] = True
     assert flagged[planted].mean() >= 0.8
     assert flagged[~planted].mean() < 0.05
+
+
+def _flip_scores(features: np.ndarray, labels: np.ndarray, blocks) -> tuple[float, float]:
+    """Recall of 5% planted flips and the share of clean samples flagged."""
+    flipped = np.arange(0, len(labels), 20)
+    noisy = labels.copy()
+    noisy[flipped] = 1 - noisy[flipped]
+    flagged = np.zeros(len(labels), dtype=bool)
+    flagged[find_label_errors(features, noisy, 0, blocks=blocks)] = True
+    planted = np.zeros(len(labels), dtype=bool)
+    planted[flipped] = True
+    return flagged[planted].mean(), flagged[~planted].mean()
+
+
+@pytest.mark.parametrize("kind", ["text", "text and columns", "image and columns"])
+def test_label_flips_are_found_in_texts_and_in_rows_of_several_parts(tmp_path: Path, kind: str):
+    """Token codes are word counts to the cheap model, and each part of a row weighs the same: read
+    as plain numbers, texts and images next to two table columns gave 4/15 and 12/15 flips found
+    with 38% and 19% of clean samples flagged."""
+    from tests.components.test_image_tables import write_scans
+    from tests.components.test_multimodal import write_tickets
+    from tests.components.test_text import write_reviews
+
+    if kind == "text":
+        dataset = load_dataset(write_reviews(tmp_path / "reviews.csv", count=300), "text", "sentiment")
+    elif kind == "text and columns":
+        dataset = load_dataset(write_tickets(tmp_path / "tickets.csv", count=300), "multimodal", "outcome")
+    else:
+        dataset = load_dataset(write_scans(tmp_path / "clinic", count=300), "multimodal", "outcome")
+    labels = (dataset.target == dataset.target[0]).astype(int)
+    blocks = input_blocks(dataset.modality, dataset.features, dataset.text_length, dataset.image_shape)
+    recall, false_flags = _flip_scores(dataset.features, labels, blocks)
+    assert recall >= 0.8 and false_flags < 0.05, (recall, false_flags)
 
 
 def test_duplicates_and_conflicting_duplicates():
@@ -44,6 +79,17 @@ def test_planted_outliers_are_found_by_a_detector_fitted_on_clean_training_rows(
     flagged = find_outliers(train, new, contamination=0.01, seed=0)
     assert set(range(60, 65)) <= set(flagged.tolist())
     assert len(flagged) <= 5 + 3
+
+
+def test_image_outliers_are_found_and_ordinary_new_images_are_not():
+    """150 training images: new digits are flagged at about the expected share (with 50 principal
+    components, as for label errors, 18% of them were), noise images all are."""
+    images = np.rint(load_digits().images * (255 / 16)).astype(np.uint8)[:, None]
+    images = images[np.random.default_rng(0).permutation(len(images))]
+    noise = np.random.default_rng(0).integers(0, 256, size=(10, 1, 8, 8)).astype(np.uint8)
+    flagged = find_outliers(images[:150], np.concatenate([images[1200:1500], noise]), contamination=0.05, seed=0)
+    assert set(range(300, 310)) <= set(flagged.tolist())
+    assert len(set(flagged.tolist()) - set(range(300, 310))) / 300 < 0.1
 
 
 def test_leakage_check_counts_inputs_shared_between_splits():

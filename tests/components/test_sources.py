@@ -137,6 +137,8 @@ def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
     assert both.features.shape == (6, 1 + 48) and both.features[1, 0] == 31 and both.features[1, 1] == 40
     (folder / "labels.csv").write_text("\n".join(row.rsplit(",", 1)[0] for row in rows) + "\n")
     assert detect_modality(folder, "diagnosis") == "image"  # paths and labels alone
+    with pytest.raises(DataError, match="lists images and labels but no other feature columns: set the modality to image"):
+        load_dataset(folder, "multimodal", "diagnosis")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"lists images in column 'file': pass the folder"):
         load_table(folder / "labels.csv", "diagnosis")
