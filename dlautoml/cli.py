@@ -107,7 +107,8 @@ def run(
 def monitor(
     data: Path | None = typer.Option(
         None,
-        help="new inputs (a CSV with the training feature columns, or a folder of images) [default: the serving endpoint's requests since the last check]",
+        help="new inputs (a table with the training feature columns, a folder of images, or a folder with a table "
+        "of image paths and the other columns) [default: the serving endpoint's requests since the last check]",
     ),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
     serve_deployments: bool = typer.Option(
