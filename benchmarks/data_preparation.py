@@ -1,10 +1,10 @@
-"""Data preparation speed and memory: seconds per 10,000 rows (a table) and per 10,000 images, and the
-peak resident memory, of `python -m tasks.task_formulation` + `python -m tasks.data_preparation` (what
+"""Data preparation speed and memory: seconds per 10,000 rows (a table), images, texts, and images
+listed in a table with other columns (multimodal), and the peak resident memory, of `python -m tasks.task_formulation` + `python -m tasks.data_preparation` (what
 `dvc repro` runs: loading, validation, cleaning with label-error detection, splitting, preprocessing,
 the quality report), against a baseline measured in the same run on the same files: read the data,
 split it and standardise it with pandas / PIL and scikit-learn, nothing else.
 
-    .venv/bin/python benchmarks/data_preparation.py [--rows 10000] [--images 10000] [--image-size 28]
+    .venv/bin/python benchmarks/data_preparation.py [--rows 10000] [--images 10000] [--texts 10000] [--image-size 28]
 
 Each measurement runs in a fresh process; peak memory is that process's maximum resident set size.
 """
@@ -47,6 +47,30 @@ train, test = train_test_split(range(len(y)), test_size=0.25, random_state=0, st
 x[train].astype("float32").mean()
 """
 
+BASELINE_TEXTS = """
+import sys, pandas as pd
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.model_selection import train_test_split
+frame = pd.read_csv(sys.argv[1])
+train, test = train_test_split(range(len(frame)), test_size=0.25, random_state=0, stratify=frame["label"])
+CountVectorizer().fit(frame["review"].iloc[train])
+"""
+
+BASELINE_IMAGE_TABLE = """
+import sys, numpy as np, pandas as pd
+from pathlib import Path
+from PIL import Image
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+folder = Path(sys.argv[1])
+frame = pd.read_csv(folder / "scans.csv")
+x = np.stack([np.asarray(Image.open(folder / f).convert("L")) for f in frame["scan"]])[:, None]
+y = frame["label"].to_numpy()
+train, test = train_test_split(range(len(y)), test_size=0.25, random_state=0, stratify=y)
+x[train].astype("float32").mean()
+StandardScaler().fit(frame[["dose", "age"]].to_numpy("float32")[train])
+"""
+
 
 def write_table(path: Path, rows: int) -> None:
     import pandas as pd
@@ -74,6 +98,39 @@ def write_images(folder: Path, count: int, size: int) -> None:
         target = folder / str(digits.target[source])
         target.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels, mode="L").save(target / f"{index:05d}.png")
+
+
+def write_texts(path: Path, rows: int) -> None:
+    """Reviews of 10 to 60 words from a 5,000-word vocabulary; a few sentiment words tell the label."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    vocabulary = np.array([f"word{index}" for index in range(5000)])
+    good, bad = np.array(["great", "superb", "lovely"]), np.array(["awful", "dreadful", "poor"])
+    labels = rng.integers(0, 2, rows)
+    reviews = [
+        " ".join([*rng.choice(vocabulary, rng.integers(10, 60)), *rng.choice(good if label else bad, 2)]) for label in labels
+    ]
+    pd.DataFrame({"id": [f"r{index}" for index in range(rows)], "review": reviews, "label": labels}).to_csv(path, index=False)
+
+
+def write_image_table(folder: Path, count: int, size: int) -> None:
+    """The digits of :func:`write_images` listed in a table with a dose, an age and a site."""
+    import pandas as pd
+
+    write_images(folder / "scans", count, size)
+    files = sorted((folder / "scans").rglob("*.png"))
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "scan": [str(file.relative_to(folder)) for file in files],
+            "dose": rng.normal(size=len(files)).round(3),
+            "age": rng.integers(20, 90, len(files)),
+            "site": rng.choice(["north", "south", "east"], len(files)),
+            "label": [file.parent.name for file in files],
+        }
+    )
+    frame.to_csv(folder / "scans.csv", index=False)
 
 
 def workspace(root: Path, data_path: str) -> Path:
@@ -104,6 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--texts", type=int, default=10_000)
     parser.add_argument("--image-size", type=int, default=28, help="side of the generated greyscale images")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-data-preparation"))
     arguments = parser.parse_args()
@@ -119,6 +177,13 @@ def main() -> None:
     image_root = workspace(folder / "images", "data/images")
     write_images(image_root / "data" / "images", arguments.images, arguments.image_size)
     cases.append(("images", arguments.images, image_root, BASELINE_IMAGES, image_root / "data" / "images"))
+    text_root = workspace(folder / "texts", "data/reviews.csv")
+    (text_root / "data").mkdir()
+    write_texts(text_root / "data" / "reviews.csv", arguments.texts)
+    cases.append(("texts", arguments.texts, text_root, BASELINE_TEXTS, text_root / "data" / "reviews.csv"))
+    clinic_root = workspace(folder / "clinic", "data/clinic")
+    write_image_table(clinic_root / "data" / "clinic", arguments.images, arguments.image_size)
+    cases.append(("images+table", arguments.images, clinic_root, BASELINE_IMAGE_TABLE, clinic_root / "data" / "clinic"))
 
     rows = []
     for name, count, root, baseline, data in cases:
@@ -142,10 +207,12 @@ def main() -> None:
             )
         )
     print(
-        f"\n{'data':8} {'samples':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s/10k':>15} {'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
+        f"\n{'data':12} {'samples':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s/10k':>15} {'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
     )
     for name, count, seconds, peak, base_seconds, base_peak, ratio, flagged in rows:
-        print(f"{name:8} {count:8d} {seconds:8.1f} {peak:9.0f} {base_seconds:15.1f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}")
+        print(
+            f"{name:12} {count:8d} {seconds:8.1f} {peak:9.0f} {base_seconds:15.1f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}"
+        )
 
 
 if __name__ == "__main__":
