@@ -16,7 +16,11 @@ STAGE = "task_formulation"
 def formulate(inputs: StageInputs) -> TaskManifest:
     params = inputs.params.task_formulation
     path = inputs.workspace / params.data_path
-    modality = detect_modality(path, params.target) if params.modality == "auto" else params.modality
+    modality = (
+        detect_modality(path, params.target, **inputs.params.data_preparation.table_columns())
+        if params.modality == "auto"
+        else params.modality
+    )
     preparation = inputs.params.data_preparation
     dataset = load_dataset(path, modality, params.target, preparation.max_image_size, **preparation.table_columns())
     formulation = formulate_task(dataset, params)

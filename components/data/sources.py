@@ -56,9 +56,12 @@ class RawDataset:
         return len(self.features)
 
 
-def detect_modality(path: Path, target: str | None = None) -> str:
+def detect_modality(
+    path: Path, target: str | None = None, split_column: str | None = None, group_column: str | None = None
+) -> str:
     """Tells the modality from the path: a folder is images (multimodal when its table of image paths
-    has feature columns too), a table is tabular, text, multimodal or long-format sequences.
+    has feature columns too), a table is tabular, text, multimodal or long-format sequences. The
+    target, split and group columns are not features.
 
     Raises:
         DataError: the path does not exist or is of a kind the platform does not read.
@@ -68,13 +71,14 @@ def detect_modality(path: Path, target: str | None = None) -> str:
         raise DataError(f"data path {path} does not exist: pass an existing CSV file or image folder with --data")
     if path.is_dir():
         listing = image_table(path)
-        if listing is not None and image_table_columns(_read_table(listing), path, target):
+        ignored = (target, split_column, group_column)
+        if listing is not None and image_table_columns(_read_table(listing), path, ignored):
             return "multimodal"
         return "image"
     if path.suffix.lower() in SEQUENCE_SUFFIXES:
         return "sequence"
     if path.suffix.lower() in TABLE_SUFFIXES:
-        return table_modality(_read_table(path), target)
+        return table_modality(_read_table(path), target, (split_column, group_column))
     raise DataError(
         f"cannot read {path}: expected a table (.csv, .parquet), sequences (.npz with X and y) "
         "or a folder of images with one sub-folder per class"
@@ -313,15 +317,16 @@ def text_column(frame: pd.DataFrame, target: str | None = None) -> str | None:
     return str(max(texts, key=lambda column: frame[column].astype(str).str.len().mean()))
 
 
-def _other_features(frame: pd.DataFrame, text: str, target: str | None) -> list[str]:
-    """Columns besides the text that may be features (not the target, ids, split or group columns)."""
-    others = frame.drop(columns=[text, *([target] if target in frame.columns else [])])
+def _other_features(frame: pd.DataFrame, text: str, ignored: tuple[str | None, ...] = ()) -> list[str]:
+    """Columns besides the text (or the image paths) that may be features: not the ``ignored``
+    target, split and group columns, nor ids or columns named like them."""
+    others = frame.drop(columns=[text, *(column for column in ignored if column and column in frame.columns)])
     others = others.drop(columns=id_columns(others))
     names = {"split", "group", "label", "target", "class"}
     return [str(column) for column in others.columns if str(column).strip().lower() not in names]
 
 
-def table_modality(frame: pd.DataFrame, target: str | None = None) -> str:
+def table_modality(frame: pd.DataFrame, target: str | None = None, ignored: tuple[str | None, ...] = ()) -> str:
     """sequence (long format), text (a free-text column and nothing else to learn from), multimodal
     (free text next to other feature columns) or tabular."""
     if long_format_columns(frame):
@@ -329,7 +334,7 @@ def table_modality(frame: pd.DataFrame, target: str | None = None) -> str:
     text = text_column(frame, target)
     if text is None:
         return "tabular"
-    return "multimodal" if _other_features(frame, text, target) else "text"
+    return "multimodal" if _other_features(frame, text, (target, *ignored)) else "text"
 
 
 def load_multimodal(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
@@ -552,14 +557,14 @@ def image_table(folder: Path) -> Path | None:
         return None
 
 
-def image_table_columns(frame: pd.DataFrame, folder: Path, target: str | None = None) -> list[str]:
+def image_table_columns(frame: pd.DataFrame, folder: Path, ignored: tuple[str | None, ...] = ()) -> list[str]:
     """The columns of an image table, besides the image paths, that a network can learn from:
     numbers, and text with few enough values to be categories (not ids, labels, splits or groups)."""
     column = image_path_column(frame, folder)
     if column is None:
         return []
     usable = []
-    for name in _other_features(frame, column, target):
+    for name in _other_features(frame, column, ignored):
         values = frame[name]
         if values.dtype.kind in "biuf" or values.dropna().nunique() <= max(
             MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * len(frame))

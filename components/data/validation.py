@@ -16,7 +16,11 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
     Raises:
         DataError: the first problem found, in a message that names it and what to do.
     """
-    modality = detect_modality(source, formulation.target) if formulation.modality == "auto" else formulation.modality
+    modality = (
+        detect_modality(source, formulation.target, **preparation.table_columns())
+        if formulation.modality == "auto"
+        else formulation.modality
+    )
     dataset = load_dataset(source, modality, formulation.target, preparation.max_image_size, **preparation.table_columns())
     task = formulate_task(dataset, formulation)
     targets = encode_target(dataset.target, task.task_type, task.class_names)

@@ -140,6 +140,7 @@ def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
     with pytest.raises(DataError, match="lists images and labels but no other feature columns: set the modality to image"):
         load_dataset(folder, "multimodal", "diagnosis")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert detect_modality(folder, "diagnosis", group_column="age") == "image"  # a group column is no feature
     with pytest.raises(DataError, match=r"lists images in column 'file': pass the folder"):
         load_table(folder / "labels.csv", "diagnosis")
     (folder / "labels.csv").write_text("\n".join([*rows, "img/missing.png,ill,40"]) + "\n")
