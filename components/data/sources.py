@@ -8,9 +8,11 @@ returned as numpy arrays in a :class:`RawDataset`; nothing is normalised here.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import pandas as pd
@@ -127,7 +129,9 @@ def _read_table(path: Path) -> pd.DataFrame:
             raise DataError(f"{path} has columns but no rows")
         return frame
     try:
-        frame = pd.read_csv(path)
+        with catch_warnings(record=True) as caught:
+            simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, on_bad_lines="warn")
     except pd.errors.EmptyDataError as error:
         raise DataError(f"{path} is empty: it has no header and no rows") from error
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
@@ -137,6 +141,12 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot open {path}: {error.strerror or error}") from error
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    skipped = [line for record in caught for line in re.findall(r"Skipping line (\d+)", str(record.message))]
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (", ..." if len(skipped) > 10 else "")
+        frame.attrs["warnings"] = [
+            f"skipped {len(skipped)} corrupt row(s) of {path.name} with more fields than the header (lines {shown})"
+        ]
     return frame
 
 
@@ -224,7 +234,7 @@ def _labelled_table(
         raise DataError(f"target column '{target}' is not in {path} (columns: {shown}): pass --target with one of them")
     if group_column and group_column not in frame.columns:
         raise DataError(f"group column '{group_column}' (data_preparation.group_column) is not in {path}")
-    warnings: list[str] = []
+    warnings: list[str] = list(frame.attrs.get("warnings", []))
     missing_target = frame[target].isna()
     if missing_target.all():
         raise DataError(f"target column '{target}' in {path} has no values")
@@ -243,6 +253,19 @@ def _labelled_table(
             sample_ids = candidates[identifiers[0]].astype(str).tolist()
         candidates = candidates.drop(columns=identifiers)
     return _Table(frame, candidates, frame[target].to_numpy(), sample_ids, warnings, official, groups)
+
+
+def _table_subset(table: _Table, positions: list[int]) -> _Table:
+    """The table's rows at ``positions`` (e.g. those whose image could be read)."""
+    return _Table(
+        table.rows.iloc[positions],
+        table.candidates.iloc[positions],
+        table.target[positions],
+        [table.sample_ids[position] for position in positions],
+        table.warnings,
+        None if table.official is None else table.official[positions],
+        None if table.groups is None else table.groups[positions],
+    )
 
 
 def load_table(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
@@ -508,6 +531,32 @@ def _open_image(path: Path) -> Image.Image:
         raise DataError(f"image {path} cannot be read ({type(error).__name__}): remove or replace the file") from error
 
 
+def open_readable_images(files: list[Path], root: Path) -> tuple[list[Image.Image], list[int], list[str]]:
+    """The images that can be read, their positions in ``files``, and a warning naming the others.
+
+    Raises:
+        DataError: not one of the files can be read.
+    """
+    images, kept, unreadable = [], [], []
+    for position, file in enumerate(files):
+        try:
+            images.append(_open_image(file))
+            kept.append(position)
+        except DataError:
+            unreadable.append(str(file.relative_to(root)))
+    if not images:
+        raise DataError(
+            f"no image under {root} can be read: {files[0].relative_to(root)} cannot be read"
+            + (f" (nor {len(files) - 1} others)" if len(files) > 1 else "")
+            + "; pass PNG, JPEG, BMP, GIF, TIFF or WebP files"
+        )
+    warnings = []
+    if unreadable:
+        shown = ", ".join(unreadable[:10]) + (", ..." if len(unreadable) > 10 else "")
+        warnings.append(f"skipped {len(unreadable)} unreadable image file(s) (corrupt or not an image): {shown}")
+    return images, kept, warnings
+
+
 def common_image_geometry(images: list[Image.Image], max_size: int) -> tuple[int, int, int]:
     """Channels, height and width that every image is converted to.
 
@@ -599,13 +648,16 @@ def load_image_table(
             f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
             "fix the paths (relative to the table's folder) or remove those rows"
         )
-    candidates = table.candidates
-    if not with_columns and len(candidates.columns):
+    if not with_columns and len(table.candidates.columns):
         table.warnings.append(
             f"read the images only (modality image): ignored the table's other columns "
-            f"({', '.join(map(str, candidates.columns[:5]))}); set the modality to multimodal (or auto) to learn from them too"
+            f"({', '.join(map(str, table.candidates.columns[:5]))}); set the modality to multimodal (or auto) to learn from them too"
         )
-    images = [_open_image(file) for file in files]
+    images, kept, skipped = open_readable_images(files, folder)
+    if skipped:
+        table = _table_subset(table, kept)
+        table.warnings.extend(skipped)
+    candidates = table.candidates
     channels, height, width = common_image_geometry(images, max_image_size)
     pixels = images_to_array(images, channels, height, width)
     paths = table.rows[column].astype(str)
@@ -655,14 +707,15 @@ def load_image_folder(path: Path, max_image_size: int = 64) -> RawDataset:
         labels.extend([folder.name] * len(found))
     if not files:
         raise DataError(f"{path} has class sub-folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = [_open_image(file) for file in files]
+    images, kept, skipped = open_readable_images(files, path)
     channels, height, width = common_image_geometry(images, max_image_size)
     return RawDataset(
         modality="image",
         features=images_to_array(images, channels, height, width),
-        target=np.asarray(labels, dtype=object),
+        target=np.asarray(labels, dtype=object)[kept],
         feature_names=[f"pixel_{channel}" for channel in range(channels)],
-        sample_ids=[str(file.relative_to(path)) for file in files],
+        sample_ids=[str(files[position].relative_to(path)) for position in kept],
+        warnings=skipped,
     )
 
 

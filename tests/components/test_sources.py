@@ -71,8 +71,26 @@ def test_load_image_folder_errors(tmp_path: Path):
     with pytest.raises(DataError, match="no images"):
         load_image_folder(tmp_path)
     (tmp_path / "a" / "broken.png").write_text("not an image")
-    with pytest.raises(DataError, match="broken.png cannot be read"):
+    with pytest.raises(DataError, match="no image under .* can be read: a/broken.png cannot be read"):
         load_image_folder(tmp_path)
+
+
+def test_unreadable_images_and_corrupt_rows_are_skipped_and_reported(tmp_path: Path):
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for index in range(3):
+            Image.new("L", (4, 4), index * 10).save(tmp_path / "images" / label / f"{index}.png")
+    (tmp_path / "images" / "a" / "broken.png").write_bytes(b"\x89PNG truncated")
+    dataset = load_image_folder(tmp_path / "images")
+    assert len(dataset) == 6 and "a/broken.png" not in dataset.sample_ids and list(dataset.target).count("a") == 3
+    assert dataset.warnings == ["skipped 1 unreadable image file(s) (corrupt or not an image): a/broken.png"]
+
+    path = tmp_path / "table.csv"
+    path.write_text("x,y,label\n1,2,a\n3,4,b\n5,6,7,a\n7,8,b\n9,10\n11,12,a\n")
+    table = load_table(path, "label")
+    assert table.features.tolist() == [[1, 2], [3, 4], [7, 8], [11, 12]]  # a row too long is skipped; one too short has no label
+    assert "skipped 1 corrupt row(s) of table.csv with more fields than the header (lines 4)" in table.warnings
+    assert "dropped 1 rows whose target 'label' is missing" in table.warnings
 
 
 def test_load_unlabelled_inputs(tmp_path: Path, image_folder: Path):
@@ -143,6 +161,11 @@ def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
     assert detect_modality(folder, "diagnosis", group_column="age") == "image"  # a group column is no feature
     with pytest.raises(DataError, match=r"lists images in column 'file': pass the folder"):
         load_table(folder / "labels.csv", "diagnosis")
+    (folder / "img" / "9.png").write_text("not an image")
+    (folder / "labels.csv").write_text("\n".join([*rows[:3], "img/9.png,ill,39", *rows[3:]]) + "\n")
+    skipped = load_dataset(folder, "multimodal", "diagnosis")  # the unreadable image's row is left out
+    assert skipped.sample_ids == both.sample_ids and np.array_equal(skipped.features, both.features)
+    assert any("skipped 1 unreadable image file(s) (corrupt or not an image): img/9.png" in w for w in skipped.warnings)
     (folder / "labels.csv").write_text("\n".join([*rows, "img/missing.png,ill,40"]) + "\n")
     with pytest.raises(DataError, match="1 images listed in labels.csv do not exist, e.g. img/missing.png"):
         load_dataset(folder, "image", "diagnosis")
