@@ -169,3 +169,20 @@ def test_a_folder_with_a_table_of_image_paths(tmp_path: Path):
     (folder / "labels.csv").write_text("\n".join([*rows, "img/missing.png,ill,40"]) + "\n")
     with pytest.raises(DataError, match="1 images listed in labels.csv do not exist, e.g. img/missing.png"):
         load_dataset(folder, "image", "diagnosis")
+
+
+def test_image_tables_honour_split_and_group_columns(tmp_path: Path):
+    from components.data.sources import load_dataset
+
+    folder = tmp_path / "scans"
+    (folder / "img").mkdir(parents=True)
+    rows = ["file,patient,split,diagnosis"]
+    for index in range(8):
+        Image.fromarray(np.full((4, 4), index * 30, dtype=np.uint8)).save(folder / "img" / f"{index}.png")
+        rows.append(f"img/{index}.png,p{index // 2},{'test' if index >= 6 else 'train'},{'ill' if index % 2 else 'well'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert detect_modality(folder, "diagnosis", "split", "patient") == "image"  # neither column is a feature
+    dataset = load_dataset(folder, "image", "diagnosis", split_column="split", group_column="patient")
+    assert list(dataset.official_splits) == ["train"] * 6 + ["test"] * 2
+    assert list(dataset.groups) == ["p0", "p0", "p1", "p1", "p2", "p2", "p3", "p3"]
+    assert not any("ignored the table's other columns" in warning for warning in dataset.warnings)
