@@ -119,9 +119,9 @@ class InputReducer(TransformerMixin, BaseEstimator):
     """What the cheap models of cleaning see: each block of a row reduced on its own (columns
     standardised; pixels and time steps standardised and projected on at most ``components``
     principal components, whitened when they are the whole input; token codes as TF-IDF word counts
-    projected on at most ``components`` latent components). A row of several blocks (a table's columns next to an image or
-    a text) has each block divided by its first singular value, as in multiple factor analysis, so
-    that 64 pixels do not drown 2 table columns, nor the reverse."""
+    projected on at most ``components`` latent components). A row of several blocks (a table's
+    columns next to an image or a text) has each block divided by its first singular value, as in
+    multiple factor analysis, so that 64 pixels do not drown 2 table columns, nor the reverse."""
 
     def __init__(
         self, blocks: tuple[tuple[str, int], ...] = (), seed: int = 0, rows: int | None = None, components: int = PCA_COMPONENTS

@@ -71,7 +71,7 @@ class Preprocessor(BaseModel):
         """``categories``: position of each categorical column -> how many values the dataset has
         (multimodal: the text column is the position after the table's columns)."""
         if modality == "multimodal":
-            second = text_length or int(np.prod(image_shape))
+            second = int(np.prod(image_shape)) if image_shape else text_length
             width = features.shape[1] - second
             table = cls.fit(features[:, :width], "tabular", target, {p: n for p, n in (categories or {}).items() if p < width})
             if image_shape:
