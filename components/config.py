@@ -76,6 +76,7 @@ class ModelFormulationParams(_Section):
     family: Literal["auto", "mlp", "cnn", "sequence", "text", "fusion", "image_fusion"] = "auto"
     loss: Literal["auto", "cross_entropy", "weighted_cross_entropy", "focal", "mse", "huber"] = "auto"
     imbalance_ratio: float = Field(3.0, ge=1.0)
+    balancing: Literal["loss", "sampler"] = "loss"
     heavy_tail_kurtosis: float = Field(3.0, gt=0.0)
 
 

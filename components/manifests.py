@@ -92,6 +92,7 @@ class ModelManifest(Manifest):
     loss: str
     loss_reason: str
     class_weights: list[float] | None = None
+    balancing: str = "none"  # none | loss (class weights in the loss) | sampler (class weights draw the batches)
     search_space: dict[str, Any]
     search_space_file: str = "search_space.json"
 

@@ -169,7 +169,11 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         imbalance = float(train_counts.max() / max(train_counts[train_counts > 0].min(), 1))
         decisions.append(
             f"class balance: largest/smallest training class {imbalance:.1f}x"
-            + (" (model_formulation weights the loss above its imbalance_ratio)" if imbalance >= 2 else "")
+            + (
+                " (above model_formulation.imbalance_ratio the loss is weighted, or a sampler balances the batches)"
+                if imbalance >= 2
+                else ""
+            )
         )
     if dataset.official_splits is None:
         decisions.append(

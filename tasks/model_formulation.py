@@ -32,6 +32,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
             params.loss,
             params.imbalance_ratio,
             params.heavy_tail_kurtosis,
+            params.balancing,
         )
     except ValueError as error:
         raise ConfigurationError(f"model_formulation.loss: {error}") from error
@@ -41,9 +42,10 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
         loss=loss.name,
         loss_reason=loss.reason,
         class_weights=loss.class_weights,
+        balancing=loss.balancing,
         search_space=family.search_space,
     )
-    mlflow.set_tags({"loss": loss.name, "loss_reason": loss.reason})
+    mlflow.set_tags({"loss": loss.name, "loss_reason": loss.reason, "balancing": loss.balancing})
     (inputs.output / manifest.search_space_file).write_text(json.dumps(family.search_space, indent=2) + "\n")
     inputs.say(f"[{STAGE}] family {family_reason}; loss {loss.reason}")
     return manifest

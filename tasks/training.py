@@ -49,6 +49,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         threads=max(1, (torch.get_num_threads() or 1) // params.trial_concurrency),
         loss=model.loss,
         class_weights=model.class_weights,
+        balancing=model.balancing,
         augmentation=preparation.augmentation or None,
         tracking_uri=mlflow.get_tracking_uri(),
         experiment_id=mlflow.active_run().info.experiment_id,
@@ -126,6 +127,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         patience=params.patience,
         loss=model.loss,
         class_weights=model.class_weights,
+        balancing=model.balancing,
         augmentation=preparation.augmentation or None,
     )
     outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
@@ -183,7 +185,7 @@ def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) ->
     identity = {
         "space": model.search_space,
         "family": model.family,
-        "loss": [model.loss, model.class_weights],
+        "loss": [model.loss, model.class_weights, model.balancing],
         "augmentation": settings.augmentation,
         "splits": digest,
         "trial": [settings.max_epochs, settings.batch_size, settings.seed],

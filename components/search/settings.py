@@ -20,6 +20,7 @@ class TrialSettings(BaseModel):
     threads: int = 1
     loss: str | None = None
     class_weights: list[float] | None = None
+    balancing: str = "none"
     augmentation: dict | None = None
     tracking_uri: str
     experiment_id: str

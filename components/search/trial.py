@@ -57,6 +57,7 @@ def train_configuration(
         on_epoch=on_epoch,
         loss=settings.loss,
         class_weights=settings.class_weights,
+        balancing=settings.balancing,
         augmentation=settings.augmentation,
     )
     return TrialOutcome(result.best_score, result.best_loss, result.history, time.perf_counter() - started)

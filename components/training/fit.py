@@ -16,7 +16,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from sklearn import metrics as sk_metrics
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from components.training.augmentation import AugmentationPolicy
 from components.training.losses import build_loss
@@ -51,9 +51,23 @@ class _History(Callback):
             self.on_epoch(trainer.current_epoch, row)
 
 
-def _loader(features: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    features: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    class_weights: list[float] | None = None,
+) -> DataLoader:
+    """Batches in order, shuffled, or (``class_weights``) drawn with replacement, each sample with its
+    class's weight, so that every class is drawn about equally often; an epoch draws as many samples
+    as there are."""
     dataset = TensorDataset(torch.from_numpy(features), torch.from_numpy(targets))
     generator = torch.Generator().manual_seed(seed)
+    if class_weights is not None:
+        weights = torch.tensor(class_weights, dtype=torch.float64)[torch.from_numpy(targets).long()]
+        sampler = WeightedRandomSampler(weights, num_samples=len(targets), replacement=True, generator=generator)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
@@ -78,6 +92,7 @@ def fit_network(
     loss: str | None = None,
     class_weights: list[float] | None = None,
     augmentation: dict | None = None,
+    balancing: str = "loss",
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
     lowest validation loss; without, the best epoch is the best validation score (ties: lower loss).
@@ -88,6 +103,8 @@ def fit_network(
         hyperparameters: ``learning_rate`` and optionally ``weight_decay``.
         on_epoch: called after every epoch with its index and metrics (progress, NNI reports).
         loss: a name of :func:`components.training.losses.build_loss` (default: by the task).
+        class_weights: per class; with ``balancing`` ``loss`` they weight the loss, with ``sampler``
+            they draw the training batches (the loss is then unweighted).
         augmentation: an :class:`AugmentationPolicy` as a dict, applied to training batches.
     """
     for name in LIGHTNING_LOGGERS:
@@ -99,7 +116,7 @@ def fit_network(
         task_type,
         float(hyperparameters["learning_rate"]),
         float(hyperparameters.get("weight_decay", 0.0)),
-        build_loss(loss, class_weights) if loss else None,
+        build_loss(loss, None if balancing == "sampler" else class_weights) if loss else None,
         AugmentationPolicy.model_validate(augmentation) if augmentation else None,
     )
     history = _History(on_epoch)
@@ -128,7 +145,13 @@ def fit_network(
         )
         trainer.fit(
             module,
-            _loader(*train, batch_size=batch_size, shuffle=True, seed=seed),
+            _loader(
+                *train,
+                batch_size=batch_size,
+                shuffle=True,
+                seed=seed,
+                class_weights=class_weights if balancing == "sampler" else None,
+            ),
             _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed),
         )
         if checkpoint is not None and checkpoint.best_model_path:

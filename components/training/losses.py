@@ -2,7 +2,8 @@
 
 Classification: cross-entropy; class-weighted cross-entropy when the largest class outnumbers the
 smallest by ``imbalance_ratio`` or more (weights inversely proportional to class frequency, mean 1),
-or focal loss when asked for. Regression (on the standardised target): mean squared error; Huber
+or plain cross-entropy with a weighted sampler that draws every class equally often (``balancing:
+sampler``); focal loss when asked for. Regression (on the standardised target): mean squared error; Huber
 when the target's excess kurtosis shows heavy tails, so that a few extreme targets do not dominate.
 """
 
@@ -26,6 +27,7 @@ class LossChoice:
     name: str
     reason: str
     class_weights: list[float] | None = None
+    balancing: str = "none"  # none | loss (class weights in the loss) | sampler (class weights draw the batches)
 
 
 def class_weights(targets: np.ndarray, classes: int) -> list[float]:
@@ -43,8 +45,13 @@ def choose_loss(
     requested: str = "auto",
     imbalance_ratio: float = 3.0,
     heavy_tail_kurtosis: float = 3.0,
+    balancing: str = "loss",
 ) -> LossChoice:
-    """Picks the loss from the training targets, or honours ``requested`` when it fits the task."""
+    """Picks the loss from the training targets, or honours ``requested`` when it fits the task.
+
+    ``balancing`` (classification above ``imbalance_ratio``): ``loss`` weights the loss by class,
+    ``sampler`` leaves the loss unweighted and has a weighted sampler draw the training batches.
+    """
     allowed = CLASSIFICATION_LOSSES if task_type == "classification" else REGRESSION_LOSSES
     if requested != "auto" and requested not in allowed:
         raise ValueError(f"loss '{requested}' does not fit a {task_type} task: choose one of {', '.join(allowed)}")
@@ -52,13 +59,23 @@ def choose_loss(
         counts = np.bincount(train_targets.astype(int), minlength=classes)
         ratio = counts.max() / max(counts[counts > 0].min(), 1)
         imbalance = f"the largest class has {ratio:.1f}x the samples of the smallest (threshold {imbalance_ratio:g})"
+        sampled = balancing == "sampler" and ratio >= imbalance_ratio
+        if sampled and requested == "weighted_cross_entropy":
+            raise ValueError("weighted_cross_entropy and balancing 'sampler' would both correct the imbalance: choose one")
+        if sampled:
+            name = "cross_entropy" if requested == "auto" else requested
+            reason = f"{name.replace('_', ' ')}, unweighted; a weighted sampler draws every class equally often: {imbalance}"
+            return LossChoice(name, reason, class_weights(train_targets, classes), "sampler")
         if requested == "auto":
             if ratio < imbalance_ratio:
                 return LossChoice("cross_entropy", f"softmax with cross-entropy: {imbalance}")
             requested = "weighted_cross_entropy"
-            return LossChoice(requested, f"class-weighted cross-entropy: {imbalance}", class_weights(train_targets, classes))
+            return LossChoice(
+                requested, f"class-weighted cross-entropy: {imbalance}", class_weights(train_targets, classes), "loss"
+            )
         weights = class_weights(train_targets, classes) if requested != "cross_entropy" else None
-        return LossChoice(requested, f"{requested.replace('_', ' ')}: set in params.yaml ({imbalance})", weights)
+        reason = f"{requested.replace('_', ' ')}: set in params.yaml ({imbalance})"
+        return LossChoice(requested, reason, weights, "loss" if weights else "none")
     kurtosis = float(stats.kurtosis(train_targets.astype(np.float64))) if len(train_targets) > 3 else 0.0
     tails = f"the target's excess kurtosis is {kurtosis:.1f} (heavy tails from {heavy_tail_kurtosis:g})"
     if requested == "auto":

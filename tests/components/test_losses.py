@@ -46,3 +46,26 @@ def test_focal_loss():
     assert per_example[0] / cross_entropy[0] < 0.01 < per_example[2] / cross_entropy[2]  # easy examples count less
     weighted = build_loss("focal", [1.0, 3.0])
     assert weighted(logits, torch.tensor([1, 1, 1])) > FocalLoss()(logits, torch.tensor([1, 1, 1]))
+
+
+def test_a_weighted_sampler_instead_of_weights_in_the_loss():
+    imbalanced = np.array([0] * 90 + [1] * 10)
+    choice = choose_loss("classification", imbalanced, 2, balancing="sampler")
+    assert choice.name == "cross_entropy" and choice.balancing == "sampler" and "weighted sampler" in choice.reason
+    assert choice.class_weights[1] / choice.class_weights[0] == pytest.approx(9.0)
+    assert choose_loss("classification", np.repeat([0, 1], 50), 2, balancing="sampler").balancing == "none"
+    assert choose_loss("classification", imbalanced, 2).balancing == "loss"
+    with pytest.raises(ValueError, match="would both correct the imbalance"):
+        choose_loss("classification", imbalanced, 2, requested="weighted_cross_entropy", balancing="sampler")
+
+
+def test_the_weighted_sampler_draws_every_class_about_equally_often():
+    from components.training.fit import _loader
+
+    features = np.zeros((1000, 2), dtype=np.float32)
+    targets = np.array([0] * 900 + [1] * 100)
+    weights = class_weights(targets, 2)
+    drawn = np.concatenate([batch[1].numpy() for batch in _loader(features, targets, 50, True, 0, weights)])
+    assert len(drawn) == 1000 and 0.42 < drawn.mean() < 0.58
+    plain = np.concatenate([batch[1].numpy() for batch in _loader(features, targets, 50, True, 0)])
+    assert plain.mean() == pytest.approx(0.1)

@@ -67,3 +67,37 @@ def test_regression_metrics():
     assert metrics["mae"] == pytest.approx(1 / 3)
     assert metrics["rmse"] == pytest.approx(np.sqrt(1 / 3))
     assert metrics["r2"] < 1
+
+
+def test_the_weighted_sampler_raises_the_recall_of_a_rare_class():
+    """Two overlapping classes, 9 to 1: unweighted training mostly answers the common class; a
+    sampler that draws both equally often moves the boundary towards the middle."""
+    from components.training.losses import class_weights
+
+    def overlapping(seed: int):
+        rng = np.random.default_rng(seed)
+        targets = np.array([0] * 900 + [1] * 100)
+        features = rng.normal(size=(1000, 4)).astype(np.float32)
+        features[:, 0] += 1.5 * targets
+        return features, targets
+
+    train, validation = overlapping(0), overlapping(1)
+    recalls = {}
+    for balancing in ("loss", "sampler"):
+        torch.manual_seed(0)
+        result = fit_network(
+            build_network("mlp", [4], 2, ARCHITECTURE),
+            "classification",
+            train,
+            validation,
+            {"learning_rate": 1e-2},
+            max_epochs=8,
+            batch_size=64,
+            seed=0,
+            loss="cross_entropy",
+            class_weights=class_weights(train[1], 2) if balancing == "sampler" else None,
+            balancing=balancing,
+        )
+        predicted = predict(result.network, validation[0]).argmax(axis=1)
+        recalls[balancing] = float((predicted[validation[1] == 1] == 1).mean())
+    assert recalls["sampler"] > recalls["loss"] + 0.2, recalls
