@@ -54,7 +54,9 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     seed, limit = params.seed, params.report_examples
     decisions: list[str] = []
     warnings = list(dataset.warnings)
-    blocks = input_blocks(task.modality, features, dataset.text_length, dataset.image_shape)
+    text_column = dataset.feature_names[-1] if dataset.text_length else None
+    table_categories = sum(column != text_column for column in dataset.categories)
+    blocks = input_blocks(task.modality, features, dataset.text_length, dataset.image_shape, table_categories)
 
     def show(positions) -> list[dict]:
         return examples(

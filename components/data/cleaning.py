@@ -67,34 +67,54 @@ def find_duplicates(features: np.ndarray, targets: np.ndarray) -> DuplicateGroup
     return found
 
 
-def _table_matrix(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Flattened float inputs with missing values replaced by the reference's medians."""
+def _table_matrix(features: np.ndarray, reference: np.ndarray, blocks: tuple[Block, ...] = ()) -> np.ndarray:
+    """Flattened float inputs with missing values replaced by the reference's medians, except in
+    category columns: there a missing value is a category of its own (the one-hot encoder's)."""
     flat = features.reshape(len(features), -1).astype(np.float64)
     medians = np.nanmedian(reference.reshape(len(reference), -1).astype(np.float64), axis=0)
     medians = np.where(np.isnan(medians), 0.0, medians)
+    start = 0
+    for block in blocks:
+        medians[start + block.width - block.categorical : start + block.width] = np.nan
+        start += block.width
     return np.where(np.isnan(flat), medians, flat)
 
 
+@dataclass(frozen=True)
+class Block:
+    """A part of a flattened input row: ``columns`` (a table's columns, the last ``categorical`` of
+    them category codes), ``signal`` (pixels or time steps) or ``tokens`` (a text's token codes)."""
+
+    kind: str
+    width: int
+    categorical: int = 0
+
+
 def input_blocks(
-    modality: str, features: np.ndarray, text_length: int = 0, image_shape: tuple[int, ...] | list[int] = ()
-) -> tuple[tuple[str, int], ...]:
-    """The parts of a flattened input row, each ``(kind, width)``: ``columns`` (table columns),
-    ``signal`` (pixels or time steps) or ``tokens`` (a text's token codes)."""
+    modality: str,
+    features: np.ndarray,
+    text_length: int = 0,
+    image_shape: tuple[int, ...] | list[int] = (),
+    categorical: int = 0,
+) -> tuple[Block, ...]:
+    """The parts of a flattened input row (``categorical``: how many category-code columns end a
+    table's columns)."""
     width = int(np.prod(features.shape[1:]))
     if modality == "multimodal":
         second = int(np.prod(image_shape)) if image_shape else text_length
-        return (("columns", width - second), ("signal" if image_shape else "tokens", second))
-    kind = {"image": "signal", "sequence": "signal", "text": "tokens"}.get(modality, "columns")
-    return ((kind, width),)
+        return (Block("columns", width - second, categorical), Block("signal" if image_shape else "tokens", second))
+    if modality == "tabular":
+        return (Block("columns", width, categorical),)
+    return (Block({"image": "signal", "sequence": "signal", "text": "tokens"}.get(modality, "columns"), width),)
 
 
-def describe_blocks(blocks: tuple[tuple[str, int], ...]) -> str:
+def describe_blocks(blocks: tuple[Block, ...]) -> str:
     names = {
         "columns": "standardised columns",
         "signal": "principal components of the pixels or steps",
         "tokens": "latent components of TF-IDF word counts",
     }
-    described = " + ".join(names[kind] for kind, _ in blocks)
+    described = " + ".join(names[block.kind] + (" (categories one-hot)" if block.categorical else "") for block in blocks)
     return described + (" (each part scaled by its first singular value)" if len(blocks) > 1 else "")
 
 
@@ -117,14 +137,14 @@ class TokenCounts(TransformerMixin, BaseEstimator):
 
 class InputReducer(TransformerMixin, BaseEstimator):
     """What the cheap models of cleaning see: each block of a row reduced on its own (columns
-    standardised; pixels and time steps standardised and projected on at most ``components``
+    standardised, category codes one-hot first; pixels and time steps standardised and projected on at most ``components``
     principal components, whitened when they are the whole input; token codes as TF-IDF word counts
     projected on at most ``components`` latent components). A row of several blocks (a table's
     columns next to an image or a text) has each block divided by its first singular value, as in
     multiple factor analysis, so that 64 pixels do not drown 2 table columns, nor the reverse."""
 
     def __init__(
-        self, blocks: tuple[tuple[str, int], ...] = (), seed: int = 0, rows: int | None = None, components: int = PCA_COMPONENTS
+        self, blocks: tuple[Block, ...] = (), seed: int = 0, rows: int | None = None, components: int = PCA_COMPONENTS
     ) -> None:
         self.blocks = blocks
         self.seed = seed
@@ -133,21 +153,30 @@ class InputReducer(TransformerMixin, BaseEstimator):
 
     def _parts(self, matrix: np.ndarray):
         start = 0
-        for kind, width in self.blocks or (("columns", matrix.shape[1]),):
-            yield kind, matrix[:, start : start + width]
-            start += width
+        for block in self.blocks or (Block("columns", matrix.shape[1]),):
+            yield block, matrix[:, start : start + block.width]
+            start += block.width
 
-    def _reducer(self, kind: str, width: int, rows: int, alone: bool):
+    def _reducer(self, block: Block, rows: int, alone: bool):
         from sklearn.decomposition import PCA
         from sklearn.feature_extraction.text import TfidfTransformer
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        if kind == "tokens":
+        if block.kind == "tokens":
             return make_pipeline(TokenCounts(), TfidfTransformer(), _LatentComponents(self.components, self.seed))
-        if kind == "signal" and width > self.components:
-            components = min(self.components, width, max(1, rows - 1))
+        if block.kind == "signal" and block.width > self.components:
+            components = min(self.components, block.width, max(1, rows - 1))
             return make_pipeline(StandardScaler(), PCA(components, whiten=alone, random_state=self.seed))
+        if block.categorical:
+            from sklearn.compose import ColumnTransformer
+            from sklearn.preprocessing import OneHotEncoder
+
+            numeric = block.width - block.categorical
+            one_hot = make_pipeline(OneHotEncoder(handle_unknown="ignore", sparse_output=False), StandardScaler())
+            return ColumnTransformer(
+                [("numeric", StandardScaler(), slice(0, numeric)), ("categories", one_hot, slice(numeric, block.width))]
+            )
         return StandardScaler()
 
     def fit(self, matrix, _=None):
@@ -160,7 +189,7 @@ class InputReducer(TransformerMixin, BaseEstimator):
     def _fit_blocks(self, matrix: np.ndarray) -> np.ndarray:
         parts = list(self._parts(matrix))
         rows = self.rows or len(matrix)
-        self.reducers_ = [self._reducer(kind, part.shape[1], rows, len(parts) == 1) for kind, part in parts]
+        self.reducers_ = [self._reducer(block, rows, len(parts) == 1) for block, part in parts]
         outputs = [reducer.fit_transform(part) for reducer, (_, part) in zip(self.reducers_, parts)]
         self.weights_ = [1.0] * len(outputs)
         if len(outputs) > 1:
@@ -194,7 +223,7 @@ class _LatentComponents(TransformerMixin, BaseEstimator):
 
 
 def find_outliers(
-    train: np.ndarray, features: np.ndarray, contamination: float, seed: int, blocks: tuple[tuple[str, int], ...] = ()
+    train: np.ndarray, features: np.ndarray, contamination: float, seed: int, blocks: tuple[Block, ...] = ()
 ) -> np.ndarray:
     """Positions in ``features`` that an IsolationForest fitted on ``train`` calls outliers
     (``blocks``: the parts of a row, see :func:`input_blocks`; default: table columns, or an image)."""
@@ -204,17 +233,15 @@ def find_outliers(
     blocks = blocks or _default_blocks(train)
     reducer = InputReducer(blocks, seed, components=OUTLIER_COMPONENTS)
     detector = make_pipeline(reducer, IsolationForest(contamination=contamination, random_state=seed))
-    detector.fit(_table_matrix(train, train))
-    return np.flatnonzero(detector.predict(_table_matrix(features, train)) == -1)
+    detector.fit(_table_matrix(train, train, blocks))
+    return np.flatnonzero(detector.predict(_table_matrix(features, train, blocks)) == -1)
 
 
-def _default_blocks(features: np.ndarray) -> tuple[tuple[str, int], ...]:
+def _default_blocks(features: np.ndarray) -> tuple[Block, ...]:
     return input_blocks("image" if features.ndim > 2 else "tabular", features)
 
 
-def out_of_fold_probabilities(
-    features: np.ndarray, targets: np.ndarray, seed: int, blocks: tuple[tuple[str, int], ...] = ()
-) -> np.ndarray:
+def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: int, blocks: tuple[Block, ...] = ()) -> np.ndarray:
     """Each sample's class probabilities from a cheap model that did not see it (5-fold)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -225,8 +252,9 @@ def out_of_fold_probabilities(
     rows = len(features) * (folds - 1) // folds
     calibration_folds = max(2, min(3, int(np.bincount(targets).min() * (folds - 1) // folds)))
     svm = CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=calibration_folds, ensemble=False)
-    model = make_pipeline(InputReducer(blocks or _default_blocks(features), seed, rows), svm)
-    matrix = _table_matrix(features, features)
+    blocks = blocks or _default_blocks(features)
+    model = make_pipeline(InputReducer(blocks, seed, rows), svm)
+    matrix = _table_matrix(features, features, blocks)
     return cross_val_predict(
         model, matrix, targets, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
     )
@@ -237,7 +265,7 @@ def find_label_errors(
     targets: np.ndarray,
     seed: int,
     method: str = "predicted_neq_given",
-    blocks: tuple[tuple[str, int], ...] = (),
+    blocks: tuple[Block, ...] = (),
 ) -> np.ndarray:
     """Positions whose given class is likely wrong (cleanlab, confident-learning family of filters).
 

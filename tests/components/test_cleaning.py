@@ -39,25 +39,31 @@ def _flip_scores(features: np.ndarray, labels: np.ndarray, blocks) -> tuple[floa
     return flagged[planted].mean(), flagged[~planted].mean()
 
 
-@pytest.mark.parametrize("kind", ["text", "text and columns", "image and columns"])
+@pytest.mark.parametrize("kind", ["table with a category", "text", "text and columns", "image and columns"])
 def test_label_flips_are_found_in_texts_and_in_rows_of_several_parts(tmp_path: Path, kind: str):
-    """Token codes are word counts to the cheap model, and each part of a row weighs the same: read
-    as plain numbers, texts and images next to two table columns gave 4/15 and 12/15 flips found
-    with 38% and 19% of clean samples flagged."""
+    """Category codes are one-hot to the cheap model (a missing one a category of its own), token
+    codes are word counts, and each part of a row weighs the same: read as plain numbers, the table
+    with a category, texts, and texts and images next to two table columns gave 26/30, 4/15, 4/15
+    and 12/15 flips found with 14%, 38%, 38% and 19% of clean samples flagged."""
     from tests.components.test_image_tables import write_scans
     from tests.components.test_multimodal import write_tickets
     from tests.components.test_text import write_reviews
+    from tests.conftest import write_table
 
-    if kind == "text":
+    if kind == "table with a category":
+        dataset = load_dataset(write_table(tmp_path / "customers.csv", rows=600, messy=True), "tabular", "label")
+    elif kind == "text":
         dataset = load_dataset(write_reviews(tmp_path / "reviews.csv", count=300), "text", "sentiment")
     elif kind == "text and columns":
         dataset = load_dataset(write_tickets(tmp_path / "tickets.csv", count=300), "multimodal", "outcome")
     else:
         dataset = load_dataset(write_scans(tmp_path / "clinic", count=300), "multimodal", "outcome")
     labels = (dataset.target == dataset.target[0]).astype(int)
-    blocks = input_blocks(dataset.modality, dataset.features, dataset.text_length, dataset.image_shape)
+    categories = sum(column != dataset.feature_names[-1] or not dataset.text_length for column in dataset.categories)
+    blocks = input_blocks(dataset.modality, dataset.features, dataset.text_length, dataset.image_shape, categories)
     recall, false_flags = _flip_scores(dataset.features, labels, blocks)
-    assert recall >= 0.8 and false_flags < 0.05, (recall, false_flags)
+    # The table's label is a threshold on two continuous columns: rows near it are ambiguous (4.9% flagged).
+    assert recall >= 0.8 and false_flags < (0.06 if kind.startswith("table") else 0.05), (recall, false_flags)
 
 
 def test_duplicates_and_conflicting_duplicates():

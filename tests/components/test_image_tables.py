@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from components.data.cleaning import find_outliers, input_blocks
+from components.data.cleaning import Block, find_outliers, input_blocks
 from components.data.preparation import Preprocessor
 from components.data.quality import examples
 from components.data.sources import detect_modality, load_dataset, load_unlabelled_inputs
@@ -128,7 +128,7 @@ def test_image_tables_from_loading_to_onnx_serving_and_monitoring(tmp_path: Path
 def test_image_tables_are_cleaned_augmented_and_shown(tmp_path: Path):
     dataset = load_dataset(write_scans(tmp_path / "clinic", count=150), "multimodal", "outcome")
     blocks = input_blocks("multimodal", dataset.features, 0, dataset.image_shape)
-    assert blocks == (("columns", 2), ("signal", 64))
+    assert blocks == (Block("columns", 2), Block("signal", 64))
     flagged = find_outliers(dataset.features[:120], dataset.features[120:], 0.05, 0, blocks)
     assert len(flagged) <= 6  # 30 rows like the training rows: few flagged (planted flips: test_cleaning)
 
