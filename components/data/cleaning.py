@@ -4,12 +4,13 @@ of params.yaml (flag only, or drop) and lists the flagged sample ids in the qual
 
 - Duplicates and conflicts compare the raw inputs byte for byte (images after conversion to the
   common size, table rows with missing values as equal).
-- Outliers: scikit-learn's IsolationForest fitted on the training split (missing values take the
-  training median; each part of a row reduced by :class:`InputReducer` first).
+- Outliers: scikit-learn's IsolationForest fitted on the training split (missing numbers take the
+  training median; each part of a row reduced by :class:`InputReducer` first, to 10 components).
 - Label errors: out-of-fold predicted probabilities of a cheap model (:class:`InputReducer`: table
-  columns standardised, images and sequences projected on 50 principal components, texts as TF-IDF
-  word counts projected on 50 latent components; then an RBF SVM whose decision values are
-  calibrated with a sigmoid on 3 inner folds; 5 outer folds) handed to cleanlab's ``find_label_issues``.
+  columns standardised, category codes one-hot, images and sequences projected on 50 principal
+  components, texts as TF-IDF word counts projected on 50 latent components; then an RBF SVM whose
+  decision values are calibrated with a sigmoid on 3 inner folds; 5 outer folds) handed to
+  cleanlab's ``find_label_issues``.
 """
 
 from __future__ import annotations
