@@ -59,6 +59,15 @@ def _class_chart(counts: dict[str, int]) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
+def _shown_value(name: str, value: float, categories: dict[str, list[str]]) -> Any:
+    """A table value as the report shows it: a category's own text (not its code), missing as None."""
+    if np.isnan(value):
+        return None
+    if name in categories:
+        return categories[name][int(value) - 1] if 0 < value <= len(categories[name]) else "(unknown)"
+    return round(float(value), 4)
+
+
 def examples(
     features: np.ndarray,
     positions: list[int],
@@ -73,6 +82,7 @@ def examples(
     """A few flagged samples to show: an inline image (with the row's values when the table lists
     images next to other columns), the text, or the row's values."""
     shown = []
+    categories = categories or {}
     for position in positions[:limit]:
         entry: dict[str, Any] = {"id": ids[position], "label": labels[position]}
         if modality == "image":
@@ -80,15 +90,15 @@ def examples(
         elif modality == "multimodal" and image_shape:
             width = len(names) - 1
             row = features[position]
-            values = ", ".join(f"{name} {float(value):.4g}" for name, value in zip(names[:-1], row[:width]))
+            values = ", ".join(f"{name} {_shown_value(name, value, categories)}" for name, value in zip(names[:-1], row[:width]))
             caption = f"{ids[position]} (label {labels[position]}; {values})"
             entry["html"] = _image_tag(row[width:].reshape(image_shape), caption)
         elif modality in ("text", "multimodal"):
-            vocabulary = (categories or {}).get(names[-1], [])
+            vocabulary = categories.get(names[-1], [])
             width = len(names) - 1 if modality == "multimodal" else 0
             codes = features[position][width:]
             words = [vocabulary[int(code) - 1] if 0 < code <= len(vocabulary) else "?" for code in codes if code > 0]
-            table = {name: round(float(value), 4) for name, value in zip(names[:-1], features[position][:width])}
+            table = {name: _shown_value(name, value, categories) for name, value in zip(names[:-1], features[position][:width])}
             entry["values"] = {**table, "text": " ".join(words)}
         elif modality == "sequence":
             steps = features[position]
@@ -97,9 +107,7 @@ def examples(
                 f"{name} mean": round(float(np.nanmean(steps[:, channel])), 4) for channel, name in enumerate(names)
             }
         else:
-            entry["values"] = {
-                name: (None if np.isnan(value) else round(float(value), 4)) for name, value in zip(names, features[position])
-            }
+            entry["values"] = {name: _shown_value(name, value, categories) for name, value in zip(names, features[position])}
         shown.append(entry)
     return shown
 

@@ -74,3 +74,14 @@ def test_categorical_columns_from_loading_to_onnx_and_serving(tmp_path: Path):
     new.write_text("x,colour,size\n0.1,green,L\n0.3,teal,\n")
     batch = load_unlabelled_inputs(new, "tabular", dataset.feature_names, (), dataset.categories)
     assert batch[0, 1] == 2.0 and batch[1, 1] == 0.0 and np.isnan(batch[1, 2])
+
+
+def test_the_quality_report_shows_categories_as_text():
+    from components.data.quality import examples
+
+    rows = np.array([[1.5, 2.0], [np.nan, np.nan], [0.1, 0.0]], dtype=np.float32)
+    shown = examples(
+        rows, [0, 1, 2], ["a", "b", "c"], ["x", "y", "z"], "tabular", ["a", "region"], 3, {"region": ["east", "north"]}
+    )
+    assert [entry["values"]["region"] for entry in shown] == ["north", None, "(unknown)"]
+    assert [entry["values"]["a"] for entry in shown] == [1.5, None, 0.1]

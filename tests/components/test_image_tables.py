@@ -140,10 +140,11 @@ def test_image_tables_are_cleaned_augmented_and_shown(tmp_path: Path):
     moved = augment(batch, policy)
     assert torch.equal(moved[:, :2], batch[:, :2]) and not torch.equal(moved[:, 2:], batch[:, 2:])
 
-    shown = examples(
-        dataset.features, [0, 1], dataset.sample_ids, ["ill", "well"], "multimodal", dataset.feature_names, 2, None, (1, 8, 8)
-    )
+    names, categories = dataset.feature_names, dataset.categories
+    shown = examples(dataset.features, [0, 1], dataset.sample_ids, ["ill", "well"], "multimodal", names, 2, categories, (1, 8, 8))
     assert shown[0]["html"].startswith('<figure><img src="data:image/png;base64,') and "dose" in shown[0]["html"]
+    site = dataset.categories["site"][int(dataset.features[0, 1]) - 1]
+    assert f"site {site})" in shown[0]["html"]  # the category itself, not its code
 
 
 def test_every_image_fusion_architecture_runs_forward():
