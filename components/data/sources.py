@@ -224,11 +224,17 @@ class _Table:
 
 
 def _labelled_table(
-    path: Path, target: str, split_column: str | None, group_column: str | None, media_column: str | None = None
+    path: Path,
+    target: str,
+    split_column: str | None,
+    group_column: str | None,
+    media_column: str | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> _Table:
     """A table's labelled rows, its split and group columns, and its id column (which names the rows);
-    ``media_column`` (image paths) is neither a candidate feature nor an id."""
-    frame = _read_table(path)
+    ``media_column`` (image paths) is neither a candidate feature nor an id; ``frame``: the table
+    when it has been read already."""
+    frame = _read_table(path) if frame is None else frame
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if len(frame.columns) > 12 else "")
         raise DataError(f"target column '{target}' is not in {path} (columns: {shown}): pass --target with one of them")
@@ -637,10 +643,11 @@ def load_image_table(
     table_file = image_table(folder)
     if table_file is None:
         raise DataError(f"{folder} holds no table with a column of image paths (relative to the folder) that exist")
-    column = image_path_column(_read_table(table_file), folder)
+    frame = _read_table(table_file)
+    column = image_path_column(frame, folder)
     if column is None:
         raise DataError(f"{table_file} has no column of image paths (relative to {folder}) that exist")
-    table = _labelled_table(table_file, target, split_column, group_column, media_column=column)
+    table = _labelled_table(table_file, target, split_column, group_column, media_column=column, frame=frame)
     files = [folder / str(value) for value in table.rows[column]]
     absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
     if absent:
