@@ -170,20 +170,28 @@ def main() -> None:
     folder.mkdir(parents=True)
 
     cases = []
-    table_root = workspace(folder / "table", "data/table.csv")
-    (table_root / "data").mkdir()
-    write_table(table_root / "data" / "table.csv", arguments.rows)
-    cases.append(("table", arguments.rows, table_root, BASELINE_TABLE, table_root / "data" / "table.csv"))
-    image_root = workspace(folder / "images", "data/images")
-    write_images(image_root / "data" / "images", arguments.images, arguments.image_size)
-    cases.append(("images", arguments.images, image_root, BASELINE_IMAGES, image_root / "data" / "images"))
-    text_root = workspace(folder / "texts", "data/reviews.csv")
-    (text_root / "data").mkdir()
-    write_texts(text_root / "data" / "reviews.csv", arguments.texts)
-    cases.append(("texts", arguments.texts, text_root, BASELINE_TEXTS, text_root / "data" / "reviews.csv"))
-    clinic_root = workspace(folder / "clinic", "data/clinic")
-    write_image_table(clinic_root / "data" / "clinic", arguments.images, arguments.image_size)
-    cases.append(("images+table", arguments.images, clinic_root, BASELINE_IMAGE_TABLE, clinic_root / "data" / "clinic"))
+    for name, count, data_path, write, baseline in (
+        ("table", arguments.rows, "data/table.csv", lambda path: write_table(path, arguments.rows), BASELINE_TABLE),
+        (
+            "images",
+            arguments.images,
+            "data/images",
+            lambda path: write_images(path, arguments.images, arguments.image_size),
+            BASELINE_IMAGES,
+        ),
+        ("texts", arguments.texts, "data/reviews.csv", lambda path: write_texts(path, arguments.texts), BASELINE_TEXTS),
+        (
+            "images+table",
+            arguments.images,
+            "data/clinic",
+            lambda path: write_image_table(path, arguments.images, arguments.image_size),
+            BASELINE_IMAGE_TABLE,
+        ),
+    ):
+        root = workspace(folder / name, data_path)
+        (root / "data").mkdir(exist_ok=True)
+        write(root / data_path)
+        cases.append((name, count, root, baseline, root / data_path))
 
     rows = []
     for name, count, root, baseline, data in cases:

@@ -16,7 +16,7 @@ from components.data.validation import validate_dataset
 from components.errors import UserInputError
 from components.manifests import PreparationManifest, TaskManifest
 from components.serving.request_log import read_requests
-from tasks.versioning import track_data
+from tasks.versioning import track_data, with_feedback
 
 REQUEST_LOG = "serving/requests.db"
 
@@ -104,7 +104,7 @@ def prepare_run(
     version = track_data(workspace / data_path, workspace)
     say(f"data {data_path} is DVC version {version}")
     feedback_version = absorb_feedback(workspace, Path(params_file), say)
-    return version if feedback_version is None else f"{version}+feedback:{feedback_version}"
+    return with_feedback(version, feedback_version)
 
 
 def absorb_feedback(workspace: Path, params_file: Path, say: Callable[[str], None] = print) -> str | None:

@@ -42,10 +42,14 @@ def track_data(path: Path, workspace: Path) -> str:
 def dataset_version(workspace: Path, params) -> str:
     """The version of everything a run trains on: the dataset's DVC hash, plus the feedback file's
     when labelled production inputs are part of the data."""
-    version = data_version(Path(workspace) / params.task_formulation.data_path)
-    if params.data_preparation.feedback_version:
-        version += f"+feedback:{params.data_preparation.feedback_version}"
-    return version
+    return with_feedback(
+        data_version(Path(workspace) / params.task_formulation.data_path), params.data_preparation.feedback_version
+    )
+
+
+def with_feedback(version: str, feedback_version: str | None) -> str:
+    """A dataset version, with the feedback file's version when there is one."""
+    return f"{version}+feedback:{feedback_version}" if feedback_version else version
 
 
 def data_version(path: Path) -> str:

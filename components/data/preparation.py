@@ -98,18 +98,11 @@ class Preprocessor(BaseModel):
             filled = np.where(np.isnan(features), medians, features)
             means, scales = filled.mean(axis=0), filled.std(axis=0)
             for position in categorical:
-                codes = features[:, position]
-                seen = np.unique(codes[~np.isnan(codes) & (codes > 0)]).astype(int)
-                remap = np.zeros(max(int(categories[position]), int(np.nanmax(np.append(codes, 0)))) + 1, dtype=int)
-                remap[seen] = np.arange(1, len(seen) + 1)
-                remaps.append(remap.tolist())
+                remaps.append(_training_codes(features[:, position], int(categories[position])))
                 medians[position], means[position], scales[position] = 0.0, 0.0, 1.0
         elif modality == "text":
             medians, means, scales = (np.zeros(features.shape[1]), np.zeros(features.shape[1]), np.ones(features.shape[1]))
-            seen = np.unique(features[features > 0]).astype(int)
-            remap = np.zeros(max(int((categories or {0: 0})[0]), int(features.max(initial=0))) + 1, dtype=int)
-            remap[seen] = np.arange(1, len(seen) + 1)
-            remaps.append(remap.tolist())
+            remaps.append(_training_codes(features, int((categories or {0: 0})[0])))
         elif modality == "sequence":
             steps = features.reshape(-1, features.shape[2]).astype(np.float64)
             medians = np.zeros(features.shape[2])
@@ -179,15 +172,10 @@ class Preprocessor(BaseModel):
             filled = np.where(np.isnan(features), np.asarray(self.fill_values), features)
             encoded = ((filled - np.asarray(self.means)) / np.asarray(self.scales)).astype(np.float32)
             for position, remap in zip(self.categorical, self.remaps):
-                codes = encoded[:, position].astype(np.int64)
-                known = (codes >= 0) & (codes < len(remap))
-                encoded[:, position] = np.where(known, np.asarray(remap, dtype=np.float32)[np.where(known, codes, 0)], 0.0)
+                encoded[:, position] = _renumber(encoded[:, position], remap)
             return encoded
         if self.modality == "text":
-            remap = np.asarray(self.remaps[0], dtype=np.float32)
-            codes = features.astype(np.int64)
-            known = (codes >= 0) & (codes < len(remap))
-            return np.where(known, remap[np.where(known, codes, 0)], 0.0).astype(np.float32)
+            return _renumber(features, self.remaps[0])
         if self.modality == "sequence":
             standardised = (features - np.asarray(self.means, dtype=np.float32)) / np.asarray(self.scales, dtype=np.float32)
             return np.nan_to_num(standardised, nan=0.0).astype(np.float32)
@@ -213,6 +201,23 @@ class Preprocessor(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Preprocessor:
         return cls.model_validate_json(Path(path).read_text())
+
+
+def _training_codes(codes: np.ndarray, dataset_values: int) -> list[int]:
+    """Dataset code -> training code: the values seen in the training split become 1..n in order,
+    every other code (and a missing one) 0, the unknown category."""
+    seen = np.unique(codes[~np.isnan(codes) & (codes > 0)]).astype(int)
+    remap = np.zeros(max(dataset_values, int(np.nanmax(np.append(codes, 0)))) + 1, dtype=int)
+    remap[seen] = np.arange(1, len(seen) + 1)
+    return remap.tolist()
+
+
+def _renumber(codes: np.ndarray, remap: list[int]) -> np.ndarray:
+    """Dataset codes as training codes (``remap``); codes outside it become 0."""
+    table = np.asarray(remap, dtype=np.float32)
+    codes = codes.astype(np.int64)
+    known = (codes >= 0) & (codes < len(table))
+    return np.where(known, table[np.where(known, codes, 0)], 0.0).astype(np.float32)
 
 
 @dataclass

@@ -72,9 +72,8 @@ def detect_modality(
     if not path.exists():
         raise DataError(f"data path {path} does not exist: pass an existing CSV file or image folder with --data")
     if path.is_dir():
-        listing = image_table(path)
-        ignored = (target, split_column, group_column)
-        if listing is not None and image_table_columns(_read_table(listing), path, ignored):
+        listing = _image_listing(path)
+        if listing is not None and image_table_columns(listing[1], path, (target, split_column, group_column)):
             return "multimodal"
         return "image"
     if path.suffix.lower() in SEQUENCE_SUFFIXES:
@@ -143,15 +142,23 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} has a header but no rows")
     skipped = [line for record in caught for line in re.findall(r"Skipping line (\d+)", str(record.message))]
     if skipped:
-        shown = ", ".join(skipped[:10]) + (", ..." if len(skipped) > 10 else "")
         frame.attrs["warnings"] = [
-            f"skipped {len(skipped)} corrupt row(s) of {path.name} with more fields than the header (lines {shown})"
+            f"skipped {len(skipped)} corrupt row(s) of {path.name} with more fields than the header (lines {_listing(skipped)})"
         ]
     return frame
 
 
 MAX_CATEGORIES_FLOOR = 50  # a text column with at most this many values (or 20% of the rows) is categorical
 MAX_CATEGORY_SHARE = 0.2
+
+
+def _few_enough_to_be_categories(distinct: int, rows: int) -> bool:
+    return distinct <= max(MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * rows))
+
+
+def _listing(items: list[str], limit: int = 10) -> str:
+    """The first ``limit`` items, comma-separated, with "..." when there are more."""
+    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
 
 
 def category_text(value) -> str:
@@ -316,7 +323,7 @@ def _table_features(
             continue
         values = candidates[column].dropna().map(category_text)
         distinct = sorted(values.unique())
-        if len(distinct) <= max(MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * len(candidates))):
+        if _few_enough_to_be_categories(len(distinct), len(candidates)):
             categories[str(column)] = distinct
         else:
             ignored.append(str(column))
@@ -366,20 +373,25 @@ def table_modality(frame: pd.DataFrame, target: str | None = None, ignored: tupl
     return "multimodal" if _other_features(frame, text, (target, *ignored)) else "text"
 
 
-def load_multimodal(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
-    """A table with a free-text column next to numeric and categorical ones: the table's features,
-    then the text's token codes, in one row (``text_length`` codes at the end)."""
+def _text_part(table: _Table, path: Path, target: str) -> tuple[str, list[str], np.ndarray]:
+    """The table's free-text column, its vocabulary and the texts' token codes (noted in the warnings)."""
     from components.data.text import build_vocabulary, encode_texts
 
-    table = _labelled_table(Path(path), target, split_column, group_column)
     column = text_column(table.candidates)
     if column is None:
         raise DataError(f"{path} has no free-text column (long, mostly different values) besides the target '{target}'")
-    features, columns, categories = _table_features(table.candidates.drop(columns=[column]), table.warnings, Path(path), target)
     texts = table.candidates[column].tolist()
     vocabulary, length = build_vocabulary(texts)
-    codes = encode_texts(texts, vocabulary, length)
     table.warnings.append(f"text column '{column}': {len(vocabulary)} words, {length} tokens per text (longer texts are cut)")
+    return column, vocabulary, encode_texts(texts, vocabulary, length)
+
+
+def load_multimodal(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
+    """A table with a free-text column next to numeric and categorical ones: the table's features,
+    then the text's token codes, in one row (``text_length`` codes at the end)."""
+    table = _labelled_table(Path(path), target, split_column, group_column)
+    column, vocabulary, codes = _text_part(table, Path(path), target)
+    features, columns, categories = _table_features(table.candidates.drop(columns=[column]), table.warnings, Path(path), target)
     return RawDataset(
         modality="multimodal",
         features=np.concatenate([features, codes], axis=1),
@@ -390,30 +402,21 @@ def load_multimodal(path: Path, target: str, split_column: str | None = "split",
         categories={**categories, column: vocabulary},
         official_splits=table.official,
         groups=table.groups,
-        text_length=length,
+        text_length=codes.shape[1],
     )
 
 
 def load_text(path: Path, target: str, split_column: str | None = "split", group_column: str | None = None) -> RawDataset:
     """A table with one free-text column and a target: texts become rows of token codes."""
-    from components.data.text import build_vocabulary, encode_texts
-
     table = _labelled_table(Path(path), target, split_column, group_column)
-    column = text_column(table.candidates)
-    if column is None:
-        raise DataError(f"{path} has no free-text column (long, mostly different values) besides the target '{target}'")
-    texts = table.candidates[column].tolist()
-    vocabulary, length = build_vocabulary(texts)
+    column, vocabulary, codes = _text_part(table, Path(path), target)
     return RawDataset(
         modality="text",
-        features=encode_texts(texts, vocabulary, length),
+        features=codes,
         target=table.target,
         feature_names=[column],
         sample_ids=table.sample_ids,
-        warnings=[
-            *table.warnings,
-            f"text column '{column}': {len(vocabulary)} words, {length} tokens per text (longer texts are cut)",
-        ],
+        warnings=table.warnings,
         categories={column: vocabulary},
         official_splits=table.official,
         groups=table.groups,
@@ -558,8 +561,7 @@ def open_readable_images(files: list[Path], root: Path) -> tuple[list[Image.Imag
         )
     warnings = []
     if unreadable:
-        shown = ", ".join(unreadable[:10]) + (", ..." if len(unreadable) > 10 else "")
-        warnings.append(f"skipped {len(unreadable)} unreadable image file(s) (corrupt or not an image): {shown}")
+        warnings.append(f"skipped {len(unreadable)} unreadable image file(s) (corrupt or not an image): {_listing(unreadable)}")
     return images, kept, warnings
 
 
@@ -597,9 +599,8 @@ def image_path_column(frame: pd.DataFrame, folder: Path) -> str | None:
     return None
 
 
-def image_table(folder: Path) -> Path | None:
-    """The one table in an image folder that lists the images (a column of their paths), if any;
-    without it, the folder's sub-folders are the classes."""
+def _image_listing(folder: Path) -> tuple[Path, pd.DataFrame, str] | None:
+    """The one table in an image folder that lists the images, read, and its column of image paths."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
@@ -607,9 +608,18 @@ def image_table(folder: Path) -> Path | None:
     if len(tables) != 1:
         return None
     try:
-        return tables[0] if image_path_column(_read_table(tables[0]), folder) is not None else None
+        frame = _read_table(tables[0])
     except DataError:
         return None
+    column = image_path_column(frame, folder)
+    return None if column is None else (tables[0], frame, column)
+
+
+def image_table(folder: Path) -> Path | None:
+    """The one table in an image folder that lists the images (a column of their paths), if any;
+    without it, the folder's sub-folders are the classes."""
+    listing = _image_listing(folder)
+    return None if listing is None else listing[0]
 
 
 def image_table_columns(frame: pd.DataFrame, folder: Path, ignored: tuple[str | None, ...] = ()) -> list[str]:
@@ -618,14 +628,27 @@ def image_table_columns(frame: pd.DataFrame, folder: Path, ignored: tuple[str | 
     column = image_path_column(frame, folder)
     if column is None:
         return []
-    usable = []
-    for name in _other_features(frame, column, ignored):
-        values = frame[name]
-        if values.dtype.kind in "biuf" or values.dropna().nunique() <= max(
-            MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * len(frame))
-        ):
-            usable.append(name)
-    return usable
+    return [
+        name
+        for name in _other_features(frame, column, ignored)
+        if frame[name].dtype.kind in "biuf" or _few_enough_to_be_categories(frame[name].dropna().nunique(), len(frame))
+    ]
+
+
+def _listed_images(folder: Path, paths: pd.Series, table_file: Path) -> list[Path]:
+    """The image files a table lists (paths relative to its folder).
+
+    Raises:
+        DataError: some of them do not exist.
+    """
+    files = [folder / str(value) for value in paths]
+    absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
+    if absent:
+        raise DataError(
+            f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
+            "fix the paths (relative to the table's folder) or remove those rows"
+        )
+    return files
 
 
 def load_image_table(
@@ -640,21 +663,12 @@ def load_image_table(
     and the images it lists. With ``with_columns`` the table's other columns are features too
     (multimodal): each row holds those columns, then the image's pixels flattened (``image_shape``)."""
     folder = Path(folder)
-    table_file = image_table(folder)
-    if table_file is None:
+    listing = _image_listing(folder)
+    if listing is None:
         raise DataError(f"{folder} holds no table with a column of image paths (relative to the folder) that exist")
-    frame = _read_table(table_file)
-    column = image_path_column(frame, folder)
-    if column is None:
-        raise DataError(f"{table_file} has no column of image paths (relative to {folder}) that exist")
+    table_file, frame, column = listing
     table = _labelled_table(table_file, target, split_column, group_column, media_column=column, frame=frame)
-    files = [folder / str(value) for value in table.rows[column]]
-    absent = [str(file.relative_to(folder)) for file in files if not file.is_file()]
-    if absent:
-        raise DataError(
-            f"{len(absent)} images listed in {table_file.name} do not exist, e.g. {', '.join(absent[:3])}: "
-            "fix the paths (relative to the table's folder) or remove those rows"
-        )
+    files = _listed_images(folder, table.rows[column], table_file)
     if not with_columns and len(table.candidates.columns):
         table.warnings.append(
             f"read the images only (modality image): ignored the table's other columns "
@@ -726,6 +740,23 @@ def load_image_folder(path: Path, max_image_size: int = 64) -> RawDataset:
     )
 
 
+def _table_rows(frame: pd.DataFrame, names: list[str], categories: dict[str, list[str]], source: Path) -> np.ndarray:
+    """The ``names`` columns of new rows as the model's raw input (categories as their training codes).
+
+    Raises:
+        DataError: a column is missing or holds values that are not numbers.
+    """
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise DataError(f"{source} lacks the feature columns the model was trained on: {', '.join(missing)}")
+    for column, vocabulary in categories.items():
+        frame[column] = encode_categories(frame[column], vocabulary)
+    try:
+        return frame[names].to_numpy(dtype=np.float32)
+    except ValueError as error:
+        raise DataError(f"{source} has non-numeric values in feature columns: {error}") from error
+
+
 def load_unlabelled_inputs(
     path: Path,
     modality: str,
@@ -745,17 +776,7 @@ def load_unlabelled_inputs(
     if modality == "tabular":
         if path.is_dir():
             raise DataError(f"{path} is a folder, but this model takes a CSV table")
-        frame = _read_table(path)
-        missing = [name for name in feature_names if name not in frame.columns]
-        if missing:
-            raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}")
-        categories = categories or {}
-        for column, vocabulary in categories.items():
-            frame[column] = encode_categories(frame[column], vocabulary)
-        try:
-            return frame[feature_names].to_numpy(dtype=np.float32)
-        except ValueError as error:
-            raise DataError(f"{path} has non-numeric values in feature columns: {error}") from error
+        return _table_rows(_read_table(path), feature_names, categories or {}, path)
     if modality == "multimodal":
         from components.data.text import encode_texts
 
@@ -763,26 +784,18 @@ def load_unlabelled_inputs(
         if with_images != path.is_dir():
             kind = "a folder with a table of image paths" if with_images else "a table (CSV or Parquet)"
             raise DataError(f"{path} is {'not ' if with_images else ''}a folder, but this model takes {kind}")
-        listing = image_table(path) if with_images else path
-        if listing is None:
+        found = _image_listing(path) if with_images else (path, _read_table(path), None)
+        if found is None:
             raise DataError(f"{path} holds no table with a column of image paths (relative to the folder) that exist")
-        frame = _read_table(listing)
-        last, table_names = feature_names[-1], feature_names[:-1]
+        listing, frame, _ = found
+        last = feature_names[-1]
         missing = [name for name in feature_names if name not in frame.columns]
         if missing:
             raise DataError(f"{listing} lacks the columns the model was trained on: {', '.join(missing)}")
-        for column, vocabulary in (categories or {}).items():
-            if column != last:
-                frame[column] = encode_categories(frame[column], vocabulary)
-        try:
-            table = frame[table_names].to_numpy(dtype=np.float32)
-        except ValueError as error:
-            raise DataError(f"{listing} has non-numeric values in feature columns: {error}") from error
+        table_categories = {column: values for column, values in (categories or {}).items() if column != last}
+        table = _table_rows(frame, feature_names[:-1], table_categories, listing)
         if with_images:
-            files = [path / str(value) for value in frame[last]]
-            absent = [str(file) for file in files if not file.is_file()]
-            if absent:
-                raise DataError(f"{len(absent)} images listed in {listing.name} do not exist, e.g. {', '.join(absent[:3])}")
+            files = _listed_images(path, frame[last], listing)
             pixels = images_to_array([_open_image(file) for file in files], *image_shape)
             return np.concatenate([table, pixels.reshape(len(pixels), -1).astype(np.float32)], axis=1)
         codes = encode_texts(frame[last].tolist(), (categories or {})[last], image_shape[0])

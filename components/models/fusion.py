@@ -30,7 +30,44 @@ SEARCH_SPACE = {
 }
 
 
-class FusionNet(nn.Module):
+class LateFusion(nn.Module):
+    """A row split into the table's columns and a second part shaped ``second_shape``, each encoded
+    on its own (the table by an MLP, the second part by a network with ``embed`` giving
+    ``second_width`` features), the two embeddings concatenated and fused, then the head."""
+
+    def __init__(
+        self,
+        table: MLP,
+        second: nn.Module,
+        table_size: int,
+        second_shape: tuple[int, ...],
+        second_width: int,
+        fusion_width: int,
+        dropout: float,
+        output_size: int,
+    ) -> None:
+        super().__init__()
+        self.table_size = table_size
+        self.second_shape = tuple(int(size) for size in second_shape)
+        self.table = table
+        self.second = second
+        self.fusion = nn.Sequential(
+            nn.Linear(table.head.in_features + second_width, fusion_width), nn.ReLU(), nn.Dropout(dropout)
+        )
+        self.head = nn.Linear(fusion_width, output_size)
+
+    def embed(self, features):
+        table = features[:, : self.table_size]
+        second = features[:, self.table_size :].reshape(-1, *self.second_shape)
+        return self.fusion(torch.cat([self.table.embed(table), self.second.embed(second)], dim=1))
+
+    def forward(self, features):
+        return self.head(self.embed(features))
+
+
+class FusionNet(LateFusion):
+    """The table's MLP and a text encoder (``encoder``: CNN, GRU or transformer), fused."""
+
     def __init__(
         self,
         input_size: int,
@@ -47,22 +84,11 @@ class FusionNet(nn.Module):
         fusion_width: int,
         dropout: float,
     ) -> None:
-        super().__init__()
-        self.table_size = input_size - text_length
+        table_size = input_size - text_length
         # The last cardinality is the text vocabulary's; the others belong to categorical columns.
-        self.table = MLP(self.table_size, 1, depth, width, activation, dropout, categorical, cardinalities[:-1])
-        self.text = TextNet((text_length,), 1, cardinalities[-1], encoder, embedding_size, 1, text_width, dropout)
-        self.fusion = nn.Sequential(
-            nn.Linear(self.table.head.in_features + text_width, fusion_width), nn.ReLU(), nn.Dropout(dropout)
-        )
-        self.head = nn.Linear(fusion_width, output_size)
-
-    def embed(self, features):
-        table, text = features[:, : self.table_size], features[:, self.table_size :]
-        return self.fusion(torch.cat([self.table.embed(table), self.text.embed(text)], dim=1))
-
-    def forward(self, features):
-        return self.head(self.embed(features))
+        table = MLP(table_size, 1, depth, width, activation, dropout, categorical, cardinalities[:-1])
+        text = TextNet((text_length,), 1, cardinalities[-1], encoder, embedding_size, 1, text_width, dropout)
+        super().__init__(table, text, table_size, (text_length,), text_width, fusion_width, dropout, output_size)
 
 
 def build(input_shape, output_size: int, architecture: dict, categorical=None, cardinalities=None, text_length: int = 0, **_):
@@ -98,7 +124,7 @@ IMAGE_SEARCH_SPACE = {
 }
 
 
-class ImageFusionNet(nn.Module):
+class ImageFusionNet(LateFusion):
     """The table's MLP and a CNN over the image (``convolutions`` blocks of ``channels``), fused."""
 
     def __init__(
@@ -118,22 +144,10 @@ class ImageFusionNet(nn.Module):
         fusion_width: int,
         dropout: float,
     ) -> None:
-        super().__init__()
-        self.image_shape = tuple(int(size) for size in image_shape)
-        self.table_size = input_size - math.prod(self.image_shape)
-        self.table = MLP(self.table_size, 1, depth, width, activation, dropout, categorical, cardinalities)
-        self.image = CNN(self.image_shape, 1, convolutions, channels, block, kernel_size, dropout)
-        size = self.table.head.in_features + channels
-        self.fusion = nn.Sequential(nn.Linear(size, fusion_width), nn.ReLU(), nn.Dropout(dropout))
-        self.head = nn.Linear(fusion_width, output_size)
-
-    def embed(self, features):
-        table = features[:, : self.table_size]
-        image = features[:, self.table_size :].reshape(-1, *self.image_shape)
-        return self.fusion(torch.cat([self.table.embed(table), self.image.embed(image)], dim=1))
-
-    def forward(self, features):
-        return self.head(self.embed(features))
+        table_size = input_size - math.prod(image_shape)
+        table = MLP(table_size, 1, depth, width, activation, dropout, categorical, cardinalities)
+        image = CNN(tuple(image_shape), 1, convolutions, channels, block, kernel_size, dropout)
+        super().__init__(table, image, table_size, tuple(image_shape), channels, fusion_width, dropout, output_size)
 
 
 def build_with_images(

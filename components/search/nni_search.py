@@ -138,15 +138,19 @@ def _records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRec
     return sorted(records, key=lambda record: record.sequence)
 
 
-def _assessor_stopped(log_file: Path) -> set[str]:
-    """Trials that the assessor stopped, from the manager's log of the dispatcher's kill commands.
+def _mark_assessor_stopped(records: list[TrialRecord], log_file: Path) -> None:
+    """Marks EARLY_STOPPED the trials that the assessor stopped, found in the manager's log of the
+    dispatcher's kill commands.
 
     NNI 3.0's local training service records them as USER_CANCELED: its compatibility layer sets
     the early-stop flag only after the trial has ended.
     """
     if not log_file.is_file():
-        return set()
-    return set(re.findall(r'received command from dispatcher: KI, "([^"]+)"', log_file.read_text(errors="replace")))
+        return
+    killed = set(re.findall(r'received command from dispatcher: KI, "([^"]+)"', log_file.read_text(errors="replace")))
+    for record in records:
+        if record.trial_id in killed and record.status == "USER_CANCELED":
+            record.status = "EARLY_STOPPED"
 
 
 class Journal:
@@ -281,10 +285,7 @@ def run_search(request: SearchRequest) -> SearchResult:
             status = experiment.get_status()
             records = _records(experiment, offset)
             if any(record.status == "USER_CANCELED" and record.trial_id not in reported for record in records):
-                killed = _assessor_stopped(manager_log)
-                for record in records:
-                    if record.trial_id in killed and record.status == "USER_CANCELED":
-                        record.status = "EARLY_STOPPED"
+                _mark_assessor_stopped(records, manager_log)
             for record in records:
                 if record.status in FINISHED_STATES and record.trial_id not in reported:
                     reported.add(record.trial_id)
@@ -310,10 +311,7 @@ def run_search(request: SearchRequest) -> SearchResult:
                 break
             time.sleep(1.0)
         records = _records(experiment, offset, curves=True)
-        killed = _assessor_stopped(manager_log)
-        for record in records:
-            if record.trial_id in killed and record.status == "USER_CANCELED":
-                record.status = "EARLY_STOPPED"
+        _mark_assessor_stopped(records, manager_log)
         stopped = sum(record.status == "EARLY_STOPPED" for record in records)
         if request.early_stopping_start:
             request.progress(f"the median-stop assessor stopped {stopped} of {len(records)} trial(s) early")

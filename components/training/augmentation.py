@@ -107,16 +107,16 @@ def choose_augmentation(
 ) -> AugmentationPolicy:
     """``auto``: images (also those next to table columns: ``image_shape``) and sequences
     augmented, tables and text not; ``off``: nothing."""
-    if modality == "multimodal" and image_shape and setting != "off":
+    if setting == "off":
+        return AugmentationPolicy()
+    if modality == "sequence":
+        return AugmentationPolicy(kind="sequence", jitter=jitter, scaling=scaling, time_warp=time_warp)
+    if modality == "image" or (modality == "multimodal" and image_shape):
         return AugmentationPolicy(
             kind="image",
             rotation_degrees=rotation_degrees,
             shift=shift,
             horizontal_flip=horizontal_flip,
-            image_shape=list(image_shape),
+            image_shape=list(image_shape) if modality == "multimodal" else [],
         )
-    if setting == "off" or modality not in ("image", "sequence"):
-        return AugmentationPolicy()
-    if modality == "sequence":
-        return AugmentationPolicy(kind="sequence", jitter=jitter, scaling=scaling, time_warp=time_warp)
-    return AugmentationPolicy(kind="image", rotation_degrees=rotation_degrees, shift=shift, horizontal_flip=horizontal_flip)
+    return AugmentationPolicy()
