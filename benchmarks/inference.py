@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.data.preparation import Splits  # noqa: E402
 from components.deployment.onnx_export import INPUT_NAME, inference_session  # noqa: E402
+from components.deployment.processor import processor_features  # noqa: E402
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest  # noqa: E402
 from components.training.fit import evaluation_metrics  # noqa: E402
 from tasks.deployment import load_deployable  # noqa: E402
@@ -94,6 +95,9 @@ def main() -> None:
             f"{row['throughput']:>12.0f}{row['best_batch']:>10}{row['throughput'] / base['throughput']:>8.1f}x{row['score']:>10.4f}"
         )
     print(f"deployment stage decision: {deployment.quantisation}; serving {deployment.serving_file}")
+    settings = deployment.quantisation_settings
+    print(f"INT8 settings: {settings.get('quantisation_settings', 'not recorded')}")
+    print(f"processor: {processor_features().description()} (quantised on: {settings.get('processor', 'not recorded')})")
 
 
 if __name__ == "__main__":

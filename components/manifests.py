@@ -122,6 +122,7 @@ class DeploymentManifest(Manifest):
     int8_file: str = "model.int8.onnx"
     serving_file: str
     quantisation: str
+    quantisation_settings: dict[str, str] = {}  # the INT8 settings and the processor they were checked on
     serving_threads: int
     max_batch_size: int
     sweep_file: str = "sweep.csv"

@@ -19,6 +19,7 @@ from components.deployment.optimisation import (
     gate_quantisation,
     plot_sweep,
     quantise_int8,
+    safe_quantisation_settings,
     save_optimised_graph,
     sweep,
 )
@@ -98,7 +99,8 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         )
 
     save_optimised_graph(onnx_path, out / "model.optimised.onnx")
-    method = quantise_int8(onnx_path, out / "model.int8.onnx", training.family, splits.features["train"][:256])
+    quantisation = safe_quantisation_settings()
+    method = quantise_int8(onnx_path, out / "model.int8.onnx", training.family, splits.features["train"][:256], quantisation)
     decision = gate_quantisation(
         session,
         inference_session(out / "model.int8.onnx", params.latency_threads),
@@ -107,7 +109,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         params.quantisation_tolerance,
         method,
     )
-    say(f"{decision.reason}; quantisation {method}")
+    say(f"{decision.reason}; quantisation {method}; processor {quantisation.processor.description()}")
     metrics.update(
         {"float32_test_score": decision.float_score, "int8_test_score": decision.int8_score, "int8_kept": float(decision.kept)}
     )
@@ -133,6 +135,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         f"test_{training.test_metric}": f"{training.test_score:.6f}",
         "meets_success_threshold": str(meets_threshold).lower(),
         "quantisation": decision.reason,
+        **quantisation.tags(),
     }
     registration = register_onnx_model(
         out / serving_file,
@@ -172,6 +175,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         promotion=promotion,
         serving_file=serving_file,
         quantisation=decision.reason,
+        quantisation_settings=quantisation.tags(),
         serving_threads=int(chosen["threads"]),
         max_batch_size=int(chosen["max_batch_size"]),
         input_name=INPUT_NAME,
