@@ -17,6 +17,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
+
+def pytest_report_header(config) -> str:
+    """The processor, first thing in every run's output: INT8 kernels differ with its features (VNNI)."""
+    from components.deployment.processor import processor_features
+
+    return f"processor: {processor_features().description()}"
+
 TINY_PARAMS = {
     "training": {
         "max_trials": 2,
