@@ -82,9 +82,11 @@ class ModelFormulationParams(_Section):
 
 class TrainingParams(_Section):
     seed: int = 0
-    strategy: Literal["tpe", "random", "evolution"] = "tpe"
+    strategy: Literal["tpe", "random", "evolution", "successive_halving"] = "tpe"
     max_trials: int = Field(8, ge=1)
-    max_minutes: float = Field(4.0, gt=0)
+    max_minutes: float = Field(4.0, gt=0)  # the whole stage: search and final training
+    final_share: float = Field(0.3, ge=0.05, le=0.9)  # of max_minutes kept for the final training, at least
+    trial_max_minutes: float | None = Field(None, gt=0)  # each trial's cap; None: room for 3 rounds of trials
     trial_concurrency: int = Field(2, ge=1)
     trial_max_epochs: int = Field(15, ge=1)
     final_max_epochs: int = Field(60, ge=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -17,6 +18,8 @@ import components
 from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.budget import Budget, EpochLines, duration
+from components.search.fidelity import logged_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.selection import select_configuration
 from components.search.settings import TrialSettings
@@ -32,6 +35,7 @@ NNI_FOLDER = ".nni"
 
 def train(inputs: StageInputs) -> TrainingManifest:
     params = inputs.params.training
+    budget = Budget(params.max_minutes * 60, params.final_share)
     root = inputs.workspace
     task = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
@@ -55,13 +59,18 @@ def train(inputs: StageInputs) -> TrainingManifest:
         experiment_id=mlflow.active_run().info.experiment_id,
         parent_run_id=inputs.run_id,
         tags={**inputs.context.tags(STAGE), "dlautoml.trial": "true"},
+        deadline=budget.search_deadline,
+        trial_seconds=budget.trial_seconds(params.trial_concurrency, params.trial_max_minutes),
     )
+    fingerprint = search_fingerprint(settings, model, params)
+    settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint))
     settings_file = inputs.output / "trial_settings.json"
     settings.save(settings_file)
 
     def progress(message: str) -> None:
         inputs.say(f"[{STAGE}] {message}")
 
+    progress(budget.describe(params.trial_concurrency, params.trial_max_minutes))
     # At most half the trials repeat earlier configurations: the rest of the budget explores.
     warm_start = previous_best(root, model.search_space, min(params.warm_start, max(1, params.max_trials // 2)))
     if warm_start:
@@ -80,10 +89,15 @@ def train(inputs: StageInputs) -> TrainingManifest:
             seed=params.seed,
             warm_start=warm_start,
             early_stopping_start=params.early_stopping_start,
-            fingerprint=search_fingerprint(settings, model, params),
+            fingerprint=fingerprint,
             progress=progress,
+            deadline=budget.search_deadline,
+            trial_seconds=settings.trial_seconds,
+            max_epochs=params.trial_max_epochs,
+            train_rows=preparation.split_sizes.get("train", 0),
         )
     )
+    search_seconds = budget.elapsed()
     mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
@@ -109,7 +123,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
     pd.DataFrame([trial.row() for trial in search.trials]).to_csv(inputs.output / "trials.csv", index=False)
     plot_search(search.trials, inputs.output / "search.png")
 
-    progress(f"retraining the chosen configuration for up to {params.final_max_epochs} epochs with early stopping")
+    progress(
+        f"search done in {duration(search_seconds)}; retraining the chosen configuration for up to "
+        f"{params.final_max_epochs} epochs with early stopping, within the {duration(budget.remaining(budget.final_deadline))} left"
+    )
 
     torch.manual_seed(params.seed)
     fitted = fit_network(
@@ -129,7 +146,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
         class_weights=model.class_weights,
         balancing=model.balancing,
         augmentation=preparation.augmentation or None,
+        deadline=budget.final_deadline,
+        on_epoch=EpochLines(progress, budget, params.final_max_epochs),
     )
+    if fitted.reached_deadline:
+        progress(
+            f"final training stopped at the budget after {len(fitted.history)} epoch(s), "
+            f"keeping epoch {fitted.best_epoch + 1} (lowest validation loss)"
+        )
     outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
     if task.task_type == "regression":
         outputs = preprocessor.decode_target(outputs)
@@ -174,6 +198,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "trials": float(len(search.trials)),
             "warm_started_trials": float(len(warm_start)),
             "final_epochs": float(len(fitted.history)),
+            "final_reached_deadline": float(fitted.reached_deadline),
+            "search_seconds": search_seconds,
+            "training_seconds": budget.elapsed(),
+            "budget_seconds": budget.total_seconds,
         },
     )
 
@@ -194,6 +222,18 @@ def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) ->
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def checkpoint_folder(nni_folder: Path, fingerprint: str) -> Path:
+    """Where this search's configurations keep their weights between fidelities; other searches'
+    folders are removed (a configuration's weights belong to the data and settings they were trained on)."""
+    parent = nni_folder / "checkpoints"
+    folder = parent / fingerprint[:16]
+    if parent.is_dir():
+        for other in parent.iterdir():
+            if other != folder:
+                shutil.rmtree(other, ignore_errors=True)
+    return folder
+
+
 def log_stopped_trials(search, settings: TrialSettings) -> None:
     """Trials that did not finish (stopped early by the assessor, or failed) never logged themselves:
     each still gets its MLflow run with its configuration and learning curve so far."""
@@ -204,7 +244,7 @@ def log_stopped_trials(search, settings: TrialSettings) -> None:
             settings.experiment_id,
             run_name=f"trial-{trial.sequence}",
             parent_run_id=settings.parent_run_id,
-            parameters={"family": settings.family, **trial.parameters},
+            parameters={"family": settings.family, **logged_parameters(trial.parameters, trial.fidelity)},
             history=[{"val_score": value} for value in trial.intermediate],
             final_metrics={"trial_seconds": trial.seconds},
             tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},

@@ -8,7 +8,7 @@ ARCHITECTURE_KEYS = ("depth", "width", "block", "kernel_size", "dropout")
 
 SEARCH_SPACE = {
     "depth": {"_type": "choice", "_value": [1, 2, 3]},
-    "width": {"_type": "choice", "_value": [16, 32, 64]},
+    "width": {"_type": "choice", "_value": [8, 16, 32]},  # of the first block; doubled after each pooling
     "block": {"_type": "choice", "_value": ["plain", "residual"]},
     "kernel_size": {"_type": "choice", "_value": [3, 5]},
     "dropout": {"_type": "choice", "_value": [0.0, 0.2, 0.4]},
@@ -17,29 +17,38 @@ SEARCH_SPACE = {
 }
 
 MINIMUM_SIDE = 4
+# Above this side the stem pools once before the first block: the full-resolution convolutions are
+# where a CNN's time goes, and a 64x64 image keeps its shapes at 32x32.
+STEM_POOLING_SIDE = 32
 
 
-def _convolution(width: int, kernel_size: int) -> list[nn.Module]:
-    return [nn.Conv2d(width, width, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(width)]
+def _convolution(inputs: int, outputs: int, kernel_size: int) -> list[nn.Module]:
+    return [nn.Conv2d(inputs, outputs, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(outputs)]
 
 
 class Block(nn.Module):
-    """Two convolutions; with ``residual`` the input is added back before the activation."""
+    """Two convolutions from ``inputs`` to ``outputs`` channels; with ``residual`` the input (through
+    a 1x1 convolution when the widths differ) is added back before the activation."""
 
-    def __init__(self, width: int, kernel_size: int, residual: bool) -> None:
+    def __init__(self, inputs: int, outputs: int, kernel_size: int, residual: bool) -> None:
         super().__init__()
-        self.residual = residual
-        self.layers = nn.Sequential(*_convolution(width, kernel_size), nn.ReLU(), *_convolution(width, kernel_size))
+        self.layers = nn.Sequential(
+            *_convolution(inputs, outputs, kernel_size), nn.ReLU(), *_convolution(outputs, outputs, kernel_size)
+        )
+        self.shortcut = None
+        if residual:
+            self.shortcut = nn.Identity() if inputs == outputs else nn.Sequential(*_convolution(inputs, outputs, 1))
         self.activation = nn.ReLU()
 
     def forward(self, features):
         output = self.layers(features)
-        return self.activation(output + features if self.residual else output)
+        return self.activation(output + self.shortcut(features) if self.shortcut is not None else output)
 
 
 class CNN(nn.Module):
-    """A stem convolution, ``depth`` blocks each followed by 2x2 pooling while the map is larger
-    than 4x4, global average pooling and a linear head."""
+    """A stem convolution, ``depth`` blocks each followed by 2x2 pooling while the map is larger than
+    4x4 (the width doubles at each pooling, so each block costs about the same), global average
+    pooling and a linear head."""
 
     def __init__(
         self,
@@ -53,20 +62,23 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         channels, height, width_pixels = input_shape
-        layers: list[nn.Module] = [
-            nn.Conv2d(channels, width, kernel_size, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-        ]
+        layers: list[nn.Module] = [*_convolution(channels, width, kernel_size), nn.ReLU()]
         side = min(height, width_pixels)
+        if side > STEM_POOLING_SIDE:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        current = width
         for _ in range(depth):
-            layers.append(Block(width, kernel_size, residual=block == "residual"))
+            layers.append(Block(current, width, kernel_size, residual=block == "residual"))
+            current = width
             if side > MINIMUM_SIDE:
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
+                width *= 2
+        self.embedding_size = current
         self.body = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, output_size))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(current, output_size))
 
     def embed(self, images):
         """The penultimate layer: pooled features that the head sees (monitoring tests it for drift)."""

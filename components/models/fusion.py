@@ -147,7 +147,7 @@ class ImageFusionNet(LateFusion):
         table_size = input_size - math.prod(image_shape)
         table = MLP(table_size, 1, depth, width, activation, dropout, categorical, cardinalities)
         image = CNN(tuple(image_shape), 1, convolutions, channels, block, kernel_size, dropout)
-        super().__init__(table, image, table_size, tuple(image_shape), channels, fusion_width, dropout, output_size)
+        super().__init__(table, image, table_size, tuple(image_shape), image.embedding_size, fusion_width, dropout, output_size)
 
 
 def build_with_images(

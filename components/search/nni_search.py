@@ -19,16 +19,30 @@ from pathlib import Path
 from typing import Any
 
 from components.networking import free_port
+from components.search.budget import duration, nni_duration
+from components.search.fidelity import FIDELITY_KEY, split_fidelity, top_rung
 
-TUNERS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
-    "tpe": ("components.search.tuners.OrderTolerantTpeTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
-    "random": ("components.search.tuners.WarmRandomTuner", lambda seed: {"optimize_mode": "maximize", "seed": seed}),
+TUNERS: dict[str, tuple[str, Callable[[int, SearchRequest], dict[str, Any]]]] = {
+    "tpe": ("components.search.tuners.OrderTolerantTpeTuner", lambda seed, _: {"optimize_mode": "maximize", "seed": seed}),
+    "random": ("components.search.tuners.WarmRandomTuner", lambda seed, _: {"optimize_mode": "maximize", "seed": seed}),
     "evolution": (
         "components.search.tuners.RegularisedEvolutionTuner",
-        lambda seed: {"optimize_mode": "maximize", "population_size": 8, "sample_size": 3, "seed": seed},
+        lambda seed, _: {"optimize_mode": "maximize", "population_size": 8, "sample_size": 3, "seed": seed},
+    ),
+    "successive_halving": (
+        "components.search.successive_halving.SuccessiveHalvingTuner",
+        lambda seed, request: {
+            "optimize_mode": "maximize",
+            "seed": seed,
+            "max_epochs": request.max_epochs,
+            "train_rows": request.train_rows,
+        },
     ),
 }
 STALL_SECONDS = 90
+# Past the search's deadline, trials get this long to finish their cut epoch's validation and report
+# before the experiment is stopped with them.
+DEADLINE_GRACE_SECONDS = 15
 JOURNAL_FILE = "search_journal.json"
 FINISHED_STATES = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
 
@@ -48,6 +62,11 @@ class SearchRequest:
     early_stopping_start: int = 0  # epochs before NNI's median-stop assessor judges a trial; 0: off
     fingerprint: str = ""  # identifies the search for resuming (space, data, settings); empty: never resume
     progress: Callable[[str], None] = print
+    deadline: float | None = None  # time.time() at which the search ends; None: max_minutes from its start
+    trial_seconds: float | None = None  # each trial's cap (the trials enforce it; NNI kills one far past it)
+    heartbeat_seconds: float = 30.0  # a progress line at least this often while trials run
+    max_epochs: int = 15  # a full trial's epochs: the top fidelity of successive halving
+    train_rows: int = 0  # size of the training split: successive halving's lower rungs train on a share
 
 
 @dataclass
@@ -60,6 +79,8 @@ class TrialRecord:
     seconds: float
     intermediate: list[float] = field(default_factory=list)
     loss: float | None = None  # validation loss at the best epoch: breaks ties between equal scores
+    reached_deadline: bool = False  # stopped by its time cap or the search's deadline, with its best epoch
+    fidelity: dict[str, Any] = field(default_factory=dict)  # multi-fidelity: rung, epochs, share of the data
 
     def row(self) -> dict[str, Any]:
         return {
@@ -69,7 +90,9 @@ class TrialRecord:
             "score": self.score,
             "val_loss": self.loss,
             "seconds": round(self.seconds, 2),
+            "reached_deadline": self.reached_deadline,
             **{f"param_{key}": value for key, value in self.parameters.items()},
+            **{f"fidelity_{key}": value for key, value in self.fidelity.items() if key in ("rung", "epochs", "share")},
         }
 
 
@@ -81,8 +104,11 @@ class SearchResult:
     resumed: int = 0  # how many of the trials come from an interrupted earlier search
 
     def ranked(self) -> list[TrialRecord]:
-        """Successful trials, best first (the earlier of equal scores first)."""
+        """Successful trials of the highest fidelity reached, best first (the earlier of equal scores
+        first); a multi-fidelity search's lower rungs trained too briefly to compete."""
         scored = [trial for trial in self.trials if trial.score is not None and trial.status == "SUCCEEDED"]
+        top = top_rung(scored)
+        scored = [trial for trial in scored if trial.fidelity.get("rung", 0) == top]
         return sorted(
             scored, key=lambda trial: (-trial.score, trial.loss if trial.loss is not None else float("inf"), trial.sequence)
         )
@@ -119,9 +145,10 @@ def _records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRec
             intermediate[trial_id] = [value for value in (_number(m.data) for m in periodic) if value is not None]
     records = []
     for job in experiment.list_trial_jobs():
-        parameters = job.hyperParameters[0].parameters if job.hyperParameters else {}
+        parameters, fidelity = split_fidelity(job.hyperParameters[0].parameters if job.hyperParameters else {})
         score = _number(job.finalMetricData[0].data) if job.finalMetricData else None
         loss = _number(job.finalMetricData[0].data, "val_loss") if job.finalMetricData else None
+        cut = _number(job.finalMetricData[0].data, "reached_deadline") if job.finalMetricData else None
         seconds = max(0.0, (job.endTime - job.startTime) / 1000.0) if job.endTime and job.endTime > 0 else 0.0
         records.append(
             TrialRecord(
@@ -133,6 +160,8 @@ def _records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRec
                 seconds,
                 intermediate.get(job.trialJobId, []),
                 loss,
+                bool(cut),
+                fidelity,
             )
         )
     return sorted(records, key=lambda record: record.sequence)
@@ -218,13 +247,56 @@ def _stop_leftover_manager(pid: int | None) -> bool:
     return True
 
 
-def run_search(request: SearchRequest) -> SearchResult:
-    """Runs the experiment to its trial or time budget and returns every trial's outcome.
+class _ProgressLines:
+    """What the search says while it runs: each finished trial with the best score so far, and a
+    line every ``heartbeat_seconds`` while trials run, each with the time spent and left."""
 
-    NNI's manager serves its web UI on the chosen port while the search runs. With a
-    ``fingerprint``, an earlier search of the same fingerprint that did not finish (its process was
-    killed) is resumed: its finished trials count against the budget, are handed to the tuner as
-    history, and are not trained again.
+    def __init__(self, request: SearchRequest, deadline: float, done_before: int) -> None:
+        self.say = request.progress
+        self.max_trials = request.max_trials
+        self.heartbeat_seconds = request.heartbeat_seconds
+        self.deadline = deadline
+        self.started = time.time()
+        self.last_line = self.started
+        self.done = done_before
+        self.best: TrialRecord | None = None
+
+    def clock(self) -> str:
+        left = self.deadline - time.time()
+        return f"{duration(time.time() - self.started)} elapsed, " + (
+            f"{duration(left)} of the search left" if left > 0 else "the search's time is up"
+        )
+
+    def best_so_far(self) -> str:
+        return f"best so far {self.best.score:.4f} (trial {self.best.sequence + 1})" if self.best else "no score yet"
+
+    def finished(self, record: TrialRecord) -> None:
+        self.done += 1
+        if record.score is not None and record.status == "SUCCEEDED" and (self.best is None or record.score > self.best.score):
+            self.best = record
+        outcome = "no score" if record.score is None else f"validation score {record.score:.4f}"
+        cut = ", cut at its time limit" if record.reached_deadline else ""
+        self.say(
+            f"trial {record.sequence + 1} {record.status.lower().replace('_', ' ')} ({self.done}/{self.max_trials} done) "
+            f"in {duration(record.seconds)}{cut}: {outcome}; {self.best_so_far()}; {self.clock()}"
+        )
+        self.last_line = time.time()
+
+    def heartbeat(self, running: int) -> None:
+        if running and time.time() - self.last_line >= self.heartbeat_seconds:
+            self.say(f"{running} trial(s) running, {self.done}/{self.max_trials} done; {self.best_so_far()}; {self.clock()}")
+            self.last_line = time.time()
+
+
+def run_search(request: SearchRequest) -> SearchResult:
+    """Runs the experiment to its trial budget or its deadline and returns every trial's outcome.
+
+    NNI's manager serves its web UI on the chosen port while the search runs. No trial starts in the
+    last seconds before the deadline, running trials stop themselves at it with their best epoch,
+    and any still running shortly after it are stopped with the experiment. With a ``fingerprint``,
+    an earlier search of the same fingerprint that did not finish (its process was killed) is
+    resumed: its finished trials count against the budget, are handed to the tuner as history, and
+    are not trained again.
     """
     from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
 
@@ -237,18 +309,25 @@ def run_search(request: SearchRequest) -> SearchResult:
             f"resuming an interrupted search: {len(resumed)} finished trial(s) kept"
             + ("; stopped the NNI manager it left running" if stopped else "")
         )
+    deadline = request.deadline or time.time() + request.max_minutes * 60 - journal.spent_seconds
     remaining_trials = request.max_trials - len(resumed)
-    remaining_seconds = request.max_minutes * 60 - journal.spent_seconds
-    if remaining_trials <= 0 or remaining_seconds < 1:
+    if remaining_trials <= 0 or deadline - time.time() < 1:
         journal.save(complete=True)
         return SearchResult("resumed", "", resumed, len(resumed))
 
     tuner, tuner_arguments = TUNERS[request.strategy]
     tried = [trial.parameters for trial in resumed]
     arguments = {
-        **tuner_arguments(request.seed + len(resumed)),
+        **tuner_arguments(request.seed + len(resumed), request),
         "warm_start": [configuration for configuration in request.warm_start if configuration not in tried],
-        "history": [{"parameter": trial.parameters, "value": trial.score} for trial in resumed if trial.score is not None],
+        "history": [
+            {
+                "parameter": {**trial.parameters, **({FIDELITY_KEY: trial.fidelity} if trial.fidelity else {})},
+                "value": trial.score,
+            }
+            for trial in resumed
+            if trial.score is not None
+        ],
     }
     config = ExperimentConfig("local")
     config.experiment_name = "dlautoml-training"
@@ -257,7 +336,9 @@ def run_search(request: SearchRequest) -> SearchResult:
     config.trial_code_directory = str(Path(request.code_folder).resolve())
     config.trial_concurrency = request.concurrency
     config.max_trial_number = remaining_trials
-    config.max_experiment_duration = f"{max(1, round(remaining_seconds))}s"
+    config.max_experiment_duration = nni_duration(deadline)
+    if request.trial_seconds:  # a safety net: trials stop themselves at their cap
+        config.max_trial_duration = f"{round(request.trial_seconds + 60)}s"
     config.experiment_working_directory = str(Path(request.working_folder).resolve())
     config.tuner = CustomAlgorithmConfig(class_name=tuner, code_directory=config.trial_code_directory, class_args=arguments)
     if request.early_stopping_start:
@@ -278,6 +359,10 @@ def run_search(request: SearchRequest) -> SearchResult:
     request.progress(f"NNI experiment {experiment.id}: web UI at {web_url} while the search runs")
     manager_log = Path(config.experiment_working_directory) / experiment.id / "log" / "nnimanager.log"
     offset = len(resumed)
+    lines = _ProgressLines(request, deadline, offset)
+    for record in resumed:
+        if record.score is not None and (lines.best is None or record.score > lines.best.score):
+            lines.best = record
     try:
         reported: set[str] = set()
         last_activity = time.monotonic()
@@ -289,29 +374,37 @@ def run_search(request: SearchRequest) -> SearchResult:
             for record in records:
                 if record.status in FINISHED_STATES and record.trial_id not in reported:
                     reported.add(record.trial_id)
-                    outcome = "no score" if record.score is None else f"validation score {record.score:.4f}"
-                    request.progress(
-                        f"trial {record.sequence + 1} {record.status.lower().replace('_', ' ')} "
-                        f"({offset + len(reported)}/{request.max_trials} done) in {record.seconds:.1f}s: {outcome}"
-                    )
+                    lines.finished(record)
                     journal.trials.append(record)
                     journal.spent_seconds = spent_before + time.monotonic() - started
                     journal.save()
+            running = sum(record.status not in FINISHED_STATES for record in records)
+            lines.heartbeat(running)
             if status == "ERROR":
                 raise RuntimeError(
                     f"NNI experiment {experiment.id} failed: see {config.experiment_working_directory}/{experiment.id}/log"
                 )
-            all_finished = all(record.status in FINISHED_STATES for record in records)
+            if running and time.time() > deadline + DEADLINE_GRACE_SECONDS:
+                request.progress(f"the search's deadline has passed: stopping {running} trial(s) still running")
+                break
+            all_finished = not running
             if not all_finished or not records:
                 last_activity = time.monotonic()
             elif time.monotonic() - last_activity > STALL_SECONDS:
                 request.progress(f"no trial started for {STALL_SECONDS}s although the budget is not spent: ending the search")
                 break
-            if status in ("DONE", "STOPPED") or (status in ("NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL") and all_finished):
+            if status in ("DONE", "STOPPED") and all_finished and records:
+                break
+            if status in ("NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL") and all_finished:
+                break
+            if all_finished and time.time() > deadline:
                 break
             time.sleep(1.0)
         records = _records(experiment, offset, curves=True)
         _mark_assessor_stopped(records, manager_log)
+        for record in records:  # overran the deadline: stopped with the experiment below
+            if record.status not in FINISHED_STATES:
+                record.status = "USER_CANCELED"
         stopped = sum(record.status == "EARLY_STOPPED" for record in records)
         if request.early_stopping_start:
             request.progress(f"the median-stop assessor stopped {stopped} of {len(records)} trial(s) early")

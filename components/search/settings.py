@@ -26,6 +26,14 @@ class TrialSettings(BaseModel):
     experiment_id: str
     parent_run_id: str | None = None
     tags: dict[str, str] = {}
+    deadline: float | None = None  # the search's deadline (time.time()): every trial stops by then
+    trial_seconds: float | None = None  # each trial's own cap, counted from its start
+    checkpoint_folder: str | None = None  # multi-fidelity: where a configuration's weights wait for its next rung
+
+    def trial_deadline(self, started: float) -> float | None:
+        """When a trial that started at ``started`` must stop: its cap or the search's deadline."""
+        limits = [limit for limit in (self.deadline, started + self.trial_seconds if self.trial_seconds else None) if limit]
+        return min(limits) if limits else None
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")

@@ -11,12 +11,15 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from components.data.preparation import Preprocessor, Splits
 from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.fidelity import logged_parameters, split_fidelity
 from components.search.settings import TrialSettings
 from components.training.fit import fit_network
 
@@ -27,31 +30,48 @@ class TrialOutcome:
     loss: float
     history: list[dict[str, float]]
     seconds: float
+    reached_deadline: bool = False
 
 
 def train_configuration(
     settings: TrialSettings,
     parameters: dict[str, Any],
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    started: float | None = None,
 ) -> TrialOutcome:
-    """Trains one searched configuration on the train split and scores it on validation."""
-    started = time.perf_counter()
+    """Trains one searched configuration on the train split and scores it on validation, stopping at
+    the trial's deadline (its cap from ``started``, or the search's) with the best epoch reached."""
+    started = time.time() if started is None else started
     torch.set_num_threads(settings.threads)
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     targets = {
         split: preprocessor.training_target(settings.task_type, splits.targets[split]) for split in ("train", "validation")
     }
-    architecture, hyperparameters = split_parameters(FAMILIES[settings.family], parameters)
+    configuration, fidelity = split_fidelity(parameters)
+    architecture, hyperparameters = split_parameters(FAMILIES[settings.family], configuration)
     torch.manual_seed(settings.seed)
     network = build_network(settings.family, settings.input_shape, settings.output_size, architecture, preprocessor)
+    epochs = int(fidelity.get("epochs", settings.max_epochs))
+    checkpoint = (
+        Path(settings.checkpoint_folder) / f"{fidelity['checkpoint']}.pt" if fidelity and settings.checkpoint_folder else None
+    )
+    if checkpoint is not None and fidelity.get("resume_epochs") and checkpoint.is_file():
+        # A promoted configuration goes on from where its lower rung stopped.
+        network.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        epochs = max(1, epochs - int(fidelity["resume_epochs"]))
+    train_features, train_targets = preprocessor.transform(splits.features["train"]), targets["train"]
+    share = float(fidelity.get("share", 1.0))
+    if share < 1.0:  # a lower rung trains on a seeded random share of the training split
+        chosen = np.random.default_rng(settings.seed).permutation(len(train_targets))[: max(1, round(share * len(train_targets)))]
+        train_features, train_targets = train_features[np.sort(chosen)], train_targets[np.sort(chosen)]
     result = fit_network(
         network,
         settings.task_type,
-        (preprocessor.transform(splits.features["train"]), targets["train"]),
+        (train_features, train_targets),
         (preprocessor.transform(splits.features["validation"]), targets["validation"]),
         hyperparameters,
-        max_epochs=settings.max_epochs,
+        max_epochs=epochs,
         batch_size=settings.batch_size,
         seed=settings.seed,
         on_epoch=on_epoch,
@@ -59,8 +79,12 @@ def train_configuration(
         class_weights=settings.class_weights,
         balancing=settings.balancing,
         augmentation=settings.augmentation,
+        deadline=settings.trial_deadline(started),
     )
-    return TrialOutcome(result.best_score, result.best_loss, result.history, time.perf_counter() - started)
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result.network.state_dict(), checkpoint)
+    return TrialOutcome(result.best_score, result.best_loss, result.history, time.time() - started, result.reached_deadline)
 
 
 def _die_by_signal(number, frame) -> None:
@@ -74,12 +98,14 @@ def _die_by_signal(number, frame) -> None:
 def main(argv: list[str] | None = None) -> None:
     import mlflow
     import nni
+    import psutil
 
     from components.tracking import log_finished_run
 
     parser = argparse.ArgumentParser(description="Run one NNI search trial.")
     parser.add_argument("--settings", required=True, help="trial settings JSON written by the training stage")
     arguments = parser.parse_args(argv)
+    started = psutil.Process().create_time()  # the cap counts the trial's start-up (imports: seconds) too
     settings = TrialSettings.load(arguments.settings)
     signal.signal(signal.SIGINT, _die_by_signal)
     parameters = nni.get_next_parameter()
@@ -87,17 +113,24 @@ def main(argv: list[str] | None = None) -> None:
     def report(epoch: int, row: dict[str, float]) -> None:
         nni.report_intermediate_result(row.get("val_score", float("nan")))
 
-    outcome = train_configuration(settings, parameters, on_epoch=report)
-    nni.report_final_result({"default": outcome.score, "val_loss": outcome.loss})
+    outcome = train_configuration(settings, parameters, on_epoch=report, started=started)
+    nni.report_final_result(
+        {"default": outcome.score, "val_loss": outcome.loss, "reached_deadline": float(outcome.reached_deadline)}
+    )
     mlflow.set_tracking_uri(settings.tracking_uri)
     log_finished_run(
         settings.experiment_id,
         run_name=f"trial-{nni.get_sequence_id()}",
         parent_run_id=settings.parent_run_id,
-        parameters={"family": settings.family, **parameters},
+        parameters={"family": settings.family, **logged_parameters(*split_fidelity(parameters))},
         history=outcome.history,
         final_metrics={"val_score": outcome.score, "trial_seconds": outcome.seconds},
-        tags={**settings.tags, "nni.trial_id": nni.get_trial_id(), "nni.experiment_id": nni.get_experiment_id()},
+        tags={
+            **settings.tags,
+            "nni.trial_id": nni.get_trial_id(),
+            "nni.experiment_id": nni.get_experiment_id(),
+            "reached_deadline": str(outcome.reached_deadline).lower(),
+        },
     )
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
@@ -33,6 +35,7 @@ class FitResult:
     best_loss: float = float("inf")
     best_epoch: int = -1
     stopped_early: bool = False
+    reached_deadline: bool = False  # stopped by the time limit, with the best epoch it reached
 
 
 class _History(Callback):
@@ -93,6 +96,7 @@ def fit_network(
     class_weights: list[float] | None = None,
     augmentation: dict | None = None,
     balancing: str = "loss",
+    deadline: float | None = None,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
     lowest validation loss; without, the best epoch is the best validation score (ties: lower loss).
@@ -106,6 +110,9 @@ def fit_network(
         class_weights: per class; with ``balancing`` ``loss`` they weight the loss, with ``sampler``
             they draw the training batches (the loss is then unweighted).
         augmentation: an :class:`AugmentationPolicy` as a dict, applied to training batches.
+        deadline: a wall-clock time (``time.time()``) at which training stops within the running
+            batch; the epoch's validation still runs, so even a cut first epoch has a score (Lightning's
+            ``max_time``).
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -130,8 +137,10 @@ def fit_network(
             early_stopping = EarlyStopping(monitor="val_loss", mode="min", patience=patience)
             checkpoint = ModelCheckpoint(dirpath=checkpoint_folder, monitor="val_loss", mode="min", save_top_k=1)
             callbacks += [early_stopping, checkpoint]
+        time_limit = None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0.001))
         trainer = pl.Trainer(
             max_epochs=max_epochs,
+            max_time=time_limit,
             accelerator="auto",
             devices=1,
             logger=False,
@@ -173,7 +182,13 @@ def fit_network(
         best_loss=float(losses[best_epoch]) if scores else float("inf"),
         best_epoch=best_epoch,
         stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
+        reached_deadline=_reached_time_limit(trainer),
     )
+
+
+def _reached_time_limit(trainer: pl.Trainer) -> bool:
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
+    return bool(timers and timers[0].time_remaining() is not None and timers[0].time_remaining() <= 0)
 
 
 @torch.no_grad()
