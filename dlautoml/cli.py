@@ -40,6 +40,7 @@ class Strategy(StrEnum):
     tpe = "tpe"
     random = "random"
     evolution = "evolution"
+    successive_halving = "successive_halving"
 
 
 class Modality(StrEnum):
@@ -68,8 +69,13 @@ def run(
     task_type: TaskType | None = typer.Option(None, help="force classification or regression"),
     modality: Modality | None = typer.Option(None, help="override the detected modality"),
     max_trials: int | None = typer.Option(None, min=1, help="number of NNI search trials"),
-    max_minutes: float | None = typer.Option(None, min=0.1, help="wall-clock budget of the search"),
-    strategy: Strategy | None = typer.Option(None, help="NNI tuner that proposes architectures"),
+    max_minutes: float | None = typer.Option(
+        None, min=0.1, help="wall-clock budget of the training stage: search and final training together"
+    ),
+    strategy: Strategy | None = typer.Option(
+        None,
+        help="NNI tuner that proposes architectures; successive_halving: many short trials, the best third of each rung trained longer",
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file (one section per stage)"),
 ) -> None:
     """Run the six-stage pipeline (Prefect flow 'automl'); unchanged stages are skipped.

@@ -27,7 +27,7 @@ def automl(
     task_type: Literal["auto", "classification", "regression"] | None = None,
     max_trials: int | None = None,
     max_minutes: float | None = None,
-    strategy: Literal["tpe", "random", "evolution"] | None = None,
+    strategy: Literal["tpe", "random", "evolution", "successive_halving"] | None = None,
     modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] | None = None,
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NONE
@@ -19,14 +18,16 @@ from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
+from components.search.constraints import Constraints
 from components.search.fidelity import logged_parameters
 from components.search.nni_search import SearchRequest, run_search
+from components.search.pareto import write_search_report
 from components.search.selection import select_configuration
 from components.search.settings import TrialSettings
 from components.search.tuners import compatible_configurations
-from components.tracking import log_finished_run
+from components.tracking import flatten, log_finished_run
 from components.training.fit import class_report, evaluation_metrics, fit_network, predict
-from components.training.plots import plot_confusion_matrix, plot_learning_curve, plot_search
+from components.training.plots import plot_confusion_matrix, plot_learning_curve
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "training"
@@ -61,6 +62,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         tags={**inputs.context.tags(STAGE), "dlautoml.trial": "true"},
         deadline=budget.search_deadline,
         trial_seconds=budget.trial_seconds(params.trial_concurrency, params.trial_max_minutes),
+        constraints=params.constraints(),
     )
     fingerprint = search_fingerprint(settings, model, params)
     settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint))
@@ -120,8 +122,13 @@ def train(inputs: StageInputs) -> TrainingManifest:
         f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, architecture {architecture}"
     )
 
-    pd.DataFrame([trial.row() for trial in search.trials]).to_csv(inputs.output / "trials.csv", index=False)
-    plot_search(search.trials, inputs.output / "search.png")
+    artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
+    mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
+    mlflow.set_tags({"search.strategy": params.strategy, "chosen_trial": str(best.sequence + 1)})
+    constraints = Constraints(**params.constraints())
+    if constraints.active:
+        over = sum(not trial.meets_constraints for trial in search.trials)
+        progress(f"hardware limits ({constraints.describe()}): {over} candidate(s) over them were not trained")
 
     progress(
         f"search done in {duration(search_seconds)}; retraining the chosen configuration for up to "
@@ -129,8 +136,15 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
     torch.manual_seed(params.seed)
+    network = build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
+    trained_weights = Path(settings.checkpoint_folder) / f"{best.fidelity.get('checkpoint')}.pt"
+    if best.fidelity and trained_weights.is_file():
+        # A multi-fidelity search leaves the chosen configuration's weights after its full trial:
+        # the final training goes on from them instead of starting again.
+        network.load_state_dict(torch.load(trained_weights, map_location="cpu", weights_only=True))
+        progress(f"the final training starts from trial {best.sequence + 1}'s weights ({best.fidelity['epochs']} epochs)")
     fitted = fit_network(
-        build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor),
+        network,
         task.task_type,
         (preprocessor.transform(splits.features["train"]), preprocessor.training_target(task.task_type, splits.targets["train"])),
         (
@@ -160,7 +174,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
     torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
-    artefacts = ["search.png", "learning_curve.png", "trials.csv"]
+    artefacts.append("learning_curve.png")
     if task.task_type == "classification":
         report = class_report(outputs, splits.targets["test"], task.class_names or [])
         report.to_csv(inputs.output / "class_report.csv", index=False, float_format="%.4f")
@@ -194,6 +208,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "best_validation_score": float(top.score),
             "chosen_validation_score": float(best.score),
             "chosen_parameters": float(selection.parameters),
+            **{f"chosen_{key}": value for key, value in best.cost.items() if key in ("mflops", "latency_ms")},
             "trials_within_one_standard_error": float(selection.pool),
             "trials": float(len(search.trials)),
             "warm_started_trials": float(len(warm_start)),

@@ -24,6 +24,7 @@ def pytest_report_header(config) -> str:
 
     return f"processor: {processor_features().description()}"
 
+
 TINY_PARAMS = {
     "training": {
         "max_trials": 2,

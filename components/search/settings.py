@@ -28,6 +28,7 @@ class TrialSettings(BaseModel):
     tags: dict[str, str] = {}
     deadline: float | None = None  # the search's deadline (time.time()): every trial stops by then
     trial_seconds: float | None = None  # each trial's own cap, counted from its start
+    constraints: dict[str, float | int | None] = {}  # components.search.constraints.Constraints as a dict
     checkpoint_folder: str | None = None  # multi-fidelity: where a configuration's weights wait for its next rung
 
     def trial_deadline(self, started: float) -> float | None:

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 
 from components.data.preparation import Preprocessor, Splits
 from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.constraints import PENALTY_SCORE, Constraints, measure_cost
 from components.search.fidelity import logged_parameters, split_fidelity
 from components.search.settings import TrialSettings
 from components.training.fit import fit_network
@@ -31,6 +32,8 @@ class TrialOutcome:
     history: list[dict[str, float]]
     seconds: float
     reached_deadline: bool = False
+    cost: dict[str, float] = field(default_factory=dict)  # parameters, MFLOPs, ONNX Runtime latency at batch 1
+    violations: list[str] = field(default_factory=list)  # the hardware limits it broke (it was not trained)
 
 
 def train_configuration(
@@ -52,6 +55,11 @@ def train_configuration(
     architecture, hyperparameters = split_parameters(FAMILIES[settings.family], configuration)
     torch.manual_seed(settings.seed)
     network = build_network(settings.family, settings.input_shape, settings.output_size, architecture, preprocessor)
+    constraints = Constraints(**settings.constraints)
+    cost = measure_cost(network, preprocessor, settings.task_type, splits.features["train"][:2], constraints)
+    violations = cost.violations(constraints)
+    if violations:  # not trained: the tuner learns that this region is out of bounds
+        return TrialOutcome(PENALTY_SCORE, float("inf"), [], time.time() - started, False, cost.figures(), violations)
     epochs = int(fidelity.get("epochs", settings.max_epochs))
     checkpoint = (
         Path(settings.checkpoint_folder) / f"{fidelity['checkpoint']}.pt" if fidelity and settings.checkpoint_folder else None
@@ -84,7 +92,17 @@ def train_configuration(
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result.network.state_dict(), checkpoint)
-    return TrialOutcome(result.best_score, result.best_loss, result.history, time.time() - started, result.reached_deadline)
+    if cost.latency_ms is None:  # for the score / latency Pareto front
+        cost = measure_cost(
+            result.network,
+            preprocessor,
+            settings.task_type,
+            splits.features["train"][:2],
+            Constraints(max_latency_ms=float("inf")),
+        )
+    return TrialOutcome(
+        result.best_score, result.best_loss, result.history, time.time() - started, result.reached_deadline, cost.figures()
+    )
 
 
 def _die_by_signal(number, frame) -> None:
@@ -115,7 +133,13 @@ def main(argv: list[str] | None = None) -> None:
 
     outcome = train_configuration(settings, parameters, on_epoch=report, started=started)
     nni.report_final_result(
-        {"default": outcome.score, "val_loss": outcome.loss, "reached_deadline": float(outcome.reached_deadline)}
+        {
+            "default": outcome.score,
+            "val_loss": outcome.loss if outcome.history else None,
+            "reached_deadline": float(outcome.reached_deadline),
+            "violates_constraints": float(bool(outcome.violations)),
+            **outcome.cost,
+        }
     )
     mlflow.set_tracking_uri(settings.tracking_uri)
     log_finished_run(
@@ -124,12 +148,17 @@ def main(argv: list[str] | None = None) -> None:
         parent_run_id=settings.parent_run_id,
         parameters={"family": settings.family, **logged_parameters(*split_fidelity(parameters))},
         history=outcome.history,
-        final_metrics={"val_score": outcome.score, "trial_seconds": outcome.seconds},
+        final_metrics={
+            **({} if outcome.violations else {"val_score": outcome.score}),
+            "trial_seconds": outcome.seconds,
+            **outcome.cost,
+        },
         tags={
             **settings.tags,
             "nni.trial_id": nni.get_trial_id(),
             "nni.experiment_id": nni.get_experiment_id(),
             "reached_deadline": str(outcome.reached_deadline).lower(),
+            **({"violates_constraints": "; ".join(outcome.violations)} if outcome.violations else {}),
         },
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from components import plotting
-from components.search.nni_search import TrialRecord
+from components.search.records import TrialRecord
 
 
 def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> Path:

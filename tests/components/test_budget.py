@@ -10,7 +10,6 @@ import pytest
 from components.models.families import build_network
 from components.search.budget import Budget, EpochLines, duration
 from components.training.fit import fit_network
-
 from tests.components.test_search import GOOD, request, search_setup
 
 

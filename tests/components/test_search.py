@@ -125,7 +125,7 @@ def test_a_killed_search_resumes_without_training_its_finished_trials_again(tmp_
 
     import psutil
 
-    from components.search.nni_search import JOURNAL_FILE
+    from components.search.records import JOURNAL_FILE
 
     search_setup(tmp_path, max_epochs=4)
     script = f"""
@@ -176,7 +176,7 @@ def test_same_seed_same_data_same_search_on_cpu(tmp_path: Path):
 
 
 def test_one_standard_error_rule_prefers_the_smaller_of_nearly_equal_trials():
-    from components.search.nni_search import TrialRecord
+    from components.search.records import TrialRecord
     from components.search.selection import score_standard_error, select_configuration
 
     trials = [

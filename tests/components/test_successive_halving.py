@@ -20,7 +20,9 @@ def test_the_best_third_of_a_rung_goes_up_and_resumes_where_it_stopped():
     tuner.update_search_space(SEARCH_SPACE)
     proposed = [tuner.generate_parameters(index) for index in range(3)]
     assert all(split_fidelity(parameters)[1]["rung"] == 0 for parameters in proposed)
-    assert all(parameters[FIDELITY_KEY]["epochs"] == 2 and parameters[FIDELITY_KEY]["resume_epochs"] == 0 for parameters in proposed)
+    assert all(
+        parameters[FIDELITY_KEY]["epochs"] == 2 and parameters[FIDELITY_KEY]["resume_epochs"] == 0 for parameters in proposed
+    )
     for index, (parameters, score) in enumerate(zip(proposed, [0.5, 0.9, 0.7])):
         tuner.receive_trial_result(index, parameters, score)
     promoted = tuner.generate_parameters(3)
