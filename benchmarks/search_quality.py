@@ -1,15 +1,21 @@
-"""Search quality: the platform with a fixed wall-clock search budget against scikit-learn baselines,
-on the same splits, for the digits images, the breast-cancer table and the diabetes regression table.
+"""Search quality: each search strategy with the same wall-clock budget, against scikit-learn
+baselines on the same splits, for the digits images, 28x28 images (benchmarks/digits28.py), the
+breast-cancer table and the diabetes regression table.
 
-    .venv/bin/python benchmarks/search_quality.py [--minutes 5] [--datasets digits breast_cancer diabetes]
+    .venv/bin/python benchmarks/search_quality.py [--minutes 4] [--strategies tpe successive_halving]
+        [--datasets digits digits28 breast_cancer diabetes]
 
-Each dataset gets a throw-away workspace (git + DVC) under --folder, and the whole `automl` flow runs
-there in this process (NNI trials are processes under NNI's manager) with `training.max_minutes` as
-the search budget, a trial budget too large to bind, a 25% test split and seed 0. The baselines
-(logistic regression or ridge, histogram gradient boosting, an RBF SVM, each behind a standard
-scaler) are fitted on the platform's own train + validation splits, with scikit-learn's defaults,
-and scored on its test split. Printed: test metric and wall time per method, and the gap between
-the platform and the best baseline.
+Each dataset and strategy gets a throw-away workspace (git + DVC) under --folder, and the whole
+`automl` flow runs there in this process (NNI trials are processes under NNI's manager) with
+`training.max_minutes` as the training stage's budget (search and final training), a trial count too
+large to bind, a 25% test split and seed 0. Every trial also scores the test split (never seen by the
+search: DLAUTOML_BENCHMARK_TEST_SCORES), which gives the anytime curve: the test score of the
+configuration the search would choose (best validation score at the highest fidelity reached) at
+each moment of the search. The baselines (logistic regression or ridge, histogram gradient boosting,
+an RBF SVM, each behind a standard scaler) are fitted on the platform's own train + validation
+splits, with scikit-learn's defaults, and scored on its test split. Printed: test metric and wall
+time per method, the anytime curves at a quarter, half, three quarters and all of the search (also
+drawn in anytime.png), and the gap between each strategy and the best baseline.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ import yaml
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from benchmarks.digits28 import write_digits28  # noqa: E402
 from components.data.digits import write_digits_images  # noqa: E402
 from components.data.preparation import Splits  # noqa: E402
+from components.search.settings import BENCHMARK_VARIABLE  # noqa: E402
 
-DATASETS = ("digits", "breast_cancer", "diabetes")
+DATASETS = ("digits", "digits28", "breast_cancer", "diabetes")
+STRATEGIES = ("tpe", "random", "evolution", "successive_halving")
 
 
 def write_dataset(name: str, root: Path) -> tuple[str, str]:
@@ -41,6 +50,9 @@ def write_dataset(name: str, root: Path) -> tuple[str, str]:
     if name == "digits":
         write_digits_images(root / "data" / "digits")
         return "data/digits", "label"
+    if name == "digits28":
+        write_digits28(root / "data" / "digits28", count=5000)
+        return "data/digits28", "label"
     loaded = datasets.load_breast_cancer(as_frame=True) if name == "breast_cancer" else datasets.load_diabetes(as_frame=True)
     frame = loaded.frame.rename(columns={"target": "label"})
     (root / "data").mkdir(parents=True, exist_ok=True)
@@ -48,7 +60,7 @@ def write_dataset(name: str, root: Path) -> tuple[str, str]:
     return f"data/{name}.csv", "label"
 
 
-def make_workspace(root: Path, dataset: str, minutes: float) -> Path:
+def make_workspace(root: Path, dataset: str, minutes: float, strategy: str) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     for name in ("components", "tasks", "flows"):
@@ -59,7 +71,9 @@ def make_workspace(root: Path, dataset: str, minutes: float) -> Path:
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["task_formulation"].update({"data_path": data_path, "target": target})
     params["data_preparation"].update({"test_fraction": 0.25, "seed": 0})
-    params["training"].update({"max_minutes": minutes, "max_trials": 1000, "seed": 0})
+    if dataset == "digits28":  # variants of one source digit stay in one split
+        params["data_preparation"]["group_column"] = "original"
+    params["training"].update({"max_minutes": minutes, "max_trials": 1000, "seed": 0, "strategy": strategy})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -87,36 +101,70 @@ def baselines(task_type: str):
     }
 
 
-def run_dataset(dataset: str, folder: Path, minutes: float) -> list[dict]:
+def anytime_curve(trials: pd.DataFrame) -> pd.DataFrame:
+    """At each trial's end: the test score of the configuration the search would choose then (best
+    validation score among the finished trials of the highest fidelity reached so far)."""
+    done = trials[(trials["status"] == "SUCCEEDED") & trials["meets_constraints"] & trials["score"].notna()]
+    done = done.sort_values("ended")
+    start = float((trials["ended"] - trials["seconds"]).min())
+    rung = done["fidelity_rung"] if "fidelity_rung" in done else pd.Series(0, index=done.index)
+    rows = []
+    for position in range(len(done)):
+        seen = done.iloc[: position + 1]
+        seen_rung = rung.iloc[: position + 1]
+        top = seen[seen_rung == seen_rung.max()]
+        chosen = top.sort_values(["score", "val_loss"], ascending=[False, True]).iloc[0]
+        rows.append({"seconds": float(done.iloc[position]["ended"]) - start, "test_score": float(chosen["test_score"])})
+    return pd.DataFrame(rows, columns=["seconds", "test_score"])
+
+
+def at_fraction(curve: pd.DataFrame, seconds: float) -> float:
+    """The anytime test score ``seconds`` into the search (NaN before the first trial ends)."""
+    reached = curve[curve["seconds"] <= seconds]
+    return float(reached["test_score"].iloc[-1]) if len(reached) else float("nan")
+
+
+def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> tuple[dict, pd.DataFrame, Path]:
+    """One automl flow; returns its row, its anytime curve and its workspace."""
     import os
 
-    from sklearn.metrics import accuracy_score, r2_score
-
-    root = make_workspace(folder / dataset, dataset, minutes)
+    root = make_workspace(folder / f"{dataset}-{strategy}", dataset, minutes, strategy)
     os.chdir(root)
+    os.environ[BENCHMARK_VARIABLE] = "1"
     from flows.automl import automl
 
     started = time.perf_counter()
     automl(workspace=str(root), params_file="params.yaml")
     platform_seconds = time.perf_counter() - started
+    os.chdir(PROJECT)
     training = yaml.safe_load((root / "outputs" / "training" / "manifest.json").read_text())
+    task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
+    curve = anytime_curve(pd.read_csv(root / "outputs" / "training" / "trials.csv"))
+    search_seconds = training["metrics"]["search_seconds"]
+    row = {
+        "dataset": dataset,
+        "method": f"dlautoml {strategy} ({training['trial_count']} trials, {training['family']})",
+        task["metric"]: training["test_score"],
+        "seconds": platform_seconds,
+        "training_seconds": training["metrics"]["training_seconds"],
+        **{f"anytime_{int(share * 100)}%": at_fraction(curve, share * search_seconds) for share in (0.25, 0.5, 0.75, 1.0)},
+    }
+    return row, curve, root
+
+
+def run_baselines(dataset: str, root: Path) -> list[dict]:
+    from sklearn.metrics import accuracy_score, r2_score
+
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     splits = Splits.load(root / "outputs" / "data_preparation" / "splits.npz")
     metric = task["metric"]
-    rows = [
-        {
-            "dataset": dataset,
-            "method": f"dlautoml ({training['trial_count']} trials, {training['family']})",
-            metric: training["test_score"],
-            "seconds": platform_seconds,
-        }
-    ]
 
     def flat(split: str) -> np.ndarray:
         return splits.features[split].reshape(len(splits.features[split]), -1).astype(np.float64)
 
     train_x = np.concatenate([flat("train"), flat("validation")])
     train_y = np.concatenate([splits.targets["train"], splits.targets["validation"]])
+    rows = []
     for name, model in baselines(task["task_type"]).items():
         started = time.perf_counter()
         model.fit(np.nan_to_num(train_x), train_y)
@@ -125,31 +173,58 @@ def run_dataset(dataset: str, folder: Path, minutes: float) -> list[dict]:
             accuracy_score(splits.targets["test"], predicted) if metric != "r2" else r2_score(splits.targets["test"], predicted)
         )
         rows.append({"dataset": dataset, "method": name, metric: score, "seconds": time.perf_counter() - started})
-    os.chdir(PROJECT)
     return rows
+
+
+def plot_curves(curves: dict[tuple[str, str], pd.DataFrame], path: Path) -> Path:
+    from components import plotting
+
+    pyplot = plotting.pyplot()
+    datasets = sorted({dataset for dataset, _ in curves})
+    figure, axes = pyplot.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        for (name, strategy), curve in curves.items():
+            if name == dataset and len(curve):
+                axis.step(curve["seconds"], curve["test_score"], where="post", marker="o", markersize=3, label=strategy)
+        axis.set_title(dataset)
+        axis.set_xlabel("seconds into the search")
+        axis.set_ylabel("test score of the current choice")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=5.0, help="search budget per dataset (training.max_minutes)")
+    parser.add_argument("--minutes", type=float, default=4.0, help="training budget per run (training.max_minutes)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["tpe", "successive_halving"])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-search-quality"), help="where the workspaces go")
     arguments = parser.parse_args()
-    results = []
+    results, curves = [], {}
     for dataset in arguments.datasets:
-        print(f"== {dataset}: the automl flow with a {arguments.minutes:g}-minute search budget", flush=True)
-        results += run_dataset(dataset, arguments.folder.resolve(), arguments.minutes)
+        root = None
+        for strategy in arguments.strategies:
+            print(f"== {dataset}, {strategy}: the automl flow with a {arguments.minutes:g}-minute training budget", flush=True)
+            row, curves[dataset, strategy], root = run_strategy(dataset, strategy, arguments.folder.resolve(), arguments.minutes)
+            results.append(row)
+        results += run_baselines(dataset, root)
     table = pd.DataFrame(results)
     print()
-    print(table.to_string(index=False, float_format=lambda value: f"{value:.4f}"))
+    print(table.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep=""))
     print()
     for dataset, rows in table.groupby("dataset", sort=False):
         metric = "r2" if "r2" in rows and rows["r2"].notna().any() else "accuracy"
-        platform = rows.iloc[0][metric]
-        best = rows.iloc[1:].sort_values(metric).iloc[-1]
-        print(
-            f"{dataset}: dlautoml {metric} {platform:.4f}, best baseline {best['method']} {best[metric]:.4f} (gap {platform - best[metric]:+.4f})"
-        )
+        platform = rows[rows["method"].str.startswith("dlautoml")]
+        best = rows[~rows["method"].str.startswith("dlautoml")].sort_values(metric).iloc[-1]
+        for _, row in platform.iterrows():
+            print(
+                f"{dataset}: {row['method']} {metric} {row[metric]:.4f} in {row['seconds']:.0f}s, best baseline "
+                f"{best['method']} {best[metric]:.4f} (gap {row[metric] - best[metric]:+.4f})"
+            )
+    print(f"anytime curves: {plot_curves(curves, arguments.folder.resolve() / 'anytime.png')}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from components.search.fidelity import logged_parameters
 from components.search.nni_search import SearchRequest, run_search
 from components.search.pareto import write_search_report
 from components.search.selection import select_configuration
-from components.search.settings import TrialSettings
+from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.tuners import compatible_configurations
 from components.tracking import flatten, log_finished_run
 from components.training.fit import class_report, evaluation_metrics, fit_network, predict
@@ -63,6 +64,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         deadline=budget.search_deadline,
         trial_seconds=budget.trial_seconds(params.trial_concurrency, params.trial_max_minutes),
         constraints=params.constraints(),
+        report_test_score=os.environ.get(BENCHMARK_VARIABLE) == "1",
     )
     fingerprint = search_fingerprint(settings, model, params)
     settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint))

@@ -29,6 +29,8 @@ class TrialRecord:
     fidelity: dict[str, Any] = field(default_factory=dict)  # multi-fidelity: rung, epochs, share of the data
     cost: dict[str, float] = field(default_factory=dict)  # parameters, mflops, latency_ms
     meets_constraints: bool = True  # False: over a hardware limit, not trained
+    ended: float | None = None  # time.time() when it finished
+    test_score: float | None = None  # benchmarks only (TrialSettings.report_test_score): never used to choose
 
     def row(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,8 @@ class TrialRecord:
             **{f"fidelity_{key}": value for key, value in self.fidelity.items() if key in ("rung", "epochs", "share")},
             **self.cost,
             "meets_constraints": self.meets_constraints,
+            "ended": self.ended,
+            **({"test_score": self.test_score} if self.test_score is not None else {}),
         }
 
 
@@ -126,6 +130,8 @@ def read_records(experiment, offset: int = 0, curves: bool = False) -> list[Tria
                 fidelity,
                 {key: value for key, value in cost.items() if value is not None},
                 not (final and _number(final, "violates_constraints")),
+                job.endTime / 1000.0 if job.endTime and job.endTime > 0 else None,
+                _number(final, "test_score") if final else None,
             )
         )
     return sorted(records, key=lambda record: record.sequence)

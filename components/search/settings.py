@@ -6,6 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+BENCHMARK_VARIABLE = "DLAUTOML_BENCHMARK_TEST_SCORES"
+"""Set (to 1) by benchmarks/search_quality.py: each trial also scores the test split, for anytime curves."""
+
 
 class TrialSettings(BaseModel):
     splits_file: str
@@ -29,6 +32,7 @@ class TrialSettings(BaseModel):
     deadline: float | None = None  # the search's deadline (time.time()): every trial stops by then
     trial_seconds: float | None = None  # each trial's own cap, counted from its start
     constraints: dict[str, float | int | None] = {}  # components.search.constraints.Constraints as a dict
+    report_test_score: bool = False  # benchmarks' anytime curves only: each trial also scores the test split
     checkpoint_folder: str | None = None  # multi-fidelity: where a configuration's weights wait for its next rung
 
     def trial_deadline(self, started: float) -> float | None:
