@@ -20,7 +20,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints
-from components.search.fidelity import logged_parameters
+from components.search.fidelity import logged_parameters, weights_file
 from components.search.nni_search import SearchRequest, run_search
 from components.search.pareto import write_search_report
 from components.search.selection import select_configuration
@@ -139,12 +139,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
 
     torch.manual_seed(params.seed)
     network = build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
-    trained_weights = Path(settings.checkpoint_folder) / f"{best.fidelity.get('checkpoint')}.pt"
-    if best.fidelity and trained_weights.is_file():
-        # A multi-fidelity search leaves the chosen configuration's weights after its full trial:
-        # the final training goes on from them instead of starting again.
+    trained_weights = weights_file(settings.checkpoint_folder, best.parameters, best.fidelity)
+    if trained_weights.is_file():
+        # The chosen trial left its weights: the final training goes on from them (with early
+        # stopping on the validation loss) instead of spending its share of the budget starting again.
         network.load_state_dict(torch.load(trained_weights, map_location="cpu", weights_only=True))
-        progress(f"the final training starts from trial {best.sequence + 1}'s weights ({best.fidelity['epochs']} epochs)")
+        progress(f"the final training goes on from trial {best.sequence + 1}'s weights ({len(best.intermediate)} epoch(s) trained)")
     fitted = fit_network(
         network,
         task.task_type,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 FIDELITY_KEY = "_fidelity"  # in a trial's parameters: rung, epochs, share of the training split, checkpoint to resume
@@ -14,6 +15,12 @@ FIDELITY_KEY = "_fidelity"  # in a trial's parameters: rung, epochs, share of th
 def configuration_key(configuration: dict[str, Any]) -> str:
     """A configuration's identity, the name of its checkpoint between rungs."""
     return hashlib.sha256(json.dumps(configuration, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def weights_file(folder: str | Path, configuration: dict[str, Any], fidelity: dict[str, Any]) -> Path:
+    """Where a trial leaves its network's weights: for the next rung of its configuration, and for the
+    final training, which goes on from the chosen trial's weights."""
+    return Path(folder) / f"{fidelity.get('checkpoint') or configuration_key(configuration)}.pt"
 
 
 def rung_epochs(max_epochs: int, eta: int = 3, rungs: int = 3) -> list[int]:

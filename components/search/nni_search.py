@@ -185,7 +185,8 @@ def run_search(request: SearchRequest) -> SearchResult:
     journal.manager_pid = experiment._proc.pid if experiment._proc is not None else None
     journal.save()
     request.progress(f"NNI experiment {experiment.id}: web UI at {web_url} while the search runs")
-    manager_log = Path(config.experiment_working_directory) / experiment.id / "log" / "nnimanager.log"
+    experiment_folder = Path(config.experiment_working_directory) / experiment.id
+    manager_log = experiment_folder / "log" / "nnimanager.log"
     offset = len(resumed)
     lines = _ProgressLines(request, deadline, offset)
     for record in resumed:
@@ -196,7 +197,7 @@ def run_search(request: SearchRequest) -> SearchResult:
         last_activity = time.monotonic()
         while True:
             status = experiment.get_status()
-            records = read_records(experiment, offset)
+            records = read_records(experiment, offset, experiment_folder=experiment_folder)
             if any(record.status == "USER_CANCELED" and record.trial_id not in reported for record in records):
                 mark_assessor_stopped(records, manager_log)
             for record in records:
@@ -228,7 +229,7 @@ def run_search(request: SearchRequest) -> SearchResult:
             if all_finished and time.time() > deadline:
                 break
             time.sleep(1.0)
-        records = read_records(experiment, offset, curves=True)
+        records = read_records(experiment, offset, curves=True, experiment_folder=experiment_folder)
         mark_assessor_stopped(records, manager_log)
         for record in records:  # overran the deadline: stopped with the experiment below
             if record.status not in FINISHED_STATES:

@@ -100,8 +100,30 @@ def _number(data: Any, key: str = "default") -> float | None:
     return None if data is None else float(data)
 
 
-def read_records(experiment, offset: int = 0, curves: bool = False) -> list[TrialRecord]:
-    """The experiment's trials; ``offset`` numbers them after the trials of a resumed search."""
+PARAMETERS_FILE = "parameters.json"  # what a trial really trained, written into its NNI output folder
+
+
+def trained_parameters(experiment_folder: Path | None, trial_id: str) -> dict[str, Any] | None:
+    """The configuration a trial received, as the trial itself wrote it.
+
+    NNI 3.0's local training service hands a parameter set to whichever trial asks first, so with
+    trials starting together the manager's record of a trial's ``hyperParameters`` can be another
+    trial's (microsoft/nni#5726; seen here: scores and costs reported by one network, recorded
+    against the other's configuration). Scores, curves and costs are keyed by trial and are right.
+    """
+    if experiment_folder is None:
+        return None
+    for path in Path(experiment_folder).glob(f"environments/*/trials/{trial_id}/{PARAMETERS_FILE}"):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def read_records(experiment, offset: int = 0, curves: bool = False, experiment_folder: Path | None = None) -> list[TrialRecord]:
+    """The experiment's trials; ``offset`` numbers them after the trials of a resumed search; with
+    ``experiment_folder``, each trial's configuration is the one it wrote (see :func:`trained_parameters`)."""
     intermediate: dict[str, list[float]] = {}
     if curves:
         for trial_id, metrics in experiment.get_job_metrics().items():
@@ -109,7 +131,10 @@ def read_records(experiment, offset: int = 0, curves: bool = False) -> list[Tria
             intermediate[trial_id] = [value for value in (_number(m.data) for m in periodic) if value is not None]
     records = []
     for job in experiment.list_trial_jobs():
-        parameters, fidelity = split_fidelity(job.hyperParameters[0].parameters if job.hyperParameters else {})
+        received = trained_parameters(experiment_folder, job.trialJobId)
+        if received is None:
+            received = job.hyperParameters[0].parameters if job.hyperParameters else {}
+        parameters, fidelity = split_fidelity(received)
         score = _number(job.finalMetricData[0].data) if job.finalMetricData else None
         loss = _number(job.finalMetricData[0].data, "val_loss") if job.finalMetricData else None
         final = job.finalMetricData[0].data if job.finalMetricData else None

@@ -6,6 +6,7 @@ Run by NNI's manager as ``python -m components.search.trial --settings FILE``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import time
@@ -20,7 +21,8 @@ import torch
 from components.data.preparation import Preprocessor, Splits
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.constraints import PENALTY_SCORE, Constraints, measure_cost
-from components.search.fidelity import logged_parameters, split_fidelity
+from components.search.fidelity import logged_parameters, split_fidelity, weights_file
+from components.search.records import PARAMETERS_FILE
 from components.search.settings import TrialSettings
 from components.training.fit import evaluation_metrics, fit_network, predict
 
@@ -62,9 +64,7 @@ def train_configuration(
     if violations:  # not trained: the tuner learns that this region is out of bounds
         return TrialOutcome(PENALTY_SCORE, float("inf"), [], time.time() - started, False, cost.figures(), violations)
     epochs = int(fidelity.get("epochs", settings.max_epochs))
-    checkpoint = (
-        Path(settings.checkpoint_folder) / f"{fidelity['checkpoint']}.pt" if fidelity and settings.checkpoint_folder else None
-    )
+    checkpoint = weights_file(settings.checkpoint_folder, configuration, fidelity) if settings.checkpoint_folder else None
     if checkpoint is not None and fidelity.get("resume_epochs") and checkpoint.is_file():
         # A promoted configuration goes on from where its lower rung stopped.
         network.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = TrialSettings.load(arguments.settings)
     signal.signal(signal.SIGINT, _die_by_signal)
     parameters = nni.get_next_parameter()
+    if os.environ.get("NNI_OUTPUT_DIR"):  # the search reads what this trial really trains from here
+        (Path(os.environ["NNI_OUTPUT_DIR"]) / PARAMETERS_FILE).write_text(json.dumps(parameters))
 
     def report(epoch: int, row: dict[str, float]) -> None:
         nni.report_intermediate_result(row.get("val_score", float("nan")))

@@ -72,6 +72,34 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
     children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
     assert len(children) == 2
     assert children["metrics.val_score"].notna().all()
+    # Each record holds the configuration its trial trained (NNI 3.0's own record may hold the other's).
+    logged = {row["tags.nni.trial_id"]: row for _, row in children.iterrows()}
+    for trial in result.trials:
+        assert {key: logged[trial.trial_id][f"params.{key}"] for key in SEARCH_SPACE} == {
+            key: str(value) for key, value in trial.parameters.items()
+        }
+
+
+def test_a_trial_record_holds_the_configuration_the_trial_wrote(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from components.search.records import PARAMETERS_FILE, read_records
+
+    folder = tmp_path / "environments" / "local-env" / "trials" / "abc"
+    folder.mkdir(parents=True)
+    (folder / PARAMETERS_FILE).write_text('{"width": 8}')
+    job = SimpleNamespace(
+        trialJobId="abc",
+        sequenceId=0,
+        status="SUCCEEDED",
+        hyperParameters=[SimpleNamespace(parameters={"width": 256})],  # the manager's record: another trial's
+        finalMetricData=[SimpleNamespace(data='{"default": 0.9, "parameters": 80}')],
+        startTime=1000,
+        endTime=3000,
+    )
+    experiment = SimpleNamespace(list_trial_jobs=lambda: [job])
+    assert read_records(experiment, experiment_folder=tmp_path)[0].parameters == {"width": 8}
+    assert read_records(experiment)[0].parameters == {"width": 256}  # without the folder: the manager's record
 
 
 def test_tpe_tuner_accepts_a_result_that_arrives_after_the_trial_ended():
