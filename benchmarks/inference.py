@@ -5,7 +5,9 @@ Run after `make run` (or any `dlautoml run`), from the project folder:
     .venv/bin/python benchmarks/inference.py [--threads 1] [--seconds 1.0]
 
 All three run in this one process with the same thread count; the ratios are against eager PyTorch
-measured in the same run.
+measured in the same run. A second table quantises the same ONNX model with 8- or 7-bit
+(``reduce_range``), per-tensor or per-channel weights on this processor: test score, largest
+difference from float32 and class agreement on the test split, and batch-1 latency.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from components.data.preparation import Splits  # noqa: E402
 from components.deployment.onnx_export import INPUT_NAME, inference_session  # noqa: E402
 from components.deployment.processor import processor_features  # noqa: E402
-from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest  # noqa: E402
+from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest  # noqa: E402
 from components.training.fit import evaluation_metrics  # noqa: E402
 from tasks.deployment import load_deployable  # noqa: E402
 
@@ -95,9 +97,41 @@ def main() -> None:
             f"{row['throughput']:>12.0f}{row['best_batch']:>10}{row['throughput'] / base['throughput']:>8.1f}x{row['score']:>10.4f}"
         )
     print(f"deployment stage decision: {deployment.quantisation}; serving {deployment.serving_file}")
+    compare_quantisation(root, inputs, targets, task.task_type, metric, arguments)
     settings = deployment.quantisation_settings
     print(f"INT8 settings: {settings.get('quantisation_settings', 'not recorded')}")
     print(f"processor: {processor_features().description()} (quantised on: {settings.get('processor', 'not recorded')})")
+
+
+def compare_quantisation(root: Path, inputs: np.ndarray, targets: np.ndarray, task_type: str, metric: str, arguments) -> None:
+    import tempfile
+
+    from components.deployment.optimisation import QuantisationSettings, onnx_outputs, quantise_int8
+
+    deployment = DeploymentManifest.read(root)
+    training = TrainingManifest.read(root)
+    preparation = PreparationManifest.read(root)
+    calibration = Splits.load(PreparationManifest.file(preparation.splits_file, root)).features["train"][:256]
+    source = DeploymentManifest.file(deployment.onnx_file, root)
+    reference = onnx_outputs(inference_session(source, arguments.threads), inputs)
+    print(f"\nINT8 settings on this processor ({processor_features().description()}), {training.family}:")
+    print(f"{'weights':<34}{metric:>10}{'max |diff|':>12}{'agreement':>11}{'p50 ms (b=1)':>14}")
+    with tempfile.TemporaryDirectory() as folder:
+        for reduce_range in (False, True):
+            for per_channel in (False, True):
+                settings = QuantisationSettings(reduce_range, per_channel, processor_features())
+                path = Path(folder) / "int8.onnx"
+                quantise_int8(source, path, training.family, calibration, settings)
+                session = inference_session(path, arguments.threads)
+                outputs = onnx_outputs(session, inputs)
+                agreement = (
+                    float((outputs.argmax(1) == reference.argmax(1)).mean()) if task_type == "classification" else float("nan")
+                )
+                single = timings(lambda batch, run=session.run: run(None, {INPUT_NAME: batch})[0], inputs[:1], arguments.seconds)
+                print(
+                    f"{settings.description():<34}{evaluation_metrics(task_type, outputs, targets)[metric]:>10.4f}"
+                    f"{np.abs(outputs - reference).max():>12.4f}{agreement:>11.4f}{np.percentile(single, 50):>14.4f}"
+                )
 
 
 if __name__ == "__main__":

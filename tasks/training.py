@@ -67,7 +67,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         report_test_score=os.environ.get(BENCHMARK_VARIABLE) == "1",
     )
     fingerprint = search_fingerprint(settings, model, params)
-    settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint))
+    settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
     settings_file = inputs.output / "trial_settings.json"
     settings.save(settings_file)
 
@@ -140,11 +140,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
     torch.manual_seed(params.seed)
     network = build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
     trained_weights = weights_file(settings.checkpoint_folder, best.parameters, best.fidelity)
-    if trained_weights.is_file():
+    from_trial = trained_weights.is_file()
+    if from_trial:
         # The chosen trial left its weights: the final training goes on from them (with early
         # stopping on the validation loss) instead of spending its share of the budget starting again.
         network.load_state_dict(torch.load(trained_weights, map_location="cpu", weights_only=True))
-        progress(f"the final training goes on from trial {best.sequence + 1}'s weights ({len(best.intermediate)} epoch(s) trained)")
+        progress(
+            f"the final training goes on from trial {best.sequence + 1}'s weights ({len(best.intermediate)} epoch(s) trained)"
+        )
     fitted = fit_network(
         network,
         task.task_type,
@@ -216,6 +219,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "warm_started_trials": float(len(warm_start)),
             "final_epochs": float(len(fitted.history)),
             "final_reached_deadline": float(fitted.reached_deadline),
+            "final_from_trial_weights": float(from_trial),
             "search_seconds": search_seconds,
             "training_seconds": budget.elapsed(),
             "budget_seconds": budget.total_seconds,

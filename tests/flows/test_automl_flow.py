@@ -23,7 +23,7 @@ from flows.monitor import monitor
 from tasks.deployment import load_deployable
 from tasks.stage_runner import SKIPPED_TAG
 from tasks.versioning import track_data
-from tests.conftest import make_workspace, write_images
+from tests.conftest import PROJECT, make_workspace, write_images
 
 
 def stage_run_counts(experiment_id: str) -> Counter:
@@ -102,7 +102,11 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert "up to date" in dvc(root, venv_environment, "status")
     repro = dvc(root, venv_environment, "repro")
     assert all(f"Stage '{stage}' didn't change, skipping" in repro for stage in STAGES)
-    assert TrainingManifest.read(".").trial_count == 2
+    training = TrainingManifest.read(".")
+    assert training.trial_count == 2
+    assert training.metrics["final_from_trial_weights"] == 1.0  # the final training went on from the chosen trial
+    assert training.metrics["training_seconds"] <= 1.1 * training.metrics["budget_seconds"]
+    assert (root / ".nni" / "checkpoints").is_dir() and not (PROJECT / ".nni" / "checkpoints").exists()
     retrained = DeploymentManifest.read(".")
     assert retrained.registered_version == "2" and retrained.promotion
     decision = MlflowClient().get_model_version("dlautoml-images", "2").tags["promotion_decision"]
