@@ -115,7 +115,7 @@ def compare_quantisation(root: Path, inputs: np.ndarray, targets: np.ndarray, ta
     source = DeploymentManifest.file(deployment.onnx_file, root)
     reference = onnx_outputs(inference_session(source, arguments.threads), inputs)
     print(f"\nINT8 settings on this processor ({processor_features().description()}), {training.family}:")
-    print(f"{'weights':<34}{metric:>10}{'max |diff|':>12}{'agreement':>11}{'p50 ms (b=1)':>14}")
+    print(f"{'weights':<50}{metric:>10}{'max |diff|':>12}{'agreement':>11}{'p50 ms (b=1)':>14}")
     with tempfile.TemporaryDirectory() as folder:
         for reduce_range in (False, True):
             for per_channel in (False, True):
@@ -129,7 +129,7 @@ def compare_quantisation(root: Path, inputs: np.ndarray, targets: np.ndarray, ta
                 )
                 single = timings(lambda batch, run=session.run: run(None, {INPUT_NAME: batch})[0], inputs[:1], arguments.seconds)
                 print(
-                    f"{settings.description():<34}{evaluation_metrics(task_type, outputs, targets)[metric]:>10.4f}"
+                    f"{settings.description():<50}{evaluation_metrics(task_type, outputs, targets)[metric]:>10.4f}"
                     f"{np.abs(outputs - reference).max():>12.4f}{agreement:>11.4f}{np.percentile(single, 50):>14.4f}"
                 )
 

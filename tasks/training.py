@@ -22,7 +22,7 @@ from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints
 from components.search.fidelity import logged_parameters, weights_file
 from components.search.nni_search import SearchRequest, run_search
-from components.search.pareto import write_search_report
+from components.search.pareto import measure_latencies, write_search_report
 from components.search.selection import select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.tuners import compatible_configurations
@@ -109,11 +109,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
 
+    def build(parameters: dict):
+        architecture = split_parameters(family, parameters)[0]
+        return build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
+
     def size_of(parameters: dict) -> int:
-        network = build_network(
-            model.family, preparation.input_shape, preparation.output_size, split_parameters(family, parameters)[0], preprocessor
-        )
-        return sum(parameter.numel() for parameter in network.parameters())
+        return sum(parameter.numel() for parameter in build(parameters).parameters())
 
     selection = select_configuration(
         search.ranked(), len(splits.targets["validation"]), task.task_type, size_of, params.selection
@@ -124,6 +125,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
         f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, architecture {architecture}"
     )
 
+    measure_latencies(
+        search.trials,
+        build,
+        lambda parameters: split_parameters(family, parameters)[0],
+        preprocessor,
+        task.task_type,
+        splits.features["train"][:2],
+    )
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "chosen_trial": str(best.sequence + 1)})

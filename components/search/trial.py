@@ -101,14 +101,6 @@ def train_configuration(
         test_score = evaluation_metrics(settings.task_type, outputs, splits.targets["test"])[
             "accuracy" if settings.task_type == "classification" else "r2"
         ]
-    if cost.latency_ms is None:  # for the score / latency Pareto front
-        cost = measure_cost(
-            result.network,
-            preprocessor,
-            settings.task_type,
-            splits.features["train"][:2],
-            Constraints(max_latency_ms=float("inf")),
-        )
     return TrialOutcome(
         result.best_score,
         result.best_loss,

@@ -32,7 +32,7 @@ def test_costs_are_counted_and_measured():
 
 def test_a_candidate_over_a_size_limit_is_not_trained_nor_chosen(tmp_path: Path):
     from components.search.nni_search import run_search
-    from components.search.pareto import pareto_table
+    from components.search.pareto import measure_latencies, pareto_table
     from components.search.settings import TrialSettings
 
     search_setup(tmp_path, max_epochs=5)
@@ -45,7 +45,17 @@ def test_a_candidate_over_a_size_limit_is_not_trained_nor_chosen(tmp_path: Path)
     assert over.cost["parameters"] > 100 and over.score == -1.0
     assert linear.meets_constraints and len(linear.intermediate) == 5 and linear.cost["parameters"] == 10
     assert [trial.trial_id for trial in result.ranked()] == [linear.trial_id]
-    assert linear.cost["latency_ms"] > 0  # measured after training, for the Pareto front
+    assert "latency_ms" not in linear.cost  # no latency limit: the trial spent no time timing itself
+    preprocessor = Preprocessor.load(tmp_path / "preprocessor.json")
+    example = np.zeros((2, 4), dtype=np.float32)
+
+    def build(parameters):
+        architecture = {key: parameters[key] for key in ("depth", "width", "activation", "dropout")}
+        return build_network("mlp", [4], 2, architecture, preprocessor)
+
+    architecture_of = lambda parameters: parameters["depth"]  # noqa: E731
+    assert measure_latencies(result.trials, build, architecture_of, preprocessor, "classification", example) == 1
+    assert linear.cost["latency_ms"] > 0 and "latency_ms" not in over.cost  # an untrained candidate is not on the front
     front = pareto_table(result.trials)
     assert list(front["trial"]) == [linear.sequence + 1] and front["pareto"].all()
 
