@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -20,7 +19,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints
-from components.search.fidelity import logged_parameters, weights_file
+from components.search.fidelity import checkpoint_folder, logged_parameters, weights_file
 from components.search.nni_search import SearchRequest, run_search
 from components.search.pareto import measure_latencies, write_search_report
 from components.search.selection import select_configuration
@@ -250,18 +249,6 @@ def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) ->
         "search": [params.strategy, params.seed, params.early_stopping_start],
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def checkpoint_folder(nni_folder: Path, fingerprint: str) -> Path:
-    """Where this search's configurations keep their weights between fidelities; other searches'
-    folders are removed (a configuration's weights belong to the data and settings they were trained on)."""
-    parent = nni_folder / "checkpoints"
-    folder = parent / fingerprint[:16]
-    if parent.is_dir():
-        for other in parent.iterdir():
-            if other != folder:
-                shutil.rmtree(other, ignore_errors=True)
-    return folder
 
 
 def log_stopped_trials(search, settings: TrialSettings) -> None:

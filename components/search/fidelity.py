@@ -1,11 +1,12 @@
 """Fidelities of a multi-fidelity search: how many epochs, on how much of the training split, and
 from which checkpoint a trial trains. Plain arithmetic, shared by the tuner (NNI's dispatcher), the
-trials and the training stage."""
+trials and the training stage, and where trials leave their weights."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,18 @@ FIDELITY_KEY = "_fidelity"  # in a trial's parameters: rung, epochs, share of th
 def configuration_key(configuration: dict[str, Any]) -> str:
     """A configuration's identity, the name of its checkpoint between rungs."""
     return hashlib.sha256(json.dumps(configuration, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def checkpoint_folder(nni_folder: Path, fingerprint: str) -> Path:
+    """Where this search's configurations keep their weights between fidelities; other searches'
+    folders are removed (a configuration's weights belong to the data and settings they were trained on)."""
+    parent = nni_folder / "checkpoints"
+    folder = parent / fingerprint[:16]
+    if parent.is_dir():
+        for other in parent.iterdir():
+            if other != folder:
+                shutil.rmtree(other, ignore_errors=True)
+    return folder
 
 
 def weights_file(folder: str | Path, configuration: dict[str, Any], fidelity: dict[str, Any]) -> Path:

@@ -75,6 +75,12 @@ class SearchRequest:
     train_rows: int = 0  # size of the training split: successive halving's lower rungs train on a share
 
 
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 class _ProgressLines:
     """What the search says while it runs: each finished trial with the best score so far, and a
     line every ``heartbeat_seconds`` while trials run, each with the time spent and left."""
@@ -176,6 +182,10 @@ def run_search(request: SearchRequest) -> SearchResult:
             name="Medianstop", class_args={"optimize_mode": "maximize", "start_step": request.early_stopping_start}
         )
     config.training_service.use_active_gpu = True
+    gpus = _gpu_count()
+    if gpus:  # each trial gets a GPU of its own from NNI (CUDA_VISIBLE_DEVICES); several share one when there are more trials
+        config.trial_gpu_number = 1
+        config.training_service.max_trial_number_per_gpu = max(1, -(-request.concurrency // gpus))
 
     experiment = Experiment(config)
     port = free_port()

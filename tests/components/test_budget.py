@@ -59,13 +59,9 @@ def test_a_search_ends_at_its_deadline_with_the_scores_its_trials_reached(tmp_pa
     """Trials that would train for 2,000 epochs are cut at their own cap and report their best epoch;
     the search ends at its deadline, not at its trial count."""
     from components.search.nni_search import run_search
-    from components.search.settings import TrialSettings
 
-    search_setup(tmp_path, rows=400, max_epochs=2000)
-    settings = TrialSettings.load(tmp_path / "settings.json")
     started = time.time()
-    settings.deadline, settings.trial_seconds = started + 45, 20
-    settings.save(tmp_path / "settings.json")
+    search_setup(tmp_path, rows=400, max_epochs=2000, deadline=started + 45, trial_seconds=20)
     messages: list[str] = []
     result = run_search(
         request(
@@ -75,7 +71,7 @@ def test_a_search_ends_at_its_deadline_with_the_scores_its_trials_reached(tmp_pa
             concurrency=2,
             warm_start=[GOOD],
             progress=messages.append,
-            deadline=settings.deadline,
+            deadline=started + 45,
             trial_seconds=20,
             heartbeat_seconds=5,
         )

@@ -35,10 +35,7 @@ def test_a_candidate_over_a_size_limit_is_not_trained_nor_chosen(tmp_path: Path)
     from components.search.pareto import measure_latencies, pareto_table
     from components.search.settings import TrialSettings
 
-    search_setup(tmp_path, max_epochs=5)
-    settings = TrialSettings.load(tmp_path / "settings.json")
-    settings.constraints = {"max_parameters": 100}  # the linear model has 10, the hidden layer alone 320
-    settings.save(tmp_path / "settings.json")
+    search_setup(tmp_path, max_epochs=5, constraints={"max_parameters": 100})  # linear: 10; one hidden layer: 578
     result = run_search(request(tmp_path, strategy="random", max_trials=2, concurrency=1, warm_start=[GOOD, LINEAR]))
     over, linear = result.trials
     assert over.parameters == GOOD and not over.meets_constraints and over.intermediate == []
@@ -59,6 +56,7 @@ def test_a_candidate_over_a_size_limit_is_not_trained_nor_chosen(tmp_path: Path)
     front = pareto_table(result.trials)
     assert list(front["trial"]) == [linear.sequence + 1] and front["pareto"].all()
 
+    settings = TrialSettings.load(tmp_path / "settings.json")
     settings.constraints = {"max_parameters": 5}
     settings.save(tmp_path / "settings.json")
     nothing = run_search(request(tmp_path, "nni-2", strategy="random", max_trials=1, concurrency=1, warm_start=[LINEAR]))

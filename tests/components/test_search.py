@@ -16,8 +16,9 @@ from components.tracking import configure_tracking
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def search_setup(tmp_path: Path, rows: int = 150, max_epochs: int = 3) -> tuple[str, str, str]:
-    """Splits, preprocessing and trial settings of a small table; returns (tracking URI, experiment, parent run)."""
+def search_setup(tmp_path: Path, rows: int = 150, max_epochs: int = 3, **settings) -> tuple[str, str, str]:
+    """Splits, preprocessing and trial settings (``settings`` override TrialSettings' fields) of a
+    small table; returns (tracking URI, experiment, parent run)."""
     rng = np.random.default_rng(0)
     features = rng.normal(size=(rows, 4)).astype(np.float32)
     targets = (features[:, 0] > 0).astype(np.int64)
@@ -40,6 +41,7 @@ def search_setup(tmp_path: Path, rows: int = 150, max_epochs: int = 3) -> tuple[
         tracking_uri=uri,
         experiment_id=experiment_id,
         parent_run_id=parent.info.run_id,
+        **settings,
     ).save(tmp_path / "settings.json")
     return uri, experiment_id, parent.info.run_id
 

@@ -41,12 +41,8 @@ def test_the_best_third_of_a_rung_goes_up_and_resumes_where_it_stopped():
 
 def test_a_successive_halving_search_promotes_and_ranks_only_the_top_rung_reached(tmp_path: Path):
     from components.search.nni_search import run_search
-    from components.search.settings import TrialSettings
 
-    search_setup(tmp_path, rows=200, max_epochs=9)
-    settings = TrialSettings.load(tmp_path / "settings.json")
-    settings.checkpoint_folder = str(tmp_path / "checkpoints")
-    settings.save(tmp_path / "settings.json")
+    search_setup(tmp_path, rows=200, max_epochs=9, checkpoint_folder=str(tmp_path / "checkpoints"))
     result = run_search(request(tmp_path, strategy="successive_halving", max_trials=5, concurrency=2, max_epochs=9))
     rungs = [trial.fidelity["rung"] for trial in result.trials]
     assert rungs.count(0) >= 3 and 1 in rungs, rungs
