@@ -64,8 +64,8 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
         request(tmp_path, strategy="random", max_trials=2, concurrency=2, warm_start=[GOOD], progress=messages.append)
     )
     assert [trial.status for trial in result.trials] == ["SUCCEEDED", "SUCCEEDED"]
-    assert result.trials[0].parameters == previous_best  # the warm start is the first trial
-    assert result.trials[1].parameters != previous_best
+    # The warm start is one of the two first trials (which process NNI hands it to is a race).
+    assert sorted(trial.parameters == previous_best for trial in result.trials) == [False, True]
     assert all(0.0 <= trial.score <= 1.0 for trial in result.trials)
     assert result.best.score == max(trial.score for trial in result.trials)
     assert set(result.best.parameters) == set(SEARCH_SPACE)
