@@ -7,8 +7,8 @@ download at run time, so this writes one from the 1,797 real 8x8 digits: each im
 20x20, then rotated (within 15 degrees), scaled (90-110%), placed at a random offset in a 28x28 frame,
 its strokes thickened or thinned at random, and given a little noise. The folder holds the PNGs and
 ``labels.csv`` (path, label, original): ``original`` is the source digit, meant as the group column,
-so that variants of one digit never straddle two splits (pass ``--group-column original`` to
-`dlautoml run` via params.yaml's ``data_preparation.group_column``).
+so that variants of one digit never straddle two splits: set ``data_preparation.group_column:
+original`` in params.yaml before ``dlautoml run --data FOLDER --target label``.
 """
 
 from __future__ import annotations

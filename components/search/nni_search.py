@@ -1,8 +1,9 @@
 """Multi-trial search with NNI's experiment manager: trials run as local processes.
 
 The search space is NNI's JSON format and holds both the architecture choices of a network family
-and the training hyper-parameters; the tuner (TPE, random or evolution) proposes configurations and
-each trial (:mod:`components.search.trial`) trains one and reports its validation score.
+and the training hyper-parameters; the tuner (TPE, random, evolution, or successive halving over
+fidelities) proposes configurations and each trial (:mod:`components.search.trial`) trains one and
+reports its validation score. The search keeps a deadline (:mod:`components.search.budget`).
 """
 
 from __future__ import annotations
