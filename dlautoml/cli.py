@@ -8,9 +8,11 @@ import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import get_args
 
 import typer
 
+from components.config import TaskFormulationParams, TrainingParams
 from components.data.digits import DEFAULT_DATA
 from components.errors import UserInputError
 from components.serving.request_log import ENDPOINT_FILE
@@ -36,26 +38,14 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-class Strategy(StrEnum):
-    tpe = "tpe"
-    random = "random"
-    evolution = "evolution"
-    successive_halving = "successive_halving"
+def _choices(name: str, section: type, key: str) -> type[StrEnum]:
+    """The values a params.yaml key accepts (its Literal type), as the enum typer offers on the command line."""
+    return StrEnum(name, {value: value for value in get_args(section.model_fields[key].annotation)})
 
 
-class Modality(StrEnum):
-    auto = "auto"
-    tabular = "tabular"
-    image = "image"
-    sequence = "sequence"
-    text = "text"
-    multimodal = "multimodal"
-
-
-class TaskType(StrEnum):
-    auto = "auto"
-    classification = "classification"
-    regression = "regression"
+Strategy = _choices("Strategy", TrainingParams, "strategy")
+Modality = _choices("Modality", TaskFormulationParams, "modality")
+TaskType = _choices("TaskType", TaskFormulationParams, "task_type")
 
 
 @app.command()
