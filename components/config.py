@@ -82,7 +82,8 @@ class ModelFormulationParams(_Section):
 
 class TrainingParams(_Section):
     seed: int = 0
-    strategy: Literal["tpe", "random", "evolution", "successive_halving"] = "tpe"
+    strategy: Literal["tpe", "random", "evolution", "successive_halving", "darts"] = "tpe"
+    oneshot_share: float = Field(0.5, gt=0, lt=1)  # one-shot strategies: of the search's time, for the supernet
     max_trials: int = Field(8, ge=1)
     max_minutes: float = Field(4.0, gt=0)  # the whole stage: search and final training
     final_share: float = Field(0.3, ge=0.05, le=0.9)  # of max_minutes kept for the final training, at least

@@ -36,6 +36,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
         )
     except ValueError as error:
         raise ConfigurationError(f"model_formulation.loss: {error}") from error
+    search_space = family.search_space_for(preparation.input_shape)
     manifest = ModelManifest(
         family=family.name,
         family_reason=family_reason,
@@ -43,10 +44,10 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
         loss_reason=loss.reason,
         class_weights=loss.class_weights,
         balancing=loss.balancing,
-        search_space=family.search_space,
+        search_space=search_space,
     )
     mlflow.set_tags({"loss": loss.name, "loss_reason": loss.reason, "balancing": loss.balancing})
-    (inputs.output / manifest.search_space_file).write_text(json.dumps(family.search_space, indent=2) + "\n")
+    (inputs.output / manifest.search_space_file).write_text(json.dumps(search_space, indent=2) + "\n")
     inputs.say(f"[{STAGE}] family {family_reason}; loss {loss.reason}")
     return manifest
 

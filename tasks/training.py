@@ -18,9 +18,11 @@ from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
-from components.search.constraints import Constraints
+from components.search.constraints import Constraints, measure_cost
 from components.search.fidelity import checkpoint_folder, logged_parameters, weights_file
 from components.search.nni_search import SearchRequest, run_search
+from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
+from components.search.oneshot import OneShotRequest, architecture_table, pin_architecture, run_oneshot
 from components.search.pareto import measure_latencies, write_search_report
 from components.search.selection import select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
@@ -65,27 +67,36 @@ def train(inputs: StageInputs) -> TrainingManifest:
         constraints=params.constraints(),
         report_test_score=os.environ.get(BENCHMARK_VARIABLE) == "1",
     )
-    fingerprint = search_fingerprint(settings, model, params)
-    settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
-    settings_file = inputs.output / "trial_settings.json"
-    settings.save(settings_file)
-
     def progress(message: str) -> None:
         inputs.say(f"[{STAGE}] {message}")
 
     progress(budget.describe(params.trial_concurrency, params.trial_max_minutes))
+    family = FAMILIES[model.family]
+    splits = Splits.load(settings.splits_file)
+    preprocessor = Preprocessor.load(settings.preprocessor_file)
+    oneshot = None
+    search_space, strategy = model.search_space, params.strategy
+    if strategy in ONESHOT_STRATEGIES:
+        oneshot = architecture_first(inputs, params, budget, family, splits, preprocessor, task.task_type, preparation, progress)
+        if oneshot is not None:
+            search_space = pin_architecture(search_space, oneshot.architecture)
+        strategy = "tpe"
     # At most half the trials repeat earlier configurations: the rest of the budget explores.
-    warm_start = previous_best(root, model.search_space, min(params.warm_start, max(1, params.max_trials // 2)))
+    warm_start = previous_best(root, search_space, min(params.warm_start, max(1, params.max_trials // 2)))
     if warm_start:
         progress(f"warm start: the previous search's {len(warm_start)} best configuration(s) are the first trials")
+    fingerprint = search_fingerprint(settings, search_space, model, params)
+    settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
+    settings_file = inputs.output / "trial_settings.json"
+    settings.save(settings_file)
 
     search = run_search(
         SearchRequest(
-            search_space=model.search_space,
+            search_space=search_space,
             settings_file=settings_file,
             code_folder=Path(components.__file__).resolve().parent.parent,
             working_folder=root / NNI_FOLDER,
-            strategy=params.strategy,
+            strategy=strategy,
             max_trials=params.max_trials,
             max_minutes=params.max_minutes,
             concurrency=params.trial_concurrency,
@@ -104,9 +115,6 @@ def train(inputs: StageInputs) -> TrainingManifest:
     mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
-    family = FAMILIES[model.family]
-    splits = Splits.load(settings.splits_file)
-    preprocessor = Preprocessor.load(settings.preprocessor_file)
 
     def build(parameters: dict):
         architecture = split_parameters(family, parameters)[0]
@@ -135,6 +143,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "chosen_trial": str(best.sequence + 1)})
+    if family.space_for is not None:
+        table = architecture_table(architecture, preparation.input_shape, oneshot.probabilities if oneshot else None)
+        table.to_csv(inputs.output / "architecture.csv", index=False, float_format="%.4f")
+        artefacts.append("architecture.csv")
+        progress("chosen cells: " + "; ".join(f"{row.stage}.{row.cell} {row.operation} ({row.skip})" for row in table.itertuples()))
+    if oneshot is not None:
+        mlflow.set_tags({"search.nni_strategy": oneshot.strategy})
+        mlflow.log_metrics({"oneshot_seconds": oneshot.seconds, "oneshot_epochs": float(oneshot.epochs)})
     constraints = Constraints(**params.constraints())
     if constraints.active:
         over = sum(not trial.meets_constraints for trial in search.trials)
@@ -235,12 +251,48 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
 
-def search_fingerprint(settings: TrialSettings, model: ModelManifest, params) -> str:
+def architecture_first(inputs, params, budget: Budget, family, splits, preprocessor, task_type, preparation, progress):
+    """One-shot strategies: NNI trains the family's model space as a supernet for ``oneshot_share`` of
+    the search's time and exports an architecture; the multi-trial search then tunes its training.
+    None (and a line saying why) where the family has no model space or the architecture breaks a
+    hardware limit: the multi-trial search then searches the whole space, limits enforced."""
+    if family.space_for is None:
+        progress(f"strategy {params.strategy} searches model spaces (the image family); {family.name} is searched by tpe")
+        return None
+    training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
+    result = run_oneshot(
+        OneShotRequest(
+            strategy=params.strategy,
+            task_type=task_type,
+            input_shape=preparation.input_shape,
+            output_size=preparation.output_size,
+            train=(preprocessor.transform(splits.features["train"]), training_target("train")),
+            validation=(preprocessor.transform(splits.features["validation"]), training_target("validation")),
+            working_folder=inputs.workspace / NNI_FOLDER,
+            deadline=budget.started + budget.search_seconds * params.oneshot_share,
+            max_epochs=params.trial_max_epochs,
+            batch_size=params.batch_size,
+            seed=params.seed,
+            progress=lambda message: progress(message),
+        )
+    )
+    progress(f"one-shot search chose {result.architecture} in {duration(result.seconds)} ({result.epochs} supernet epoch(s))")
+    constraints = Constraints(**params.constraints())
+    if constraints.active:
+        network = build_network(family.name, preparation.input_shape, preparation.output_size, result.architecture)
+        cost = measure_cost(network, preprocessor, task_type, splits.features["train"][:1], constraints)
+        if cost.violations(constraints):
+            progress(f"the one-shot architecture breaks {', '.join(cost.violations(constraints))}: the multi-trial search takes the whole space")
+            return None
+    return result
+
+
+def search_fingerprint(settings: TrialSettings, search_space: dict, model: ModelManifest, params) -> str:
     """What makes two searches the same search (for resuming one that was killed): the space, the
     data, and everything a trial's score depends on; the budget may differ."""
     digest = hashlib.sha256(Path(settings.splits_file).read_bytes()).hexdigest()
     identity = {
-        "space": model.search_space,
+        "space": search_space,
         "family": model.family,
         "loss": [model.loss, model.class_weights, model.balancing],
         "augmentation": settings.augmentation,

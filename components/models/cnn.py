@@ -1,20 +1,9 @@
-"""Convolutional network for images, with plain or residual blocks, and its search space."""
+"""Convolutional network for images with plain or residual blocks: the image encoder of the image
+fusion family (the image family itself is the model space of :mod:`components.models.cnn_space`)."""
 
 from __future__ import annotations
 
 from torch import nn
-
-ARCHITECTURE_KEYS = ("depth", "width", "block", "kernel_size", "dropout")
-
-SEARCH_SPACE = {
-    "depth": {"_type": "choice", "_value": [1, 2, 3]},
-    "width": {"_type": "choice", "_value": [8, 16, 32]},  # of the first block; doubled after each pooling
-    "block": {"_type": "choice", "_value": ["plain", "residual"]},
-    "kernel_size": {"_type": "choice", "_value": [3, 5]},
-    "dropout": {"_type": "choice", "_value": [0.0, 0.2, 0.4]},
-    "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1e-2]},
-    "weight_decay": {"_type": "choice", "_value": [0.0, 1e-4, 1e-3]},
-}
 
 MINIMUM_SIDE = 4
 # Above this side the stem pools once before the first block: the full-resolution convolutions are

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn, fusion, mlp, sequence, text
+from components.models import cnn_space, fusion, mlp, sequence, text
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,15 @@ class Family:
     build: Callable[..., nn.Module]
     description: str
     parts: str = ""  # multimodal families: what sits next to the table's columns ("text" or "image")
+    # Families whose architectures are an nni.nas model space: its JSON form for an input shape (the
+    # number of stages depends on the image's side). One-shot strategies search these families only.
+    space_for: Callable[[list[int]], dict[str, Any]] | None = None
+
+    def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
+        """The multi-trial tuners' space: the architecture choices and the training hyper-parameters."""
+        if self.space_for is None:
+            return self.search_space
+        return {**self.space_for(input_shape), **self.search_space}
 
 
 FAMILIES: dict[str, Family] = {
@@ -37,10 +46,11 @@ FAMILIES: dict[str, Family] = {
     "cnn": Family(
         "cnn",
         "image",
-        cnn.SEARCH_SPACE,
-        cnn.ARCHITECTURE_KEYS,
-        lambda shape, outputs, arch, **_: cnn.CNN(tuple(shape), outputs, **arch),
-        "a convolutional network: images have local, translation-invariant structure",
+        cnn_space.TRAINING_SPACE,
+        cnn_space.ARCHITECTURE_KEYS,
+        lambda shape, outputs, arch, **_: cnn_space.build(shape, outputs, arch),
+        "a convolutional network searched cell by cell (NNI model space): images have local, translation-invariant structure",
+        space_for=cnn_space.json_search_space,
     ),
     "sequence": Family(
         "sequence",
@@ -101,8 +111,12 @@ def choose_family(modality: str, override: str = "auto", parts: str = "") -> tup
 
 
 def split_parameters(family: Family, parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separates a searched configuration into architecture and training hyper-parameters."""
-    architecture = {key: parameters[key] for key in family.architecture_keys}
+    """Separates a searched configuration into architecture and training hyper-parameters (a model
+    space's smaller images lack its later stages' labels)."""
+    if family.space_for is not None:
+        architecture = {key: parameters[key] for key in family.architecture_keys if key in parameters}
+    else:
+        architecture = {key: parameters[key] for key in family.architecture_keys}
     hyperparameters = {key: value for key, value in parameters.items() if key not in family.architecture_keys}
     return architecture, hyperparameters
 

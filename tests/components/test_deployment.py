@@ -8,10 +8,11 @@ from components.data.preparation import Preprocessor
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session, measure_latency
 from components.deployment.wrapper import DeployableModel
 from components.errors import QualityGateError
+from components.models.cnn_space import smallest_architecture
 from components.models.families import build_network
 
 MLP = {"depth": 2, "width": 16, "activation": "gelu", "dropout": 0.0}
-CNN = {"depth": 2, "width": 8, "block": "residual", "kernel_size": 3, "dropout": 0.0}
+CNN = smallest_architecture([1, 8, 8], stage1_depth=2, stage1_cell2_op="separable5x5", stage1_cell2_skip="residual")
 
 
 def tabular_model(task_type="classification", seed=0):

@@ -1,4 +1,5 @@
 import itertools
+import random
 
 import pytest
 import torch
@@ -17,10 +18,15 @@ def _choices(space):
     [("mlp", [7]), ("cnn", [1, 8, 8]), ("cnn", [3, 13, 9]), ("sequence", [12, 2]), ("sequence", [1, 3]), ("text", [9])],
 )
 def test_every_architecture_in_the_space_runs_forward(family_name, shape):
+    """Every architecture of a small space; 24 random ones of a model space (millions of them)."""
     family = FAMILIES[family_name]
-    keys, values = _choices(family.search_space)
+    keys, values = _choices(family.search_space_for(shape))
     inputs = torch.randint(0, 2, (2, *shape)).float() if family_name == "text" else torch.randn(2, *shape)
-    for combination in itertools.product(*values):
+    combinations = itertools.product(*values)
+    if family.space_for is not None:
+        rng = random.Random(0)
+        combinations = [[rng.choice(options) for options in values] for _ in range(24)]
+    for combination in combinations:
         parameters = dict(zip(keys, combination), learning_rate=1e-3)
         architecture, hyperparameters = split_parameters(family, parameters)
         assert "learning_rate" in hyperparameters and "learning_rate" not in architecture

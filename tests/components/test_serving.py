@@ -20,6 +20,7 @@ from components.data.preparation import Preprocessor
 from components.deployment.onnx_export import export_onnx
 from components.deployment.registry import register_onnx_model
 from components.deployment.wrapper import DeployableModel
+from components.models.cnn_space import smallest_architecture
 from components.models.families import build_network
 from components.monitoring.production import server_figures
 from components.serving.app import ServingConfig, create_app
@@ -38,7 +39,7 @@ def register(tmp_path: Path, name: str, family: str, seed: int, set_alias: bool 
         metadata = {"modality": "tabular", "feature_names": FEATURES, "input_shape": [3]}
     else:
         raw = np.random.default_rng(seed).integers(0, 255, size=(16, 1, 8, 8)).astype(np.float32)
-        network = build_network("cnn", [1, 8, 8], 2, {"depth": 1, "width": 4, "block": "plain", "kernel_size": 3, "dropout": 0.0})
+        network = build_network("cnn", [1, 8, 8], 2, smallest_architecture([1, 8, 8]))
         metadata = {"modality": "image", "feature_names": ["pixel_0"], "input_shape": [1, 8, 8]}
     model = DeployableModel(network.eval(), Preprocessor.fit(raw, metadata["modality"]), "classification").eval()
     path = export_onnx(model, raw, tmp_path / f"{name}-{seed}.onnx")
