@@ -1,9 +1,9 @@
 """Search quality: each search strategy with the same wall-clock budget, against scikit-learn
-baselines on the same splits, for the digits images, 28x28 images (benchmarks/digits28.py), the
+baselines on the same splits, for the digits images, 10,000 MNIST digits (benchmarks/mnist.py), the
 breast-cancer table and the diabetes regression table.
 
-    .venv/bin/python benchmarks/search_quality.py [--minutes 4] [--strategies tpe successive_halving]
-        [--datasets digits digits28 breast_cancer diabetes]
+    .venv/bin/python benchmarks/search_quality.py [--minutes 4] [--strategies tpe successive_halving darts]
+        [--datasets digits mnist breast_cancer diabetes]
 
 Each dataset and strategy gets a throw-away workspace (git + DVC) under --folder, and the whole
 `automl` flow runs there in this process (NNI trials are processes under NNI's manager) with
@@ -11,7 +11,8 @@ Each dataset and strategy gets a throw-away workspace (git + DVC) under --folder
 large to bind, a 25% test split and seed 0. Every trial also scores the test split (never seen by the
 search: DLAUTOML_BENCHMARK_TEST_SCORES), which gives the anytime curve: the test score of the
 configuration the search would choose (best validation score at the highest fidelity reached) at
-each moment of the search. The baselines (logistic regression or ridge, histogram gradient boosting,
+each moment of the search; the one-shot strategy's curve starts after its supernet's time (its trials
+only tune the architecture the supernet chose). The baselines (logistic regression or ridge, histogram gradient boosting,
 an RBF SVM, each behind a standard scaler) are fitted on the platform's own train + validation
 splits, with scikit-learn's defaults, and scored on its test split. Printed: test metric and wall
 time per method, the anytime curves at a quarter, half, three quarters and all of the search (also
@@ -34,13 +35,13 @@ import yaml
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from benchmarks.digits28 import write_digits28  # noqa: E402
+from benchmarks.mnist import write_mnist  # noqa: E402
 from components.data.digits import write_digits_images  # noqa: E402
 from components.data.preparation import Splits  # noqa: E402
 from components.search.settings import BENCHMARK_VARIABLE  # noqa: E402
 
-DATASETS = ("digits", "digits28", "breast_cancer", "diabetes")
-STRATEGIES = ("tpe", "random", "evolution", "successive_halving")
+DATASETS = ("digits", "mnist", "breast_cancer", "diabetes")
+STRATEGIES = ("tpe", "random", "evolution", "successive_halving", "darts")
 
 
 def write_dataset(name: str, root: Path) -> tuple[str, str]:
@@ -50,9 +51,9 @@ def write_dataset(name: str, root: Path) -> tuple[str, str]:
     if name == "digits":
         write_digits_images(root / "data" / "digits")
         return "data/digits", "label"
-    if name == "digits28":
-        write_digits28(root / "data" / "digits28", count=5000)
-        return "data/digits28", "label"
+    if name == "mnist":
+        write_mnist(root / "data" / "mnist")
+        return "data/mnist", "label"
     loaded = datasets.load_breast_cancer(as_frame=True) if name == "breast_cancer" else datasets.load_diabetes(as_frame=True)
     frame = loaded.frame.rename(columns={"target": "label"})
     (root / "data").mkdir(parents=True, exist_ok=True)
@@ -71,8 +72,6 @@ def make_workspace(root: Path, dataset: str, minutes: float, strategy: str) -> P
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["task_formulation"].update({"data_path": data_path, "target": target})
     params["data_preparation"].update({"test_fraction": 0.25, "seed": 0})
-    if dataset == "digits28":  # variants of one source digit stay in one split
-        params["data_preparation"]["group_column"] = "original"
     params["training"].update({"max_minutes": minutes, "max_trials": 1000, "seed": 0, "strategy": strategy})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
@@ -140,6 +139,7 @@ def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> t
     training = yaml.safe_load((root / "outputs" / "training" / "manifest.json").read_text())
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     curve = anytime_curve(pd.read_csv(root / "outputs" / "training" / "trials.csv"))
+    curve["seconds"] += training["metrics"].get("oneshot_seconds", 0.0)
     search_seconds = training["metrics"]["search_seconds"]
     row = {
         "dataset": dataset,
@@ -200,7 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="training budget per run (training.max_minutes)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["tpe", "successive_halving"])
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["tpe", "successive_halving", "darts"])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-search-quality"), help="where the workspaces go")
     arguments = parser.parse_args()
     results, curves = [], {}

@@ -150,7 +150,6 @@ def train(inputs: StageInputs) -> TrainingManifest:
         progress("chosen cells: " + "; ".join(f"{row.stage}.{row.cell} {row.operation} ({row.skip})" for row in table.itertuples()))
     if oneshot is not None:
         mlflow.set_tags({"search.nni_strategy": oneshot.strategy})
-        mlflow.log_metrics({"oneshot_seconds": oneshot.seconds, "oneshot_epochs": float(oneshot.epochs)})
     constraints = Constraints(**params.constraints())
     if constraints.active:
         over = sum(not trial.meets_constraints for trial in search.trials)
@@ -245,6 +244,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "final_reached_deadline": float(fitted.reached_deadline),
             "final_from_trial_weights": float(from_trial),
             "search_seconds": search_seconds,
+            **({"oneshot_seconds": oneshot.seconds, "oneshot_epochs": float(oneshot.epochs)} if oneshot else {}),
             "training_seconds": budget.elapsed(),
             "budget_seconds": budget.total_seconds,
         },

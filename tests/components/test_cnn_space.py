@@ -82,7 +82,8 @@ def test_darts_exports_a_point_of_the_space_with_its_weights(tmp_path):
     table = architecture_table(result.architecture, [1, 8, 8], result.probabilities)
     assert table.loc[0, "operation_weight"] == pytest.approx(weights[chosen])
     pinned = pin_architecture(FAMILIES["cnn"].search_space_for([1, 8, 8]), result.architecture)
-    assert pinned["width"]["_value"] == [result.architecture["width"]] and len(pinned["learning_rate"]["_value"]) == 2
+    assert pinned["stage2_cell1_op"]["_value"] == [result.architecture["stage2_cell1_op"]]
+    assert len(pinned["width"]["_value"]) == 3 and len(pinned["learning_rate"]["_value"]) == 2  # still searched
 
 
 def test_oneshot_search_stops_at_its_deadline(tmp_path):
