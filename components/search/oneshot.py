@@ -53,6 +53,7 @@ class OneShotRequest:
     learning_rate: float = 3e-3
     seed: int = 0
     progress: Callable[[str], None] = print
+    accelerator: str = "auto"  # Lightning's: the GPU where there is one
 
 
 @dataclass
@@ -150,7 +151,7 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     trainer = {
         "max_epochs": request.max_epochs,
         "max_time": timedelta(seconds=max(request.deadline - time.time(), 1.0)),
-        "accelerator": "auto",
+        "accelerator": request.accelerator,
         "devices": 1,
         "logger": False,
         "enable_checkpointing": False,
