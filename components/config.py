@@ -96,6 +96,7 @@ class TrainingParams(_Section):
     warm_start: int = Field(3, ge=0)
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"
+    ensemble: bool = True  # a weighted ensemble of the final network and the best trials, if it scores higher on validation
     max_parameters: int | None = Field(None, ge=1)  # hardware limits enforced inside the search (None: none)
     max_mflops: float | None = Field(None, gt=0)
     max_latency_ms: float | None = Field(None, gt=0)  # ONNX Runtime, batch 1, one thread, on this machine

@@ -107,6 +107,9 @@ class TrainingManifest(Manifest):
     trial_count: int
     trials_file: str = "trials.csv"
     model_file: str = "model.pt"
+    # A weighted ensemble replaced the single network: its members' labels, searched configurations
+    # and weights, in the order of model_file's Ensemble.members.
+    ensemble: list[dict[str, Any]] = []
     nni_experiment_id: str
     test_metric: str
     test_score: float

@@ -27,7 +27,8 @@ from components.deployment.promotion import promote_if_better
 from components.deployment.registry import CHALLENGER, CHAMPION, register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
-from components.models.families import build_network
+from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
 
@@ -41,9 +42,13 @@ def load_deployable(root) -> DeployableModel:
     preparation = PreparationManifest.read(root)
     training = TrainingManifest.read(root)
     preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
-    network = build_network(
-        training.family, preparation.input_shape, preparation.output_size, training.architecture, preprocessor
-    )
+    def build(architecture: dict):
+        return build_network(training.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
+
+    network = build(training.architecture)
+    if training.ensemble:
+        members = [build(split_parameters(FAMILIES[training.family], member["configuration"])[0]) for member in training.ensemble]
+        network = Ensemble(members, [member["weight"] for member in training.ensemble], task.task_type)
     network.load_state_dict(torch.load(TrainingManifest.file(training.model_file, root), map_location="cpu", weights_only=True))
     return DeployableModel(network.eval(), preprocessor, task.task_type).eval()
 

@@ -22,7 +22,8 @@ def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> 
         "Pipeline finished",
         f"  task        {task.task_type} on {task.modality} data from {task.data_path} "
         f"({task.sample_count} samples), metric {task.metric}, success threshold {task.success_threshold:.3f}",
-        f"  network     {model.family}, architecture {training.architecture}",
+        f"  network     {model.family}, architecture {training.architecture}"
+        + (f"; an ensemble of {len(training.ensemble)} ({', '.join(m['label'] for m in training.ensemble)})" if training.ensemble else ""),
         f"  search      {training.trial_count} NNI trials (experiment {training.nni_experiment_id})",
         f"  test        {training.test_metric} {training.test_score:.4f}",
         f"  ONNX        p50 latency {latency['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, "

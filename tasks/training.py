@@ -19,6 +19,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, measure_cost
+from components.search.ensemble import choose_ensemble, trial_networks
 from components.search.fidelity import checkpoint_folder, logged_parameters, weights_file
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
@@ -196,11 +197,15 @@ def train(inputs: StageInputs) -> TrainingManifest:
             f"final training stopped at the budget after {len(fitted.history)} epoch(s), "
             f"keeping epoch {fitted.best_epoch + 1} (lowest validation loss)"
         )
-    outputs = predict(fitted.network, preprocessor.transform(splits.features["test"]))
+    final_network, ensemble = fitted.network, None
+    if params.ensemble and len(search.trials) > 1:
+        ensemble = ensemble_of_trials(search, best, fitted.network, build, settings, splits, preprocessor, task, params, progress)
+        final_network = ensemble.network or fitted.network
+    outputs = predict(final_network, preprocessor.transform(splits.features["test"]))
     if task.task_type == "regression":
         outputs = preprocessor.decode_target(outputs)
     scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
-    torch.save(fitted.network.state_dict(), inputs.output / "model.pt")
+    torch.save(final_network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
     artefacts.append("learning_curve.png")
     if task.task_type == "classification":
@@ -230,6 +235,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         test_score=test_score,
         top_configurations=[trial.parameters for trial in search.ranked()[: max(params.warm_start, 1)]],
         warm_started=len(warm_start),
+        ensemble=ensemble.members if ensemble and ensemble.network is not None else [],
         warnings=warnings,
         metrics={
             **{f"test_{name}": value for name, value in scores.items()},
@@ -243,6 +249,11 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "final_epochs": float(len(fitted.history)),
             "final_reached_deadline": float(fitted.reached_deadline),
             "final_from_trial_weights": float(from_trial),
+            **(
+                {"single_validation_score": ensemble.single_score, "ensemble_validation_score": ensemble.ensemble_score}
+                if ensemble
+                else {}
+            ),
             "search_seconds": search_seconds,
             **({"oneshot_seconds": oneshot.seconds, "oneshot_epochs": float(oneshot.epochs)} if oneshot else {}),
             "training_seconds": budget.elapsed(),
@@ -285,6 +296,43 @@ def architecture_first(inputs, params, budget: Budget, family, splits, preproces
             progress(f"the one-shot architecture breaks {', '.join(cost.violations(constraints))}: the multi-trial search takes the whole space")
             return None
     return result
+
+
+def ensemble_of_trials(search, best, final_network, build, settings, splits, preprocessor, task, params, progress):
+    """Greedy ensemble selection over the final network and the best trials' networks, on the
+    validation split; the ensemble replaces the final network only if it scores higher there and
+    meets the hardware limits."""
+    candidates = [("final", best.parameters, final_network)] + trial_networks(
+        search.trials, build, lambda trial: weights_file(settings.checkpoint_folder, trial.parameters, trial.fidelity), best.trial_id
+    )
+
+    def score(outputs):
+        if task.task_type == "regression":
+            outputs = preprocessor.decode_target(outputs)
+        return evaluation_metrics(task.task_type, outputs, splits.targets["validation"])[task.metric]
+
+    constraints = Constraints(**params.constraints())
+
+    def fits_limits(network) -> bool:
+        if not constraints.active:
+            return True
+        cost = measure_cost(network, preprocessor, task.task_type, splits.features["train"][:1], constraints)
+        return not cost.violations(constraints)
+
+    choice = choose_ensemble(
+        candidates,
+        preprocessor.transform(splits.features["validation"]),
+        preprocessor.training_target(task.task_type, splits.targets["validation"]),
+        task.task_type,
+        score,
+        fits_limits,
+    )
+    if choice.network is not None:
+        weights = ", ".join(f"{member['label']} {member['weight']:.2f}" for member in choice.members)
+        progress(f"ensemble of {len(choice.members)} networks chosen ({choice.reason}): {weights}")
+    else:
+        progress(f"the single final network stays ({choice.reason}; {len(candidates)} candidates)")
+    return choice
 
 
 def search_fingerprint(settings: TrialSettings, search_space: dict, model: ModelManifest, params) -> str:

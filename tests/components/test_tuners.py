@@ -3,7 +3,7 @@ evolution strategy is seeded; configurations of another search space are not reu
 
 import pytest
 
-from components.models.cnn import SEARCH_SPACE as CNN_SPACE
+from components.models.families import FAMILIES
 from components.models.mlp import SEARCH_SPACE
 from components.search.tuners import (
     OrderTolerantTpeTuner,
@@ -46,7 +46,7 @@ def test_only_points_of_the_search_space_warm_start():
     other = {**PREVIOUS, "depth": 7}
     numbers_as_read_back = {**PREVIOUS, "width": 128.0}
     assert compatible_configurations([PREVIOUS, other, {"x": 1}, numbers_as_read_back], SEARCH_SPACE) == [PREVIOUS]
-    assert compatible_configurations([PREVIOUS], CNN_SPACE) == []
+    assert compatible_configurations([PREVIOUS], FAMILIES["cnn"].search_space_for([1, 8, 8])) == []
     assert compatible_configurations([{**PREVIOUS, "learning_rate": 5.0}], SEARCH_SPACE) == []
 
 
