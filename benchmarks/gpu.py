@@ -42,8 +42,18 @@ def oneshot(train, validation, epochs: int, accelerator: str):
     from components.search.oneshot import OneShotRequest, run_oneshot
 
     request = OneShotRequest(
-        "darts", "classification", [1, 28, 28], 10, train, validation, Path(tempfile.mkdtemp()),
-        time.time() + 600, max_epochs=epochs, batch_size=256, progress=lambda line: None, accelerator=accelerator,
+        "darts",
+        "classification",
+        [1, 28, 28],
+        10,
+        train,
+        validation,
+        Path(tempfile.mkdtemp()),
+        time.time() + 600,
+        max_epochs=epochs,
+        batch_size=256,
+        progress=lambda line: None,
+        accelerator=accelerator,
     )
     result = run_oneshot(request)
     return result, result.seconds / max(result.epochs, 1)
@@ -70,8 +80,13 @@ def onnx_runtime(architecture, images) -> None:
     network = cnn_space.build([1, 28, 28], 10, architecture).eval()
     path = Path(tempfile.mkdtemp()) / "searched.onnx"
     torch.onnx.export(
-        network, (torch.from_numpy(images[:2]),), str(path), input_names=["x"], dynamic_axes={"x": {0: "batch"}},
-        opset_version=17, dynamo=False,
+        network,
+        (torch.from_numpy(images[:2]),),
+        str(path),
+        input_names=["x"],
+        dynamic_axes={"x": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
     say("onnx runtime providers", ort.get_available_providers())
     with torch.no_grad():
@@ -116,7 +131,10 @@ def main() -> None:
         gpu, gpu_epoch = oneshot(train, validation, arguments.epochs, "auto")
         say("DARTS on the GPU", f"{gpu_epoch:.2f} s/epoch over {len(train[1])} images; chose {gpu.architecture}")
         _, cpu_epoch = oneshot(train, validation, 1, "cpu")
-        say(f"DARTS on the CPU ({torch.get_num_threads()} threads)", f"{cpu_epoch:.2f} s/epoch; GPU speed-up {cpu_epoch / gpu_epoch:.1f}x")
+        say(
+            f"DARTS on the CPU ({torch.get_num_threads()} threads)",
+            f"{cpu_epoch:.2f} s/epoch; GPU speed-up {cpu_epoch / gpu_epoch:.1f}x",
+        )
         architecture = {**gpu.architecture, "dropout": 0.0}
     except Exception as error:  # noqa: BLE001 - a check reports what it could not run and goes on
         say("DARTS check failed", repr(error))

@@ -42,6 +42,7 @@ def load_deployable(root) -> DeployableModel:
     preparation = PreparationManifest.read(root)
     training = TrainingManifest.read(root)
     preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
+
     def build(architecture: dict):
         return build_network(training.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
 

@@ -3,8 +3,6 @@ retrained with early stopping and scored on the test split."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -20,15 +18,15 @@ from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, measure_cost
 from components.search.ensemble import choose_ensemble, trial_networks
-from components.search.fidelity import checkpoint_folder, logged_parameters, weights_file
+from components.search.fidelity import checkpoint_folder, weights_file
+from components.search.history import log_stopped_trials, previous_best, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import OneShotRequest, architecture_table, pin_architecture, run_oneshot
 from components.search.pareto import measure_latencies, write_search_report
-from components.search.selection import select_configuration
+from components.search.selection import score_standard_error, select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
-from components.search.tuners import compatible_configurations
-from components.tracking import flatten, log_finished_run
+from components.tracking import flatten
 from components.training.fit import class_report, evaluation_metrics, fit_network, predict
 from components.training.plots import plot_confusion_matrix, plot_learning_curve
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -68,6 +66,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         constraints=params.constraints(),
         report_test_score=os.environ.get(BENCHMARK_VARIABLE) == "1",
     )
+
     def progress(message: str) -> None:
         inputs.say(f"[{STAGE}] {message}")
 
@@ -148,7 +147,9 @@ def train(inputs: StageInputs) -> TrainingManifest:
         table = architecture_table(architecture, preparation.input_shape, oneshot.probabilities if oneshot else None)
         table.to_csv(inputs.output / "architecture.csv", index=False, float_format="%.4f")
         artefacts.append("architecture.csv")
-        progress("chosen cells: " + "; ".join(f"{row.stage}.{row.cell} {row.operation} ({row.skip})" for row in table.itertuples()))
+        progress(
+            "chosen cells: " + "; ".join(f"{row.stage}.{row.cell} {row.operation} ({row.skip})" for row in table.itertuples())
+        )
     if oneshot is not None:
         mlflow.set_tags({"search.nni_strategy": oneshot.strategy})
     constraints = Constraints(**params.constraints())
@@ -201,10 +202,17 @@ def train(inputs: StageInputs) -> TrainingManifest:
     if params.ensemble and len(search.trials) > 1:
         ensemble = ensemble_of_trials(search, best, fitted.network, build, settings, splits, preprocessor, task, params, progress)
         final_network = ensemble.network or fitted.network
-    outputs = predict(final_network, preprocessor.transform(splits.features["test"]))
-    if task.task_type == "regression":
-        outputs = preprocessor.decode_target(outputs)
+
+    def test_outputs(network):
+        outputs = predict(network, preprocessor.transform(splits.features["test"]))
+        return preprocessor.decode_target(outputs) if task.task_type == "regression" else outputs
+
+    outputs = test_outputs(final_network)
     scores = evaluation_metrics(task.task_type, outputs, splits.targets["test"])
+    if final_network is not fitted.network:  # what the single network scores beside the ensemble that replaced it
+        scores[f"{task.metric}_of_single_network"] = evaluation_metrics(
+            task.task_type, test_outputs(fitted.network), splits.targets["test"]
+        )[task.metric]
     torch.save(final_network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
     artefacts.append("learning_curve.png")
@@ -223,7 +231,11 @@ def train(inputs: StageInputs) -> TrainingManifest:
     warnings = []
     if test_score < task.success_threshold:
         warnings.append(f"test {task.metric} {test_score:.4f} is below the success threshold {task.success_threshold:.4f}")
-    progress(f"test {task.metric} {test_score:.4f} (success threshold {task.success_threshold:.4f})")
+    single = scores.get(f"{task.metric}_of_single_network")
+    progress(
+        f"test {task.metric} {test_score:.4f} (success threshold {task.success_threshold:.4f})"
+        + ("" if single is None else f"; the single final network's: {single:.4f}")
+    )
     return TrainingManifest(
         family=model.family,
         architecture=architecture,
@@ -293,7 +305,9 @@ def architecture_first(inputs, params, budget: Budget, family, splits, preproces
         network = build_network(family.name, preparation.input_shape, preparation.output_size, result.architecture)
         cost = measure_cost(network, preprocessor, task_type, splits.features["train"][:1], constraints)
         if cost.violations(constraints):
-            progress(f"the one-shot architecture breaks {', '.join(cost.violations(constraints))}: the multi-trial search takes the whole space")
+            progress(
+                f"the one-shot architecture breaks {', '.join(cost.violations(constraints))}: the multi-trial search takes the whole space"
+            )
             return None
     return result
 
@@ -303,7 +317,10 @@ def ensemble_of_trials(search, best, final_network, build, settings, splits, pre
     validation split; the ensemble replaces the final network only if it scores higher there and
     meets the hardware limits."""
     candidates = [("final", best.parameters, final_network)] + trial_networks(
-        search.trials, build, lambda trial: weights_file(settings.checkpoint_folder, trial.parameters, trial.fidelity), best.trial_id
+        search.trials,
+        build,
+        lambda trial: weights_file(settings.checkpoint_folder, trial.parameters, trial.fidelity),
+        best.trial_id,
     )
 
     def score(outputs):
@@ -326,6 +343,11 @@ def ensemble_of_trials(search, best, final_network, build, settings, splits, pre
         task.task_type,
         score,
         fits_limits,
+        margin=lambda single: (
+            score_standard_error(single, len(splits.targets["validation"]), task.task_type)
+            if params.selection == "one_standard_error"
+            else 0.0
+        ),
     )
     if choice.network is not None:
         weights = ", ".join(f"{member['label']} {member['weight']:.2f}" for member in choice.members)
@@ -333,52 +355,6 @@ def ensemble_of_trials(search, best, final_network, build, settings, splits, pre
     else:
         progress(f"the single final network stays ({choice.reason}; {len(candidates)} candidates)")
     return choice
-
-
-def search_fingerprint(settings: TrialSettings, search_space: dict, model: ModelManifest, params) -> str:
-    """What makes two searches the same search (for resuming one that was killed): the space, the
-    data, and everything a trial's score depends on; the budget may differ."""
-    digest = hashlib.sha256(Path(settings.splits_file).read_bytes()).hexdigest()
-    identity = {
-        "space": search_space,
-        "family": model.family,
-        "loss": [model.loss, model.class_weights, model.balancing],
-        "augmentation": settings.augmentation,
-        "splits": digest,
-        "trial": [settings.max_epochs, settings.batch_size, settings.seed],
-        "search": [params.strategy, params.seed, params.early_stopping_start],
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def log_stopped_trials(search, settings: TrialSettings) -> None:
-    """Trials that did not finish (stopped early by the assessor, or failed) never logged themselves:
-    each still gets its MLflow run with its configuration and learning curve so far."""
-    for trial in search.trials[search.resumed :]:
-        if trial.status == "SUCCEEDED":
-            continue
-        log_finished_run(
-            settings.experiment_id,
-            run_name=f"trial-{trial.sequence}",
-            parent_run_id=settings.parent_run_id,
-            parameters={"family": settings.family, **logged_parameters(trial.parameters, trial.fidelity)},
-            history=[{"val_score": value} for value in trial.intermediate],
-            final_metrics={"trial_seconds": trial.seconds},
-            tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},
-        )
-
-
-def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:
-    """The best configurations of this workspace's last search that are points of the current search
-    space (none when the family or its space changed, or warm starts are off)."""
-    if count == 0:
-        return []
-    try:
-        previous = TrainingManifest.read(root)
-    except FileNotFoundError:
-        return []
-    candidates = previous.top_configurations or [{**previous.architecture, **previous.hyperparameters}]
-    return compatible_configurations(candidates, search_space)[:count]
 
 
 @task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)

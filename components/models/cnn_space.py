@@ -152,7 +152,10 @@ def smallest_architecture(input_shape, **choices) -> dict[str, Any]:
 
 def readable(sample: dict[str, Any]) -> dict[str, Any]:
     """An architecture as NNI samples it (a skip choice is a list of chosen inputs) with names instead."""
-    return {key: SKIP_CHOICES[value[0]] if key.endswith("_skip") and isinstance(value, list) else value for key, value in sample.items()}
+    return {
+        key: SKIP_CHOICES[value[0]] if key.endswith("_skip") and isinstance(value, list) else value
+        for key, value in sample.items()
+    }
 
 
 def nni_sample(architecture: dict[str, Any]) -> dict[str, Any]:

@@ -85,10 +85,13 @@ def choose_ensemble(
     task_type: str,
     score: callable,
     fits_limits: callable = lambda network: True,
+    margin: callable = lambda single: 0.0,
 ) -> EnsembleChoice:
-    """Greedy selection over ``candidates`` (label, architecture, trained network; the first is the
+    """Greedy selection over ``candidates`` (label, configuration, trained network; the first is the
     single final network); the ensemble is chosen when its validation ``score`` (the task metric of
-    raw outputs) is higher than the first candidate's and ``fits_limits`` accepts it."""
+    raw outputs) beats the first candidate's by more than ``margin(single score)`` (the stage passes
+    one standard error of that score: on a small validation split, a selection that fits it closely
+    is partly luck) and ``fits_limits`` accepts it."""
     raw = [predict(network, features) for _, _, network in candidates]
     predictions = [_probabilities(output) if task_type == "classification" else output for output in raw]
     single = float(score(raw[0]))
@@ -103,14 +106,19 @@ def choose_ensemble(
         {"label": candidates[index][0], "configuration": candidates[index][1], "weight": weight}
         for index, weight in zip(chosen, weights)
     ]
-    if combined <= single:
-        return EnsembleChoice(None, single, combined, members, f"the ensemble scored {combined:.4f}, not above {single:.4f}")
+    needed = single + margin(single)
+    if combined <= needed:
+        return EnsembleChoice(
+            None, single, combined, members, f"the ensemble scored {combined:.4f} on validation, not above {needed:.4f}"
+        )
     if not fits_limits(network):
         return EnsembleChoice(None, single, combined, members, "the ensemble breaks a hardware limit")
     return EnsembleChoice(network, single, combined, members, f"validation score {combined:.4f} against {single:.4f}")
 
 
-def trial_networks(trials: list, build, weights_for, exclude: str, limit: int = MAX_CANDIDATES) -> list[tuple[str, dict, nn.Module]]:
+def trial_networks(
+    trials: list, build, weights_for, exclude: str, limit: int = MAX_CANDIDATES
+) -> list[tuple[str, dict, nn.Module]]:
     """The best trials (by validation score) that left their weights and met the hardware limits, as
     (label, configuration, network with those weights); ``exclude``: a trial id already a candidate."""
     ranked = sorted(

@@ -132,7 +132,6 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     from nni.nas.evaluator.pytorch import Classification, DataLoader, Regression
     from nni.nas.experiment import NasExperiment
     from nni.nas.strategy import DARTS
-
     from nni.runtime.log import silence_stdout
 
     silence_stdout()  # NNI's experiment log file keeps its lines; progress goes through request.progress

@@ -45,7 +45,9 @@ def test_a_searched_architecture_exports_to_onnx_with_parity(tmp_path):
     digits = load_digits()
     raw = digits.images[:64, None].astype(np.float32)
     torch.manual_seed(0)
-    architecture = cnn_space.smallest_architecture([1, 8, 8], stage1_depth=2, stage1_cell2_op="dilated3x3", stage2_cell1_skip="residual")
+    architecture = cnn_space.smallest_architecture(
+        [1, 8, 8], stage1_depth=2, stage1_cell2_op="dilated3x3", stage2_cell1_skip="residual"
+    )
     model = DeployableModel(cnn_space.build([1, 8, 8], 10, architecture).eval(), Preprocessor.fit(raw, "image"), "classification")
     path = export_onnx(model.eval(), raw, tmp_path / "searched.onnx")
     report = check_parity(model, inference_session(path), raw, tolerance=1e-4)
@@ -65,8 +67,16 @@ def _digits_request(strategy, tmp_path, seconds, epochs):
     images = (digits.images[:, None] / 16.0).astype(np.float32)
     targets = digits.target.astype(np.int64)
     return OneShotRequest(
-        strategy, "classification", [1, 8, 8], 10, (images[:400], targets[:400]), (images[400:600], targets[400:600]),
-        tmp_path, time.time() + seconds, max_epochs=epochs, progress=lambda line: None,
+        strategy,
+        "classification",
+        [1, 8, 8],
+        10,
+        (images[:400], targets[:400]),
+        (images[400:600], targets[400:600]),
+        tmp_path,
+        time.time() + seconds,
+        max_epochs=epochs,
+        progress=lambda line: None,
     )
 
 

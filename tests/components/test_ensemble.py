@@ -22,7 +22,9 @@ def test_selection_mixes_complementary_candidates():
 
 def test_selection_of_regressors_averages_opposite_errors():
     targets = np.zeros(5)
-    counts = greedy_selection([np.full((5, 1), 1.0), np.full((5, 1), -1.0), np.full((5, 1), 3.0)], targets, "regression", rounds=4)
+    counts = greedy_selection(
+        [np.full((5, 1), 1.0), np.full((5, 1), -1.0), np.full((5, 1), 3.0)], targets, "regression", rounds=4
+    )
     assert counts == [2, 2, 0]
 
 
@@ -69,3 +71,15 @@ def test_the_ensemble_is_kept_only_when_it_scores_higher():
     assert refused.network is None and "hardware limit" in refused.reason
     alone = choose_ensemble([("final", {}, trial), ("trial 2", {}, trial)], features, targets, "classification", accuracy)
     assert alone.network is None
+
+
+def test_a_gain_within_the_margin_keeps_the_single_network():
+    features = np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)
+    targets = np.array([0, 0, 1, 1])
+    single = Fixed([[3.0, 0.0], [3.0, 0.0], [0.2, 0.0], [0.0, 3.0]])
+    trial = Fixed([[3.0, 0.0], [0.0, 0.2], [0.0, 3.0], [0.0, 3.0]])
+    candidates = [("final", {}, single), ("trial 2", {}, trial)]
+    # 1.0 against 0.75: kept with a margin of 0.2, refused with one of 0.3 (a standard error on few rows).
+    assert choose_ensemble(candidates, features, targets, "classification", accuracy, margin=lambda s: 0.2).network is not None
+    refused = choose_ensemble(candidates, features, targets, "classification", accuracy, margin=lambda s: 0.3)
+    assert refused.network is None and "not above 1.0500" in refused.reason

@@ -1,0 +1,61 @@
+"""A search's history in a workspace: what identifies a search (to resume one that was killed), the
+previous search's best configurations (the next one's warm start), and MLflow runs for the trials
+that never logged themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from components.manifests import ModelManifest, TrainingManifest
+from components.search.fidelity import logged_parameters
+from components.search.settings import TrialSettings
+from components.search.tuners import compatible_configurations
+from components.tracking import log_finished_run
+
+
+def search_fingerprint(settings: TrialSettings, search_space: dict, model: ModelManifest, params) -> str:
+    """What makes two searches the same search (for resuming one that was killed): the space, the
+    data, and everything a trial's score depends on; the budget may differ."""
+    digest = hashlib.sha256(Path(settings.splits_file).read_bytes()).hexdigest()
+    identity = {
+        "space": search_space,
+        "family": model.family,
+        "loss": [model.loss, model.class_weights, model.balancing],
+        "augmentation": settings.augmentation,
+        "splits": digest,
+        "trial": [settings.max_epochs, settings.batch_size, settings.seed],
+        "search": [params.strategy, params.seed, params.early_stopping_start],
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def log_stopped_trials(search, settings: TrialSettings) -> None:
+    """Trials that did not finish (stopped early by the assessor, or failed) never logged themselves:
+    each still gets its MLflow run with its configuration and learning curve so far."""
+    for trial in search.trials[search.resumed :]:
+        if trial.status == "SUCCEEDED":
+            continue
+        log_finished_run(
+            settings.experiment_id,
+            run_name=f"trial-{trial.sequence}",
+            parent_run_id=settings.parent_run_id,
+            parameters={"family": settings.family, **logged_parameters(trial.parameters, trial.fidelity)},
+            history=[{"val_score": value} for value in trial.intermediate],
+            final_metrics={"trial_seconds": trial.seconds},
+            tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},
+        )
+
+
+def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:
+    """The best configurations of this workspace's last search that are points of the current search
+    space (none when the family or its space changed, or warm starts are off)."""
+    if count == 0:
+        return []
+    try:
+        previous = TrainingManifest.read(root)
+    except FileNotFoundError:
+        return []
+    candidates = previous.top_configurations or [{**previous.architecture, **previous.hyperparameters}]
+    return compatible_configurations(candidates, search_space)[:count]
