@@ -28,6 +28,7 @@ from components.deployment.registry import CHALLENGER, CHAMPION, register_onnx_m
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
+from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -134,12 +135,21 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
 
     name = params.registered_model_name or f"dlautoml-{Path(task.data_path).stem}"
     warnings = []
+    preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
+    limits = Constraints(**inputs.params.training.constraints())
+    over_limits = violations_of(model.network, preprocessor, task.task_type, test_inputs, limits)
+    if over_limits:
+        warnings.append(
+            f"the model breaks the hardware limits in params.yaml ({'; '.join(over_limits)}): registered without an alias"
+        )
+        say(warnings[-1])
     meets_threshold = training.test_score >= task.success_threshold
     tags = {
         "data_version": inputs.context.data_version,
         "git_commit": inputs.context.git_commit,
         f"test_{training.test_metric}": f"{training.test_score:.6f}",
         "meets_success_threshold": str(meets_threshold).lower(),
+        "meets_hardware_limits": str(not over_limits).lower(),
         "quantisation": decision.reason,
         **quantisation.tags(),
     }
@@ -149,7 +159,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         np.nan_to_num(test_inputs[:2]),  # an example without missing values: MLflow validates it as JSON
         tags,
         metadata=serving_metadata(task, preparation, int(chosen["threads"]), int(chosen["max_batch_size"])),
-        set_alias=meets_threshold,
+        set_alias=meets_threshold and not over_limits,
     )
     if not meets_threshold:
         warnings.append(

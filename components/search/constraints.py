@@ -108,3 +108,13 @@ def measure_cost(network: nn.Module, preprocessor, task_type: str, raw_example: 
         latency = onnx_latency_ms(DeployableModel(network.eval(), preprocessor, task_type).eval(), raw_example)
     network.train()
     return Cost(parameters, mflops, latency)
+
+
+def violations_of(network: nn.Module, preprocessor, task_type: str, raw: np.ndarray, constraints: Constraints) -> list[str]:
+    """The limits ``network`` breaks, measured as the search measures its candidates (the deployment
+    stage checks the network it registers, an ensemble too); the network is left in eval mode."""
+    if not constraints.active:
+        return []
+    violations = measure_cost(network, preprocessor, task_type, raw[:1], constraints).violations(constraints)
+    network.eval()
+    return violations

@@ -10,6 +10,7 @@ trained on its own (the mixture's weights do not carry over to a single path).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 import warnings
@@ -176,6 +177,8 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
         f"for up to {request.max_epochs} epochs or {duration(request.deadline - time.time())}"
     )
     experiment.run()
+    # NNI registers the experiment's stop to run again at exit, when it logs to closed streams.
+    atexit.unregister(experiment.stop)
     architecture = cnn_space.readable(experiment.export_top_models(top_k=1, formatter="dict")[0])
     return OneShotResult(
         architecture, STRATEGIES[request.strategy], lines.epochs, time.time() - started, lines.score, lines.probabilities

@@ -8,7 +8,7 @@ import pytest
 
 from components.data.preparation import Preprocessor
 from components.models.families import build_network
-from components.search.constraints import Constraints, Cost, measure_cost
+from components.search.constraints import Constraints, Cost, measure_cost, violations_of
 from tests.components.test_search import GOOD, request, search_setup
 
 LINEAR = {**GOOD, "depth": 0}
@@ -28,6 +28,9 @@ def test_costs_are_counted_and_measured():
         "2.000 ms > 1 ms",
     ]
     assert not Cost(100, 0.5).violations(Constraints(max_parameters=500, max_mflops=1.0))
+    assert violations_of(network, preprocessor, "classification", raw, Constraints(max_parameters=10)) == ["578 parameters > 10"]
+    assert violations_of(network, preprocessor, "classification", raw, Constraints(max_parameters=1000)) == []
+    assert not network.training
 
 
 def test_a_candidate_over_a_size_limit_is_not_trained_nor_chosen(tmp_path: Path):

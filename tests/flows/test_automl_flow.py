@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -92,9 +93,10 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert sorted(run.info.run_name for run in skipped) == sorted(STAGES)
     assert all(run.data.tags[SKIPPED_TAG] == "true" for run in skipped)
 
-    # Only a training parameter changed: training and what depends on it run again.
+    # Only training parameters changed: training and what depends on it run again, now with the
+    # one-shot strategy (DARTS over the image model space, then TPE) and a size limit.
     params = yaml.safe_load(Path("params.yaml").read_text())
-    params["training"]["trial_max_epochs"] = 2
+    params["training"].update({"trial_max_epochs": 2, "strategy": "darts", "max_parameters": 200_000})
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     automl(workspace=".", params_file="params.yaml")
     counts = stage_run_counts(experiment_id)
@@ -103,12 +105,18 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     repro = dvc(root, venv_environment, "repro")
     assert all(f"Stage '{stage}' didn't change, skipping" in repro for stage in STAGES)
     training = TrainingManifest.read(".")
-    assert training.trial_count == 2
+    assert training.trial_count == 2 and training.metrics["oneshot_epochs"] >= 1
+    cells = (root / "outputs" / "training" / "architecture.csv").read_text().splitlines()
+    assert cells[0].startswith("stage,cell,operation,skip,channels,operation_weight") and len(cells) >= 3
+    trials_table = pd.read_csv(root / "outputs" / "training" / "trials.csv")
+    assert trials_table["param_stage1_cell1_op"].nunique() == 1  # the operations DARTS chose, tuned by TPE
+    assert trials_table["param_stage1_cell1_op"].iloc[0] == training.architecture["stage1_cell1_op"]
     assert training.metrics["final_from_trial_weights"] == 1.0  # the final training went on from the chosen trial
     assert training.metrics["training_seconds"] <= 1.1 * training.metrics["budget_seconds"]
     assert (root / ".nni" / "checkpoints").is_dir() and not (PROJECT / ".nni" / "checkpoints").exists()
     retrained = DeploymentManifest.read(".")
     assert retrained.registered_version == "2" and retrained.promotion
+    assert MlflowClient().get_model_version("dlautoml-images", "2").tags["meets_hardware_limits"] == "true"
     decision = MlflowClient().get_model_version("dlautoml-images", "2").tags["promotion_decision"]
     assert decision == retrained.promotion
     expected = "2" if decision.startswith("promoted") else "1"
