@@ -296,7 +296,7 @@ def architecture_first(inputs, params, budget: Budget, family, splits, preproces
             max_epochs=params.trial_max_epochs,
             batch_size=params.batch_size,
             seed=params.seed,
-            progress=lambda message: progress(message),
+            progress=progress,
         )
     )
     progress(f"one-shot search chose {result.architecture} in {duration(result.seconds)} ({result.epochs} supernet epoch(s))")
