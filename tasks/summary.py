@@ -5,7 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.config import load_params
-from components.manifests import DeploymentManifest, ModelManifest, MonitoringManifest, TaskManifest, TrainingManifest
+from components.manifests import (
+    DeploymentManifest,
+    ModelManifest,
+    MonitoringManifest,
+    PreparationManifest,
+    TaskManifest,
+    TrainingManifest,
+)
+
+
+def architecture_line(family: str, architecture: dict, root: Path) -> str:
+    """The image family's cells in words; other families' few choices as they are."""
+    if family != "cnn":
+        return f"architecture {architecture}"
+    from components.models import cnn_space
+
+    return cnn_space.summary(architecture, PreparationManifest.read(root).input_shape)
 
 
 def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> str:
@@ -22,8 +38,12 @@ def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> 
         "Pipeline finished",
         f"  task        {task.task_type} on {task.modality} data from {task.data_path} "
         f"({task.sample_count} samples), metric {task.metric}, success threshold {task.success_threshold:.3f}",
-        f"  network     {model.family}, architecture {training.architecture}"
-        + (f"; an ensemble of {len(training.ensemble)} ({', '.join(m['label'] for m in training.ensemble)})" if training.ensemble else ""),
+        f"  network     {model.family}, {architecture_line(model.family, training.architecture, root)}"
+        + (
+            f"; an ensemble of {len(training.ensemble)} ({', '.join(m['label'] for m in training.ensemble)})"
+            if training.ensemble
+            else ""
+        ),
         f"  search      {training.trial_count} NNI trials (experiment {training.nni_experiment_id})",
         f"  test        {training.test_metric} {training.test_score:.4f}",
         f"  ONNX        p50 latency {latency['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, "

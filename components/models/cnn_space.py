@@ -196,6 +196,14 @@ def describe(architecture: dict[str, Any], input_shape) -> list[dict[str, Any]]:
     return rows
 
 
+def summary(architecture: dict[str, Any], input_shape) -> str:
+    """One line: the cells (stage.cell operation, skip), the first stage's width and the dropout."""
+    cells = "; ".join(
+        f"{row['stage']}.{row['cell']} {row['operation']} ({row['skip']})" for row in describe(architecture, input_shape)
+    )
+    return f"cells {cells}; width {architecture['width']}, dropout {architecture.get('dropout', 0.0)}"
+
+
 if __name__ == "__main__":  # pragma: no cover - a look at the space
     print(json_search_space((1, 28, 28)))
     net = build((1, 28, 28), 10, {key: spec["_value"][-1] for key, spec in json_search_space((1, 28, 28)).items()})

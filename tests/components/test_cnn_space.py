@@ -39,6 +39,9 @@ def test_an_architecture_builds_the_network_it_names():
         (2, 1, "conv3x3", "none"),
         (2, 2, "separable5x5", "residual"),
     ]
+    assert cnn_space.summary(architecture, [1, 28, 28]) == (
+        "cells 1.1 conv3x3 (none); 2.1 conv3x3 (none); 2.2 separable5x5 (residual); 3.1 conv3x3 (none); width 16, dropout 0.0"
+    )
 
 
 def test_a_searched_architecture_exports_to_onnx_with_parity(tmp_path):
