@@ -16,5 +16,9 @@ class ConfigurationError(UserInputError):
     """A value in ``params.yaml`` or on the command line is invalid."""
 
 
+class EnvironmentProblem(UserInputError):
+    """The installation holds a package version the platform cannot work with."""
+
+
 class QualityGateError(Exception):
     """A stage's own check failed (for example ONNX parity); the stage's outputs are not kept."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.errors import EnvironmentProblem
 from components.networking import free_port
 from components.search.budget import duration, nni_duration
 from components.search.fidelity import FIDELITY_KEY
@@ -123,6 +124,24 @@ class _ProgressLines:
             self.last_line = time.time()
 
 
+# NNI 3.0 writes its list of experiments under a file lock with the API of filelock before 3.12 (its
+# own pin); with a newer filelock the lock is never acquired and the search waits forever.
+FILELOCK_LIMIT = (3, 12)
+
+
+def require_nni_filelock() -> None:
+    """Fails at once, saying what to do, where a filelock that NNI 3.0 hangs with is installed."""
+    import filelock
+
+    installed = tuple(int(part) for part in filelock.__version__.split(".")[:2] if part.isdigit())
+    if installed >= FILELOCK_LIMIT:
+        raise EnvironmentProblem(
+            f"filelock {filelock.__version__} is installed, and NNI 3.0 waits forever on its lock with "
+            "filelock 3.12 or newer: install the project's pinned versions (pip install -c constraints.txt "
+            "-e ., or make install)"
+        )
+
+
 def run_search(request: SearchRequest) -> SearchResult:
     """Runs the experiment to its trial budget or its deadline and returns every trial's outcome.
 
@@ -135,6 +154,7 @@ def run_search(request: SearchRequest) -> SearchResult:
     """
     from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
 
+    require_nni_filelock()
     logging.getLogger("nni").setLevel(logging.WARNING)
     journal = Journal.open(Path(request.working_folder) / JOURNAL_FILE, request.fingerprint)
     resumed = list(journal.trials)

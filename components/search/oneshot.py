@@ -26,6 +26,7 @@ from torch.utils.data import TensorDataset
 
 from components.models import cnn_space
 from components.search.budget import duration
+from components.search.nni_search import require_nni_filelock
 
 # NNI's one-shot strategies, by the name params.yaml uses. RandomOneShot (single-path) was tried on
 # this space and left out: its supernet learnt slowly here (training accuracy 0.38 after 5 epochs on
@@ -135,6 +136,7 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     from nni.nas.strategy import DARTS
     from nni.runtime.log import silence_stdout
 
+    require_nni_filelock()
     silence_stdout()  # NNI's experiment log file keeps its lines; progress goes through request.progress
     for name in NNI_LOGGERS:  # NNI warns of settings that one-shot strategies ignore, on every call
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -104,3 +104,15 @@ def test_oneshot_search_stops_at_its_deadline(tmp_path):
     result = run_oneshot(_digits_request("darts", tmp_path, 4, 50))
     assert result.epochs < 50 and time.time() - started < 4 + 10
     assert set(result.architecture) == set(cnn_space.json_search_space((1, 8, 8)))
+
+
+def test_a_filelock_that_nni_hangs_with_is_refused_at_once(tmp_path, monkeypatch):
+    import filelock
+
+    from components.errors import EnvironmentProblem
+
+    monkeypatch.setattr(filelock, "__version__", "3.20.0")
+    started = time.time()
+    with pytest.raises(EnvironmentProblem, match="filelock 3.20.0 .* constraints.txt"):
+        run_oneshot(_digits_request("darts", tmp_path, 60, 1))
+    assert time.time() - started < 5 and not any(tmp_path.iterdir())
