@@ -16,7 +16,7 @@ from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
-from components.search.constraints import Constraints, measure_cost
+from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import choose_ensemble, trial_networks
 from components.search.fidelity import checkpoint_folder, weights_file
 from components.search.history import log_stopped_trials, previous_best, search_fingerprint
@@ -303,11 +303,9 @@ def architecture_first(inputs, params, budget: Budget, family, splits, preproces
     constraints = Constraints(**params.constraints())
     if constraints.active:
         network = build_network(family.name, preparation.input_shape, preparation.output_size, result.architecture)
-        cost = measure_cost(network, preprocessor, task_type, splits.features["train"][:1], constraints)
-        if cost.violations(constraints):
-            progress(
-                f"the one-shot architecture breaks {', '.join(cost.violations(constraints))}: the multi-trial search takes the whole space"
-            )
+        over = violations_of(network, preprocessor, task_type, splits.features["train"], constraints)
+        if over:
+            progress(f"the one-shot architecture breaks {', '.join(over)}: the multi-trial search takes the whole space")
             return None
     return result
 
@@ -331,10 +329,7 @@ def ensemble_of_trials(search, best, final_network, build, settings, splits, pre
     constraints = Constraints(**params.constraints())
 
     def fits_limits(network) -> bool:
-        if not constraints.active:
-            return True
-        cost = measure_cost(network, preprocessor, task.task_type, splits.features["train"][:1], constraints)
-        return not cost.violations(constraints)
+        return not violations_of(network, preprocessor, task.task_type, splits.features["train"], constraints)
 
     choice = choose_ensemble(
         candidates,

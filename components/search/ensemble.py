@@ -9,6 +9,7 @@ framework. Ours is a few lines over predictions the platform already has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +84,9 @@ def choose_ensemble(
     features: np.ndarray,
     targets: np.ndarray,
     task_type: str,
-    score: callable,
-    fits_limits: callable = lambda network: True,
-    margin: callable = lambda single: 0.0,
+    score: Callable[[np.ndarray], float],
+    fits_limits: Callable[[nn.Module], bool] = lambda network: True,
+    margin: Callable[[float], float] = lambda single: 0.0,
 ) -> EnsembleChoice:
     """Greedy selection over ``candidates`` (label, configuration, trained network; the first is the
     single final network); the ensemble is chosen when its validation ``score`` (the task metric of
