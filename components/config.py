@@ -93,6 +93,7 @@ class TrainingParams(_Section):
     final_max_epochs: int = Field(60, ge=1)
     patience: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
+    learning_rate_schedule: Literal["budget_cosine", "constant"] = "budget_cosine"
     warm_start: int = Field(3, ge=0)
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"

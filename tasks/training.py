@@ -57,6 +57,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         class_weights=model.class_weights,
         balancing=model.balancing,
         augmentation=preparation.augmentation or None,
+        learning_rate_schedule=params.learning_rate_schedule,
         tracking_uri=mlflow.get_tracking_uri(),
         experiment_id=mlflow.active_run().info.experiment_id,
         parent_run_id=inputs.run_id,
@@ -191,6 +192,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         balancing=model.balancing,
         augmentation=preparation.augmentation or None,
         deadline=budget.final_deadline,
+        schedule=params.learning_rate_schedule,
         on_epoch=EpochLines(progress, budget, params.final_max_epochs),
     )
     if fitted.reached_deadline:

@@ -25,6 +25,7 @@ class TrialSettings(BaseModel):
     class_weights: list[float] | None = None
     balancing: str = "none"
     augmentation: dict | None = None
+    learning_rate_schedule: str = "budget_cosine"  # components.training.schedule
     tracking_uri: str
     experiment_id: str
     parent_run_id: str | None = None

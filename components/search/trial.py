@@ -89,6 +89,7 @@ def train_configuration(
         balancing=settings.balancing,
         augmentation=settings.augmentation,
         deadline=settings.trial_deadline(started),
+        schedule=settings.learning_rate_schedule,
     )
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

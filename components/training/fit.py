@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 import warnings
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 from components.training.augmentation import AugmentationPolicy
 from components.training.losses import build_loss
 from components.training.module import SupervisedModule
+from components.training.schedule import BudgetSchedule
 
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric")
 
@@ -36,6 +38,7 @@ class FitResult:
     best_epoch: int = -1
     stopped_early: bool = False
     reached_deadline: bool = False  # stopped by the time limit, with the best epoch it reached
+    final_learning_rate: float = float("nan")  # where the schedule left the optimiser
 
 
 class _History(Callback):
@@ -97,6 +100,7 @@ def fit_network(
     augmentation: dict | None = None,
     balancing: str = "loss",
     deadline: float | None = None,
+    schedule: str = "budget_cosine",
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
     lowest validation loss; without, the best epoch is the best validation score (ties: lower loss).
@@ -113,6 +117,8 @@ def fit_network(
         deadline: a wall-clock time (``time.time()``) at which training stops within the running
             batch; the epoch's validation still runs, so even a cut first epoch has a score (Lightning's
             ``max_time``).
+        schedule: the learning rate over the run (:mod:`components.training.schedule`): warm-up and
+            cosine decay to zero at ``max_epochs`` or the deadline, whichever comes first; or constant.
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -125,6 +131,11 @@ def fit_network(
         float(hyperparameters.get("weight_decay", 0.0)),
         build_loss(loss, None if balancing == "sampler" else class_weights) if loss else None,
         AugmentationPolicy.model_validate(augmentation) if augmentation else None,
+        BudgetSchedule(
+            total_steps=max_epochs * math.ceil(len(train[1]) / batch_size),
+            seconds=None if deadline is None else max(deadline - time.time(), 0.001),
+            kind=schedule,
+        ),
     )
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]
@@ -163,6 +174,7 @@ def fit_network(
             ),
             _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed),
         )
+        final_learning_rate = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
@@ -183,6 +195,7 @@ def fit_network(
         best_epoch=best_epoch,
         stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
         reached_deadline=_reached_time_limit(trainer),
+        final_learning_rate=final_learning_rate,
     )
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from components.training.augmentation import AugmentationPolicy, augment
+from components.training.schedule import BudgetSchedule
 
 
 def validation_score(task_type: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -30,6 +31,7 @@ class SupervisedModule(pl.LightningModule):
         weight_decay: float = 0.0,
         loss: nn.Module | None = None,
         augmentation: AugmentationPolicy | None = None,
+        schedule: BudgetSchedule | None = None,
     ) -> None:
         super().__init__()
         self.augmentation = augmentation if augmentation is not None and augmentation.active else None
@@ -37,6 +39,7 @@ class SupervisedModule(pl.LightningModule):
         self.task_type = task_type
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.schedule = schedule
         self.loss = loss or (nn.CrossEntropyLoss() if task_type == "classification" else nn.MSELoss())
         self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -71,4 +74,8 @@ class SupervisedModule(pl.LightningModule):
         self.log("val_score", validation_score(self.task_type, outputs, targets))
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        if self.schedule is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
