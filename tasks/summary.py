@@ -13,15 +13,15 @@ from components.manifests import (
     TaskManifest,
     TrainingManifest,
 )
+from components.models.families import FAMILIES
 
 
 def architecture_line(family: str, architecture: dict, root: Path) -> str:
-    """The image family's cells in words; other families' few choices as they are."""
-    if family != "cnn":
+    """A model space's cells in words (images, sequences); other families' few choices as they are."""
+    space = FAMILIES[family].space
+    if space is None:
         return f"architecture {architecture}"
-    from components.models import cnn_space
-
-    return cnn_space.summary(architecture, PreparationManifest.read(root).input_shape)
+    return space.summary(architecture, PreparationManifest.read(root).input_shape)
 
 
 def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> str:

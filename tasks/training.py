@@ -144,8 +144,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "chosen_trial": str(best.sequence + 1)})
-    if family.space_for is not None:
-        table = architecture_table(architecture, preparation.input_shape, oneshot.probabilities if oneshot else None)
+    if family.space is not None:
+        table = architecture_table(
+            family.space, architecture, preparation.input_shape, oneshot.probabilities if oneshot else None
+        )
         table.to_csv(inputs.output / "architecture.csv", index=False, float_format="%.4f")
         artefacts.append("architecture.csv")
         progress(
@@ -281,13 +283,17 @@ def architecture_first(inputs, params, budget: Budget, family, splits, preproces
     the search's time and exports an architecture; the multi-trial search then tunes its training.
     None (and a line saying why) where the family has no model space or the architecture breaks a
     hardware limit: the multi-trial search then searches the whole space, limits enforced."""
-    if family.space_for is None:
-        progress(f"strategy {params.strategy} searches model spaces (the image family); {family.name} is searched by tpe")
+    if family.space is None:
+        progress(
+            f"strategy {params.strategy} searches model spaces (the image and sequence families); "
+            f"{family.name} is searched by tpe"
+        )
         return None
     training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
     result = run_oneshot(
         OneShotRequest(
             strategy=params.strategy,
+            space=family.space,
             task_type=task_type,
             input_shape=preparation.input_shape,
             output_size=preparation.output_size,

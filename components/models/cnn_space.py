@@ -124,6 +124,23 @@ class CnnSpace(ModelSpace):
         return self.head(self.embed(images))
 
 
+def model_space(input_shape, output_size: int) -> ModelSpace:
+    """The supernet that one-shot strategies train."""
+    return CnnSpace(tuple(input_shape), output_size)
+
+
+def proxy_shape(input_shape) -> list[int] | None:
+    """A low-resolution proxy for one-shot search: the shape of the images pooled 2x2, where that
+    keeps every label of the space (the same stages), so an architecture found on it is one of the
+    full-size space's; None where the images are too small to halve. Each supernet epoch then costs
+    about a quarter."""
+    channels, height, width = (int(size) for size in input_shape)
+    half = [channels, height // 2, width // 2]
+    if min(half[1:]) < 2 * MINIMUM_SIDE or stage_count(half)[0] != stage_count(input_shape)[0]:
+        return None
+    return half
+
+
 def json_search_space(input_shape) -> dict[str, dict[str, Any]]:
     """The space's choices in NNI's JSON format, for the multi-trial tuners (skip choices by name)."""
     space = CnnSpace(input_shape, 2)
@@ -194,6 +211,11 @@ def describe(architecture: dict[str, Any], input_shape) -> list[dict[str, Any]]:
             )
         width *= 2
     return rows
+
+
+def choice_label(row) -> str:
+    """The label of a described row's operation choice (its skip's adds ``_skip``)."""
+    return f"stage{row.stage}_cell{row.cell}"
 
 
 def summary(architecture: dict[str, Any], input_shape) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn_space, fusion, mlp, sequence, text
+from components.models import cnn_space, fusion, mlp, sequence_space, text
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,18 @@ class Family:
     build: Callable[..., nn.Module]
     description: str
     parts: str = ""  # multimodal families: what sits next to the table's columns ("text" or "image")
-    # Families whose architectures are an nni.nas model space: its JSON form for an input shape (the
-    # number of stages depends on the image's side). One-shot strategies search these families only.
-    space_for: Callable[[list[int]], dict[str, Any]] | None = None
+    # Families whose architectures are an nni.nas model space: the module that holds it
+    # (components.models.cnn_space, sequence_space), with the same functions in each: model_space,
+    # json_search_space, build, readable, describe, choice_label, summary. One-shot strategies search
+    # these families only.
+    space: ModuleType | None = None
 
     def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
-        """The multi-trial tuners' space: the architecture choices and the training hyper-parameters."""
-        if self.space_for is None:
+        """The multi-trial tuners' space: the architecture choices and the training hyper-parameters
+        (the model space's choices can depend on the input's shape: an image's side sets the stages)."""
+        if self.space is None:
             return self.search_space
-        return {**self.space_for(input_shape), **self.search_space}
+        return {**self.space.json_search_space(input_shape), **self.search_space}
 
 
 FAMILIES: dict[str, Family] = {
@@ -50,15 +54,17 @@ FAMILIES: dict[str, Family] = {
         cnn_space.ARCHITECTURE_KEYS,
         lambda shape, outputs, arch, **_: cnn_space.build(shape, outputs, arch),
         "a convolutional network searched cell by cell (NNI model space): images have local, translation-invariant structure",
-        space_for=cnn_space.json_search_space,
+        space=cnn_space,
     ),
     "sequence": Family(
         "sequence",
         "sequence",
-        sequence.SEARCH_SPACE,
-        sequence.ARCHITECTURE_KEYS,
-        sequence.build,
-        "a temporal convolutional network or a GRU (the search picks): the order of the steps carries the signal",
+        sequence_space.TRAINING_SPACE,
+        sequence_space.ARCHITECTURE_KEYS,
+        sequence_space.build,
+        "blocks of dilated convolutions over time or bidirectional GRUs, searched block by block (NNI model space): "
+        "the order of the steps carries the signal",
+        space=sequence_space,
     ),
     "text": Family(
         "text",
@@ -113,7 +119,7 @@ def choose_family(modality: str, override: str = "auto", parts: str = "") -> tup
 def split_parameters(family: Family, parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separates a searched configuration into architecture and training hyper-parameters (a model
     space's smaller images lack its later stages' labels)."""
-    if family.space_for is not None:
+    if family.space is not None:
         architecture = {key: parameters[key] for key in family.architecture_keys if key in parameters}
     else:
         architecture = {key: parameters[key] for key in family.architecture_keys}

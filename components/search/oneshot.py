@@ -1,5 +1,6 @@
-"""One-shot neural architecture search with NNI (``nni.nas``): the image family's model space trained
-once as a weight-sharing supernet, in this process, under a deadline.
+"""One-shot neural architecture search with NNI (``nni.nas``): a family's model space (images:
+components.models.cnn_space, sequences: sequence_space) trained once as a weight-sharing supernet,
+in this process, under a deadline.
 
 DARTS relaxes every ``LayerChoice`` / ``InputChoice`` / ``Repeat`` into a softmax-weighted mixture
 and learns those weights on the validation batches while the supernet's weights learn on the
@@ -18,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import TensorDataset
 
-from components.models import cnn_space
 from components.search.budget import duration
 from components.search.nni_search import require_nni_filelock
 
@@ -33,8 +34,9 @@ from components.search.nni_search import require_nni_filelock
 # the digits, DARTS 0.98 after one), and NNI exports an arbitrary path from it, so choosing a path
 # is a second search.
 STRATEGIES = {"darts": "DARTS"}
-# The supernet trains on at most this many training (and validation) rows: a low-fidelity proxy that
-# keeps the one-shot search to a share of the budget on large data.
+# The supernet trains on at most this many training (and validation) rows, and on images pooled to
+# half their side where the space has the same choices there (its module's proxy_shape): low-fidelity
+# proxies that keep the one-shot search to a share of the budget on large data.
 MAX_ROWS = 4000
 ARCHITECTURE_LEARNING_RATE = 3e-3
 NNI_LOGGERS = ("nni", "pytorch_lightning", "lightning.pytorch", "lightning_fabric")
@@ -43,6 +45,7 @@ NNI_LOGGERS = ("nni", "pytorch_lightning", "lightning.pytorch", "lightning_fabri
 @dataclass
 class OneShotRequest:
     strategy: str  # a key of STRATEGIES
+    space: ModuleType  # the family's model-space module (components.models.families.Family.space)
     task_type: str
     input_shape: list[int]
     output_size: int
@@ -60,7 +63,7 @@ class OneShotRequest:
 
 @dataclass
 class OneShotResult:
-    architecture: dict  # the space's labels and readable values (components.models.cnn_space.readable)
+    architecture: dict  # the space's labels and readable values (its module's ``readable``)
     strategy: str
     epochs: int
     seconds: float
@@ -82,19 +85,18 @@ def pin_architecture(search_space: dict, architecture: dict) -> dict:
     }
 
 
-def architecture_table(architecture: dict, input_shape, probabilities: dict | None = None):
+def architecture_table(space: ModuleType, architecture: dict, input_shape, probabilities: dict | None = None):
     """The chosen operations, one row per cell (a DataFrame); with DARTS's weights, how sure the
     search was."""
     import pandas as pd
 
-    table = pd.DataFrame(cnn_space.describe(architecture, input_shape))
+    table = pd.DataFrame(space.describe(architecture, input_shape))
     if probabilities:
         table["operation_weight"] = [
-            probabilities.get(f"stage{row.stage}_cell{row.cell}_op", {}).get(row.operation, float("nan"))
-            for row in table.itertuples()
+            probabilities.get(f"{space.choice_label(row)}_op", {}).get(row.operation, float("nan")) for row in table.itertuples()
         ]
         skip = [
-            probabilities.get(f"stage{row.stage}_cell{row.cell}_skip", {}).get(str(cnn_space.SKIP_CHOICES.index(row.skip)))
+            probabilities.get(f"{space.choice_label(row)}_skip", {}).get(str(space.SKIP_CHOICES.index(row.skip)))
             for row in table.itertuples()
         ]
         table["skip_weight"] = [float("nan") if value is None else value for value in skip]
@@ -122,11 +124,14 @@ class _EpochLines(pl.Callback):
         )
 
 
-def _dataset(features: np.ndarray, targets: np.ndarray, rows: int, seed: int):
+def _dataset(features: np.ndarray, targets: np.ndarray, rows: int, seed: int, pooled: bool):
     if len(targets) > rows:
         keep = np.random.default_rng(seed).choice(len(targets), rows, replace=False)
         features, targets = features[keep], targets[keep]
-    return TensorDataset(torch.from_numpy(np.ascontiguousarray(features)), torch.from_numpy(targets))
+    inputs = torch.from_numpy(np.ascontiguousarray(features))
+    if pooled:  # the low-resolution proxy: images pooled 2x2
+        inputs = torch.nn.functional.avg_pool2d(inputs, 2)
+    return TensorDataset(inputs, torch.from_numpy(targets))
 
 
 def run_oneshot(request: OneShotRequest) -> OneShotResult:
@@ -144,11 +149,14 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     pl.seed_everything(request.seed, workers=True, verbose=False)
     started = time.time()
     lines = _EpochLines(request.progress, started, request.deadline, request.max_epochs)
+    proxy = getattr(request.space, "proxy_shape", lambda shape: None)(request.input_shape)
     loaders = {
         "train_dataloaders": DataLoader(
-            _dataset(*request.train, MAX_ROWS, request.seed), batch_size=request.batch_size, shuffle=True
+            _dataset(*request.train, MAX_ROWS, request.seed, proxy is not None), batch_size=request.batch_size, shuffle=True
         ),
-        "val_dataloaders": DataLoader(_dataset(*request.validation, MAX_ROWS, request.seed), batch_size=request.batch_size),
+        "val_dataloaders": DataLoader(
+            _dataset(*request.validation, MAX_ROWS, request.seed, proxy is not None), batch_size=request.batch_size
+        ),
     }
     trainer = {
         "max_epochs": request.max_epochs,
@@ -171,17 +179,22 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     # Ten times NNI's default architecture learning rate: a budget of minutes gives the supernet a few
     # epochs, not DARTS's fifty, and the default barely moves the choices from uniform in that.
     strategy = DARTS(arc_learning_rate=ARCHITECTURE_LEARNING_RATE)
-    space = cnn_space.CnnSpace(tuple(request.input_shape), request.output_size)
+    space = request.space.model_space(proxy or request.input_shape, request.output_size)
     experiment = NasExperiment(space, evaluator, strategy)
     experiment.config.experiment_working_directory = str(Path(request.working_folder).resolve())
     request.progress(
-        f"one-shot search ({STRATEGIES[request.strategy]}): training the supernet of the image space "
+        f"one-shot search ({STRATEGIES[request.strategy]}): training the supernet of the model space "
         f"for up to {request.max_epochs} epochs or {duration(request.deadline - time.time())}"
+        + (
+            f", on {'x'.join(map(str, proxy[1:]))} copies of the images (a low-resolution proxy with the same choices)"
+            if proxy
+            else ""
+        )
     )
     experiment.run()
     # NNI registers the experiment's stop to run again at exit, when it logs to closed streams.
     atexit.unregister(experiment.stop)
-    architecture = cnn_space.readable(experiment.export_top_models(top_k=1, formatter="dict")[0])
+    architecture = request.space.readable(experiment.export_top_models(top_k=1, formatter="dict")[0])
     return OneShotResult(
         architecture, STRATEGIES[request.strategy], lines.epochs, time.time() - started, lines.score, lines.probabilities
     )

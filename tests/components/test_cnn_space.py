@@ -71,6 +71,7 @@ def _digits_request(strategy, tmp_path, seconds, epochs):
     targets = digits.target.astype(np.int64)
     return OneShotRequest(
         strategy,
+        cnn_space,
         "classification",
         [1, 8, 8],
         10,
@@ -92,7 +93,7 @@ def test_darts_exports_a_point_of_the_space_with_its_weights(tmp_path):
     chosen = result.architecture["stage1_cell1_op"]  # DARTS's learnt weights: the chosen one the largest
     weights = result.probabilities["stage1_cell1_op"]
     assert set(weights) == set(cnn_space.OPERATIONS) and weights[chosen] == max(weights.values())
-    table = architecture_table(result.architecture, [1, 8, 8], result.probabilities)
+    table = architecture_table(cnn_space, result.architecture, [1, 8, 8], result.probabilities)
     assert table.loc[0, "operation_weight"] == pytest.approx(weights[chosen])
     pinned = pin_architecture(FAMILIES["cnn"].search_space_for([1, 8, 8]), result.architecture)
     assert pinned["stage2_cell1_op"]["_value"] == [result.architecture["stage2_cell1_op"]]

@@ -23,7 +23,7 @@ def test_every_architecture_in_the_space_runs_forward(family_name, shape):
     keys, values = _choices(family.search_space_for(shape))
     inputs = torch.randint(0, 2, (2, *shape)).float() if family_name == "text" else torch.randn(2, *shape)
     combinations = itertools.product(*values)
-    if family.space_for is not None:
+    if family.space is not None:
         rng = random.Random(0)
         combinations = [[rng.choice(options) for options in values] for _ in range(24)]
     for combination in combinations:

@@ -1,6 +1,8 @@
 """Sequences: loading (.npz with NaN padding, long tables), per-channel standardisation that the
-exported graph repeats, both searched cells (TCN, GRU) through ONNX, and the server's payloads."""
+exported graph repeats, the model space's operations through ONNX and DARTS over them, and the
+server's payloads."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from components.data.sources import detect_modality, load_sequences, load_unlabe
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session
 from components.deployment.wrapper import DeployableModel
 from components.errors import DataError
-from components.models.families import build_network
+from components.models import sequence_space
+from components.models.families import FAMILIES, build_network
+from components.search.oneshot import OneShotRequest, architecture_table, pin_architecture, run_oneshot
 from components.serving.inputs import RequestError, sequences_to_array
 from components.serving.model_store import ServingMetadata
 
@@ -65,14 +69,22 @@ def test_npz_and_long_tables_load_the_same_sequences(tmp_path: Path):
     assert batch.shape == (24, 16, 2) and np.isnan(batch[:, 12:]).all()
 
 
-@pytest.mark.parametrize("cell", ["tcn", "gru"])
-def test_both_cells_train_shapes_and_export_with_the_preprocessing(tmp_path: Path, cell: str):
+@pytest.mark.parametrize("cell", sequence_space.OPERATIONS)
+def test_every_operation_shapes_and_exports_with_the_preprocessing(tmp_path: Path, cell: str):
     features, labels = sequences()
     preprocessor = Preprocessor.fit(features, "sequence")
     encoded = preprocessor.transform(features)
     assert not np.isnan(encoded).any() and abs(encoded[~np.isnan(features)].mean()) < 0.2
     torch.manual_seed(0)
-    architecture = {"cell": cell, "depth": 2, "width": 8, "kernel_size": 3, "dropout": 0.0}
+    architecture = {
+        "depth": 2,
+        "block1_op": cell,
+        "block1_skip": "residual",
+        "block2_op": cell,
+        "block2_skip": "none",
+        "width": 8,
+        "dropout": 0.0,
+    }
     network = build_network("sequence", [12, 2], 2, architecture).eval()
     assert network(torch.from_numpy(encoded)).shape == (24, 2) and network.embed(torch.from_numpy(encoded)).shape == (24, 8)
     model = DeployableModel(network, preprocessor, "classification").eval()
@@ -90,3 +102,32 @@ def test_sequence_payloads():
         sequences_to_array([[[0, 0]] * 5], metadata)
     with pytest.raises(RequestError, match="step 0 has 3 values, the model takes 2"):
         sequences_to_array([[[0, 0, 0]]], metadata)
+
+
+def test_darts_searches_the_sequence_space_and_pins_its_operations(tmp_path: Path):
+    features, labels = sequences(count=96, length=12)
+    encoded = Preprocessor.fit(features, "sequence").transform(features)
+    request = OneShotRequest(
+        "darts",
+        sequence_space,
+        "classification",
+        [12, 2],
+        2,
+        (encoded[:64], labels[:64].astype(np.int64)),
+        (encoded[64:], labels[64:].astype(np.int64)),
+        tmp_path,
+        time.time() + 120,
+        max_epochs=2,
+        batch_size=16,
+        progress=lambda line: None,
+    )
+    result = run_oneshot(request)
+    space = sequence_space.json_search_space()
+    assert set(result.architecture) == set(space) and result.epochs == 2
+    weights = result.probabilities["block1_op"]
+    assert set(weights) == set(sequence_space.OPERATIONS)
+    assert weights[result.architecture["block1_op"]] == max(weights.values())
+    table = architecture_table(sequence_space, result.architecture, [12, 2], result.probabilities)
+    assert len(table) == result.architecture["depth"] and table.loc[0, "operation_weight"] == pytest.approx(max(weights.values()))
+    pinned = pin_architecture(FAMILIES["sequence"].search_space_for([12, 2]), result.architecture)
+    assert pinned["block1_op"]["_value"] == [result.architecture["block1_op"]] and len(pinned["width"]["_value"]) == 3

@@ -149,7 +149,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
 
 
 def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harness):
-    """Sequences in long format: detected, searched over TCN and GRU, exported with their
+    """Sequences in long format: detected, searched block by block (dilated convolutions, GRUs), exported with their
     standardisation, registered, and monitored from an .npz of new sequences."""
     from tests.components.test_sequences import sequences, write_long
 
@@ -164,7 +164,7 @@ def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harnes
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     assert task["modality"] == "sequence" and task["class_names"] == ["down", "up"]
     training = TrainingManifest.read(root)
-    assert training.family == "sequence" and training.architecture["cell"] in ("tcn", "gru")
+    assert training.family == "sequence" and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
     assert training.test_score >= 0.8
     preparation = yaml.safe_load((root / "outputs" / "data_preparation" / "manifest.json").read_text())
     assert preparation["input_shape"] == [12, 2] and preparation["augmentation"]["kind"] == "sequence"
