@@ -160,9 +160,13 @@ def train(inputs: StageInputs) -> TrainingManifest:
         over = sum(not trial.meets_constraints for trial in search.trials)
         progress(f"hardware limits ({constraints.describe()}): {over} candidate(s) over them were not trained")
 
+    # With the budgeted schedule the final training runs its whole cycle (a cycle cut by early
+    # stopping would end on a high learning rate) and keeps its epoch of lowest validation loss.
+    patience = params.patience if params.learning_rate_schedule == "constant" else None
     progress(
         f"search done in {duration(search_seconds)}; retraining the chosen configuration for up to "
-        f"{params.final_max_epochs} epochs with early stopping, within the {duration(budget.remaining(budget.final_deadline))} left"
+        f"{params.final_max_epochs} epochs{' with early stopping' if patience else ''}, "
+        f"within the {duration(budget.remaining(budget.final_deadline))} left"
     )
 
     torch.manual_seed(params.seed)
@@ -188,7 +192,9 @@ def train(inputs: StageInputs) -> TrainingManifest:
         max_epochs=params.final_max_epochs,
         batch_size=params.batch_size,
         seed=params.seed,
-        patience=params.patience,
+        patience=patience,
+        keep_best=True,
+        starting_weights_compete=from_trial,
         loss=model.loss,
         class_weights=model.class_weights,
         balancing=model.balancing,
@@ -202,6 +208,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
             f"final training stopped at the budget after {len(fitted.history)} epoch(s), "
             f"keeping epoch {fitted.best_epoch + 1} (lowest validation loss)"
         )
+    if fitted.kept_starting_weights:
+        progress(f"no epoch of the final training beat trial {best.sequence + 1}'s weights on validation loss: they are kept")
     final_network, ensemble = fitted.network, None
     if params.ensemble and len(search.trials) > 1:
         ensemble = ensemble_of_trials(search, best, fitted.network, build, settings, splits, preprocessor, task, params, progress)
@@ -265,6 +273,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "final_epochs": float(len(fitted.history)),
             "final_reached_deadline": float(fitted.reached_deadline),
             "final_from_trial_weights": float(from_trial),
+            "final_kept_trial_weights": float(fitted.kept_starting_weights),
             **(
                 {"single_validation_score": ensemble.single_score, "ensemble_validation_score": ensemble.ensemble_score}
                 if ensemble

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import tempfile
@@ -9,14 +10,13 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
@@ -39,6 +39,7 @@ class FitResult:
     stopped_early: bool = False
     reached_deadline: bool = False  # stopped by the time limit, with the best epoch it reached
     final_learning_rate: float = float("nan")  # where the schedule left the optimiser
+    kept_starting_weights: bool = False  # the weights it started from scored a lower validation loss than any epoch
 
 
 class _History(Callback):
@@ -55,6 +56,45 @@ class _History(Callback):
         self.rows.append(row)
         if self.on_epoch is not None:
             self.on_epoch(trainer.current_epoch, row)
+
+
+class _Deadline(Callback):
+    """Stops training early enough for the cut epoch's validation to end by the deadline.
+
+    Lightning's ``max_time`` stops training at the time limit and then validates, so a run ends
+    late by a validation pass (seconds for a wide network on thousands of images, on one thread).
+    This reserves the last validation pass's duration; before the first one, an estimate from the
+    training batches so far (a validation row costs about a third of a training row: no backward
+    pass).
+    """
+
+    def __init__(self, deadline: float, validation_rows: int) -> None:
+        self.deadline, self.validation_rows = deadline, validation_rows
+        self.validation_seconds: float | None = None
+        self.reached = False
+        self._rows, self._training_seconds, self._batch_started = 0, 0.0, 0.0
+        self._validation_started = 0.0
+
+    def reserve(self) -> float:
+        if self.validation_seconds is not None:
+            return self.validation_seconds
+        return self._training_seconds / max(self._rows, 1) * self.validation_rows / 3.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_index) -> None:
+        self._batch_started = time.time()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        self._rows += len(batch[1])
+        self._training_seconds += time.time() - self._batch_started
+        if time.time() + self.reserve() >= self.deadline:
+            trainer.should_stop = True
+            self.reached = True
+
+    def on_validation_epoch_start(self, trainer, module) -> None:
+        self._validation_started = time.time()
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        self.validation_seconds = time.time() - self._validation_started
 
 
 def _loader(
@@ -101,9 +141,12 @@ def fit_network(
     balancing: str = "loss",
     deadline: float | None = None,
     schedule: str = "budget_cosine",
+    keep_best: bool = False,
+    starting_weights_compete: bool = False,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
-    lowest validation loss; without, the best epoch is the best validation score (ties: lower loss).
+    lowest validation loss (``keep_best``: restores it without stopping early); without either, the
+    best epoch is the best validation score (ties: lower loss) and the network is the last epoch's.
 
     Args:
         train: network-ready inputs and encoded targets.
@@ -114,11 +157,13 @@ def fit_network(
         class_weights: per class; with ``balancing`` ``loss`` they weight the loss, with ``sampler``
             they draw the training batches (the loss is then unweighted).
         augmentation: an :class:`AugmentationPolicy` as a dict, applied to training batches.
-        deadline: a wall-clock time (``time.time()``) at which training stops within the running
-            batch; the epoch's validation still runs, so even a cut first epoch has a score (Lightning's
-            ``max_time``).
+        deadline: a wall-clock time (``time.time()``) by which training ends: it stops within the
+            running epoch early enough for that epoch's validation to finish by then, so even a cut
+            first epoch has a score.
         schedule: the learning rate over the run (:mod:`components.training.schedule`): warm-up and
             cosine decay to zero at ``max_epochs`` or the deadline, whichever comes first; or constant.
+        starting_weights_compete: the network arrives trained (a trial's weights): its validation loss
+            before training competes with every epoch's, and it is kept if none is lower.
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -139,6 +184,10 @@ def fit_network(
     )
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]
+    validation_loader = _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed)
+    starting = None
+    if starting_weights_compete:
+        starting = (copy.deepcopy(module.state_dict()), _validation_loss(module, validation_loader))
     with tempfile.TemporaryDirectory(prefix="dlautoml-checkpoints-") as checkpoint_folder:
         checkpoint = None
         early_stopping = None
@@ -146,12 +195,16 @@ def fit_network(
             # The validation loss, not the score: on a small validation split the accuracy saturates
             # within a few epochs while the model still improves.
             early_stopping = EarlyStopping(monitor="val_loss", mode="min", patience=patience)
+            callbacks.append(early_stopping)
+        if patience is not None or keep_best:
             checkpoint = ModelCheckpoint(dirpath=checkpoint_folder, monitor="val_loss", mode="min", save_top_k=1)
-            callbacks += [early_stopping, checkpoint]
-        time_limit = None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0.001))
+            callbacks.append(checkpoint)
+        stopper = None
+        if deadline is not None:
+            stopper = _Deadline(deadline, len(validation[1]))
+            callbacks.append(stopper)
         trainer = pl.Trainer(
             max_epochs=max_epochs,
-            max_time=time_limit,
             accelerator="auto",
             devices=1,
             logger=False,
@@ -172,7 +225,7 @@ def fit_network(
                 seed=seed,
                 class_weights=class_weights if balancing == "sampler" else None,
             ),
-            _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed),
+            validation_loader,
         )
         final_learning_rate = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
         if checkpoint is not None and checkpoint.best_model_path:
@@ -186,6 +239,9 @@ def fit_network(
         best_epoch = int(np.argmin(losses))
     else:  # the best score, ties going to the lower validation loss
         best_epoch = min(range(len(scores)), key=lambda epoch: (-scores[epoch], losses[epoch]))
+    kept_starting = bool(starting is not None and scores and starting[1] < losses[best_epoch])
+    if kept_starting:
+        module.load_state_dict(starting[0])
     network = module.network.cpu().eval()
     return FitResult(
         network=network,
@@ -194,14 +250,22 @@ def fit_network(
         best_loss=float(losses[best_epoch]) if scores else float("inf"),
         best_epoch=best_epoch,
         stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
-        reached_deadline=_reached_time_limit(trainer),
+        reached_deadline=bool(stopper is not None and stopper.reached),
         final_learning_rate=final_learning_rate,
+        kept_starting_weights=kept_starting,
     )
 
 
-def _reached_time_limit(trainer: pl.Trainer) -> bool:
-    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
-    return bool(timers and timers[0].time_remaining() is not None and timers[0].time_remaining() <= 0)
+@torch.no_grad()
+def _validation_loss(module: SupervisedModule, loader: DataLoader) -> float:
+    """The module's loss over the validation batches, weighted by their sizes (as Lightning logs it)."""
+    module.eval()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        total += float(module._loss(module(inputs), targets)) * len(targets)
+        count += len(targets)
+    module.train()
+    return total / max(count, 1)
 
 
 @torch.no_grad()

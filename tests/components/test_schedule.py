@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import torch
 
 from components.models.families import build_network
 from components.training.fit import fit_network
@@ -46,3 +47,40 @@ def test_training_ends_on_a_near_zero_learning_rate():
         rates[kind] = fitted.final_learning_rate
     assert rates["constant"] == pytest.approx(1e-2)
     assert rates["budget_cosine"] < 1e-2 * 0.05
+
+
+def test_trained_weights_that_no_epoch_beats_are_kept():
+    train, validation = separable(256, 0), separable(128, 1)
+    network = build_network("mlp", [4], 2, ARCHITECTURE)
+    first = fit_network(
+        network, "classification", train, validation, {"learning_rate": 1e-2}, max_epochs=8, batch_size=32, seed=0
+    )
+    trained = {key: value.clone() for key, value in first.network.state_dict().items()}
+    # A learning rate far too high for going on: every epoch ends worse than where it started.
+    again = fit_network(
+        first.network,
+        "classification",
+        train,
+        validation,
+        {"learning_rate": 50.0},
+        max_epochs=2,
+        batch_size=32,
+        seed=0,
+        keep_best=True,
+        starting_weights_compete=True,
+    )
+    assert again.kept_starting_weights
+    assert all(torch.equal(trained[key], value) for key, value in again.network.state_dict().items())
+    gentle = fit_network(
+        build_network("mlp", [4], 2, ARCHITECTURE),
+        "classification",
+        train,
+        validation,
+        {"learning_rate": 1e-2},
+        max_epochs=3,
+        batch_size=32,
+        seed=0,
+        keep_best=True,
+        starting_weights_compete=True,
+    )
+    assert not gentle.kept_starting_weights  # untrained weights lose to the first epoch
