@@ -41,7 +41,7 @@ from components.data.preparation import Splits  # noqa: E402
 from components.search.settings import BENCHMARK_VARIABLE  # noqa: E402
 
 DATASETS = ("digits", "mnist", "breast_cancer", "diabetes")
-STRATEGIES = ("tpe", "random", "evolution", "successive_halving", "darts")
+STRATEGIES = ("auto", "tpe", "random", "evolution", "successive_halving", "darts")
 
 
 def write_dataset(name: str, root: Path) -> tuple[str, str]:

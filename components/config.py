@@ -80,9 +80,14 @@ class ModelFormulationParams(_Section):
     heavy_tail_kurtosis: float = Field(3.0, gt=0.0)
 
 
+# auto: one-shot NAS (darts) for model-space families on large enough data, tpe otherwise
+# (components.search.oneshot.choose_strategy).
+Strategy = Literal["auto", "tpe", "random", "evolution", "successive_halving", "darts"]
+
+
 class TrainingParams(_Section):
     seed: int = 0
-    strategy: Literal["tpe", "random", "evolution", "successive_halving", "darts"] = "tpe"
+    strategy: Strategy = "auto"
     oneshot_share: float = Field(0.5, gt=0, lt=1)  # one-shot strategies: of the search's time, for the supernet
     max_trials: int = Field(8, ge=1)
     max_minutes: float = Field(4.0, gt=0)  # the whole stage: search and final training

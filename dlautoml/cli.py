@@ -64,7 +64,7 @@ def run(
     ),
     strategy: Strategy | None = typer.Option(
         None,
-        help="NNI strategy: a tuner that proposes architectures (successive_halving: many short trials, the best third of each rung trained longer), or one-shot NAS over the image family's model space (darts), then tpe over its training",
+        help="NNI strategy: a tuner that proposes architectures (successive_halving: many short trials, the best third of each rung trained longer), or one-shot NAS over the image, sequence or text family's model space (darts), then tpe over its training; auto: darts for those families from 2,000 training rows, tpe otherwise",
     ),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file (one section per stage)"),
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from prefect import flow
 
+from components.config import Strategy
 from tasks.data_preparation import data_preparation
 from tasks.deployment import deployment
 from tasks.model_formulation import model_formulation
@@ -27,7 +28,7 @@ def automl(
     task_type: Literal["auto", "classification", "regression"] | None = None,
     max_trials: int | None = None,
     max_minutes: float | None = None,
-    strategy: Literal["tpe", "random", "evolution", "successive_halving"] | None = None,
+    strategy: Strategy | None = None,
     modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] | None = None,
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""

@@ -22,7 +22,7 @@ from components.search.fidelity import checkpoint_folder, weights_file
 from components.search.history import log_stopped_trials, previous_best, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
-from components.search.oneshot import OneShotRequest, architecture_table, pin_architecture, run_oneshot
+from components.search.oneshot import OneShotRequest, architecture_table, choose_strategy, pin_architecture, run_oneshot
 from components.search.pareto import measure_latencies, write_search_report
 from components.search.selection import score_standard_error, select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
@@ -76,12 +76,16 @@ def train(inputs: StageInputs) -> TrainingManifest:
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     oneshot = None
-    search_space, strategy = model.search_space, params.strategy
+    strategy, reason = choose_strategy(params.strategy, family.space is not None, len(splits.targets["train"]))
+    progress(f"strategy {strategy} ({reason})")
+    search_space = model.search_space
     if strategy in ONESHOT_STRATEGIES:
-        oneshot = architecture_first(inputs, params, budget, family, splits, preprocessor, task.task_type, preparation, progress)
+        oneshot = architecture_first(
+            inputs, params, strategy, budget, family, splits, preprocessor, task.task_type, preparation, progress
+        )
         if oneshot is not None:
             search_space = pin_architecture(search_space, oneshot.architecture)
-        strategy = "tpe"
+    tuner = "tpe" if strategy in ONESHOT_STRATEGIES else strategy  # after a one-shot search, TPE tunes its training
     # At most half the trials repeat earlier configurations: the rest of the budget explores.
     warm_start = previous_best(root, search_space, min(params.warm_start, max(1, params.max_trials // 2)))
     if warm_start:
@@ -97,7 +101,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             settings_file=settings_file,
             code_folder=Path(components.__file__).resolve().parent.parent,
             working_folder=root / NNI_FOLDER,
-            strategy=strategy,
+            strategy=tuner,
             max_trials=params.max_trials,
             max_minutes=params.max_minutes,
             concurrency=params.trial_concurrency,
@@ -143,7 +147,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
-    mlflow.set_tags({"search.strategy": params.strategy, "chosen_trial": str(best.sequence + 1)})
+    mlflow.set_tags({"search.strategy": params.strategy, "search.strategy_run": strategy, "chosen_trial": str(best.sequence + 1)})
     if family.space is not None:
         table = architecture_table(
             family.space, architecture, preparation.input_shape, oneshot.probabilities if oneshot else None
@@ -287,22 +291,24 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
 
-def architecture_first(inputs, params, budget: Budget, family, splits, preprocessor, task_type, preparation, progress):
+def architecture_first(
+    inputs, params, strategy: str, budget: Budget, family, splits, preprocessor, task_type, preparation, progress
+):
     """One-shot strategies: NNI trains the family's model space as a supernet for ``oneshot_share`` of
     the search's time and exports an architecture; the multi-trial search then tunes its training.
     None (and a line saying why) where the family has no model space or the architecture breaks a
     hardware limit: the multi-trial search then searches the whole space, limits enforced."""
     if family.space is None:
         progress(
-            f"strategy {params.strategy} searches model spaces (the image and sequence families); "
-            f"{family.name} is searched by tpe"
+            f"strategy {strategy} searches model spaces (the image, sequence and text families); {family.name} is searched by tpe"
         )
         return None
     training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
     result = run_oneshot(
         OneShotRequest(
-            strategy=params.strategy,
+            strategy=strategy,
             space=family.space,
+            space_options={"cardinalities": preprocessor.cardinalities},
             task_type=task_type,
             input_shape=preparation.input_shape,
             output_size=preparation.output_size,

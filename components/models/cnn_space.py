@@ -15,7 +15,6 @@ from typing import Any
 
 import nni
 import torch
-from nni.mutable import Categorical, CategoricalMultiple
 
 with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns about newer torch's non-modules
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -23,13 +22,15 @@ with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns 
 from nni.nas.space import model_context
 from torch import nn
 
+from components.models.spaces import SKIP_CHOICES, json_choices, readable  # noqa: F401 - this space's vocabulary
+from components.models.spaces import nni_sample as _nni_sample
+
 WIDTHS = (8, 16, 32)  # channels of the first stage; each reduction doubles them
 MAX_CELLS = 2  # per stage
 MAX_STAGES = 3
 MINIMUM_SIDE = 4  # no reduction below this side
 STEM_POOLING_SIDE = 32  # above this side the stem pools once: full-resolution convolutions cost the most
 OPERATIONS = ("conv3x3", "conv5x5", "separable5x5", "dilated3x3")
-SKIP_CHOICES = ("none", "residual")
 # Searched next to the model space's choices, by every strategy (the one-shot ones after it).
 TRAINING_SPACE = {
     "dropout": {"_type": "choice", "_value": [0.0, 0.2, 0.4]},
@@ -124,7 +125,7 @@ class CnnSpace(ModelSpace):
         return self.head(self.embed(images))
 
 
-def model_space(input_shape, output_size: int) -> ModelSpace:
+def model_space(input_shape, output_size: int, **_) -> ModelSpace:
     """The supernet that one-shot strategies train."""
     return CnnSpace(tuple(input_shape), output_size)
 
@@ -143,14 +144,7 @@ def proxy_shape(input_shape) -> list[int] | None:
 
 def json_search_space(input_shape) -> dict[str, dict[str, Any]]:
     """The space's choices in NNI's JSON format, for the multi-trial tuners (skip choices by name)."""
-    space = CnnSpace(input_shape, 2)
-    choices = {}
-    for label, mutable in space.simplify().items():
-        if isinstance(mutable, CategoricalMultiple):
-            choices[label] = {"_type": "choice", "_value": list(SKIP_CHOICES)}
-        elif isinstance(mutable, Categorical):
-            choices[label] = {"_type": "choice", "_value": list(mutable.values)}
-    return choices
+    return json_choices(CnnSpace(input_shape, 2))
 
 
 def _all_labels() -> tuple[str, ...]:
@@ -167,21 +161,9 @@ def smallest_architecture(input_shape, **choices) -> dict[str, Any]:
     return {**first, "dropout": 0.0, **choices}
 
 
-def readable(sample: dict[str, Any]) -> dict[str, Any]:
-    """An architecture as NNI samples it (a skip choice is a list of chosen inputs) with names instead."""
-    return {
-        key: SKIP_CHOICES[value[0]] if key.endswith("_skip") and isinstance(value, list) else value
-        for key, value in sample.items()
-    }
-
-
 def nni_sample(architecture: dict[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`readable`, without the keys the space does not hold (``dropout``)."""
-    return {
-        key: [SKIP_CHOICES.index(value)] if key.endswith("_skip") else value
-        for key, value in architecture.items()
-        if key != "dropout"
-    }
+    return _nni_sample(architecture, [key for key in ARCHITECTURE_KEYS if key != "dropout"])
 
 
 def build(input_shape, output_size: int, architecture: dict[str, Any]) -> nn.Module:

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn_space, fusion, mlp, sequence_space, text
+from components.models import cnn_space, fusion, mlp, sequence_space, text_space
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,12 @@ FAMILIES: dict[str, Family] = {
     "text": Family(
         "text",
         "text",
-        text.SEARCH_SPACE,
-        text.ARCHITECTURE_KEYS,
-        text.build,
-        "word embeddings with a CNN, a GRU or a small transformer encoder (the search picks)",
+        text_space.TRAINING_SPACE,
+        text_space.ARCHITECTURE_KEYS,
+        text_space.build,
+        "word embeddings and blocks of convolutions, bidirectional GRUs or attention layers, searched block by block "
+        "(NNI model space)",
+        space=text_space,
     ),
     "fusion": Family(
         "fusion",

@@ -16,7 +16,6 @@ import warnings
 from typing import Any
 
 import torch
-from nni.mutable import Categorical, CategoricalMultiple
 
 with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns about newer torch's non-modules
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -24,7 +23,15 @@ with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns 
 from nni.nas.space import model_context
 from torch import nn
 
-from components.models.cnn_space import SKIP_CHOICES, nni_sample, readable  # noqa: F401 - the shared vocabulary
+from components.models.spaces import (  # noqa: F401
+    SKIP_CHOICES,
+    block_label,
+    blocks_summary,
+    describe_blocks,
+    json_choices,
+    nni_sample,
+    readable,
+)
 
 MAX_BLOCKS = 3
 OPERATIONS = ("conv3", "conv5", "gru")
@@ -104,28 +111,23 @@ class SequenceSpace(ModelSpace):
         return self.head(self.embed(features))
 
 
-def model_space(input_shape, output_size: int) -> ModelSpace:
+def model_space(input_shape, output_size: int, **_) -> ModelSpace:
     """The supernet that one-shot strategies train."""
     return SequenceSpace(tuple(input_shape), output_size)
 
 
 def json_search_space(input_shape=(8, 1)) -> dict[str, dict[str, Any]]:
     """The space's choices in NNI's JSON format (skip choices by name); the same for every shape."""
-    choices = {}
-    for label, mutable in SequenceSpace(tuple(input_shape), 2).simplify().items():
-        if isinstance(mutable, CategoricalMultiple):
-            choices[label] = {"_type": "choice", "_value": list(SKIP_CHOICES)}
-        elif isinstance(mutable, Categorical):
-            choices[label] = {"_type": "choice", "_value": list(mutable.values)}
-    return choices
+    return json_choices(SequenceSpace(tuple(input_shape), 2))
 
 
-ARCHITECTURE_KEYS = (*json_search_space(), "width", "dropout")
+LABELS = tuple(json_search_space())
+ARCHITECTURE_KEYS = (*LABELS, "width", "dropout")
 
 
 def build(input_shape, output_size: int, architecture: dict[str, Any], **_) -> nn.Module:
     """The plain network of one architecture (the space's labels, plus ``width`` and ``dropout``)."""
-    sample = {key: value for key, value in nni_sample(architecture).items() if key != "width"}
+    sample = nni_sample(architecture, LABELS)
     with model_context(sample):
         network = SequenceSpace(
             tuple(input_shape),
@@ -139,27 +141,14 @@ def build(input_shape, output_size: int, architecture: dict[str, Any], **_) -> n
 
 def describe(architecture: dict[str, Any], input_shape=None) -> list[dict[str, Any]]:
     """The chosen operations as rows a person reads: one stage, a row per block."""
-    width = int(architecture.get("width", SUPERNET_WIDTH))
-    return [
-        {
-            "stage": 1,
-            "cell": block,
-            "operation": architecture[f"block{block}_op"],
-            "skip": architecture[f"block{block}_skip"],
-            "channels": width,
-        }
-        for block in range(1, int(architecture["depth"]) + 1)
-    ]
+    return describe_blocks(architecture, SUPERNET_WIDTH)
 
 
-def choice_label(row) -> str:
-    """The label of a described row's operation choice (its skip's adds ``_skip``)."""
-    return f"block{row.cell}"
+choice_label = block_label
 
 
 def summary(architecture: dict[str, Any], input_shape=None) -> str:
-    blocks = "; ".join(f"{row['cell']} {row['operation']} ({row['skip']})" for row in describe(architecture))
-    return f"blocks {blocks}; width {architecture.get('width')}, dropout {architecture.get('dropout', 0.0)}"
+    return blocks_summary(architecture, SUPERNET_WIDTH)
 
 
 if __name__ == "__main__":  # pragma: no cover - a look at the space

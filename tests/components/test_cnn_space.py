@@ -117,3 +117,12 @@ def test_a_filelock_that_nni_hangs_with_is_refused_at_once(tmp_path, monkeypatch
     with pytest.raises(EnvironmentProblem, match="filelock 3.20.0 .* constraints.txt"):
         run_oneshot(_digits_request("darts", tmp_path, 60, 1))
     assert time.time() - started < 5 and not any(tmp_path.iterdir())
+
+
+def test_auto_runs_darts_on_model_spaces_with_enough_rows():
+    from components.search.oneshot import choose_strategy
+
+    assert choose_strategy("auto", True, 6000)[0] == "darts"
+    assert choose_strategy("auto", True, 1000)[0] == "tpe"
+    assert choose_strategy("auto", False, 100_000) == ("tpe", "auto: this family has no model space for one-shot search")
+    assert choose_strategy("evolution", True, 6000) == ("evolution", "set in params.yaml")

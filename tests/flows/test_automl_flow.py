@@ -190,7 +190,7 @@ def test_text_pipeline(tmp_path: Path, monkeypatch, harness):
     monkeypatch.chdir(root)
     automl(workspace=".", params_file="params.yaml")
     training = TrainingManifest.read(root)
-    assert training.family == "text" and training.architecture["encoder"] in ("cnn", "gru", "transformer")
+    assert training.family == "text" and training.architecture["block1_op"] in ("conv3", "gru", "attention")
     assert training.test_score >= 0.8
     deployment = DeploymentManifest.read(root)
     config = ServingConfig(model_name=deployment.registered_model, request_log=root / "serving" / "requests.db")

@@ -1,0 +1,69 @@
+"""What the families' NNI model spaces (components.models.cnn_space, sequence_space, text_space)
+share: skip choices by name, the translation between NNI's samples and readable architectures, the
+JSON form the multi-trial tuners read, and the one-stage "blocks" rows that the sequence and text
+spaces describe themselves with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nni.mutable import Categorical, CategoricalMultiple
+
+SKIP_CHOICES = ("none", "residual")
+# Keys of an architecture that the training side sets, not the model space's labels.
+OUTSIDE_THE_SPACE = ("dropout", "width")
+
+
+def json_choices(space) -> dict[str, dict[str, Any]]:
+    """A model space's choices in NNI's JSON format, for the multi-trial tuners (skip choices by name)."""
+    choices = {}
+    for label, mutable in space.simplify().items():
+        if isinstance(mutable, CategoricalMultiple):
+            choices[label] = {"_type": "choice", "_value": list(SKIP_CHOICES)}
+        elif isinstance(mutable, Categorical):
+            choices[label] = {"_type": "choice", "_value": list(mutable.values)}
+    return choices
+
+
+def readable(sample: dict[str, Any]) -> dict[str, Any]:
+    """An architecture as NNI samples it (a skip choice is a list of chosen inputs) with names instead."""
+    return {
+        key: SKIP_CHOICES[value[0]] if key.endswith("_skip") and isinstance(value, list) else value
+        for key, value in sample.items()
+    }
+
+
+def nni_sample(architecture: dict[str, Any], labels) -> dict[str, Any]:
+    """The inverse of :func:`readable`, for the space's own ``labels`` only."""
+    return {
+        key: [SKIP_CHOICES.index(value)] if key.endswith("_skip") else value
+        for key, value in architecture.items()
+        if key in labels
+    }
+
+
+def describe_blocks(architecture: dict[str, Any], default_width: int) -> list[dict[str, Any]]:
+    """A one-stage space's chosen operations as rows a person reads: a row per block."""
+    width = int(architecture.get("width", default_width))
+    return [
+        {
+            "stage": 1,
+            "cell": block,
+            "operation": architecture[f"block{block}_op"],
+            "skip": architecture[f"block{block}_skip"],
+            "channels": width,
+        }
+        for block in range(1, int(architecture["depth"]) + 1)
+    ]
+
+
+def block_label(row) -> str:
+    """The label of a described block's operation choice (its skip's adds ``_skip``)."""
+    return f"block{row.cell}"
+
+
+def blocks_summary(architecture: dict[str, Any], default_width: int) -> str:
+    blocks = "; ".join(
+        f"{row['cell']} {row['operation']} ({row['skip']})" for row in describe_blocks(architecture, default_width)
+    )
+    return f"blocks {blocks}; width {architecture.get('width', default_width)}, dropout {architecture.get('dropout', 0.0)}"
