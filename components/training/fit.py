@@ -65,20 +65,22 @@ class _Deadline(Callback):
     late by a validation pass (seconds for a wide network on thousands of images, on one thread).
     This reserves the last validation pass's duration; before the first one, an estimate from the
     training batches so far (a validation row costs about a third of a training row: no backward
-    pass).
+    pass). ``closing_passes`` reserves as many validation passes again for work that follows the
+    training and must end by the same deadline (scoring the test split, comparing an ensemble).
     """
 
-    def __init__(self, deadline: float, validation_rows: int) -> None:
-        self.deadline, self.validation_rows = deadline, validation_rows
+    def __init__(self, deadline: float, validation_rows: int, closing_passes: float = 0.0) -> None:
+        self.deadline, self.validation_rows, self.closing_passes = deadline, validation_rows, closing_passes
         self.validation_seconds: float | None = None
         self.reached = False
         self._rows, self._training_seconds, self._batch_started = 0, 0.0, 0.0
         self._validation_started = 0.0
 
     def reserve(self) -> float:
-        if self.validation_seconds is not None:
-            return self.validation_seconds
-        return self._training_seconds / max(self._rows, 1) * self.validation_rows / 3.0
+        one_pass = self.validation_seconds
+        if one_pass is None:
+            one_pass = self._training_seconds / max(self._rows, 1) * self.validation_rows / 3.0
+        return one_pass * (1.0 + self.closing_passes)
 
     def on_train_batch_start(self, trainer, module, batch, batch_index) -> None:
         self._batch_started = time.time()
@@ -143,6 +145,7 @@ def fit_network(
     schedule: str = "budget_cosine",
     keep_best: bool = False,
     starting_weights_compete: bool = False,
+    closing_passes: float = 0.0,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
     lowest validation loss (``keep_best``: restores it without stopping early); without either, the
@@ -162,6 +165,8 @@ def fit_network(
             first epoch has a score.
         schedule: the learning rate over the run (:mod:`components.training.schedule`): warm-up and
             cosine decay to zero at ``max_epochs`` or the deadline, whichever comes first; or constant.
+        closing_passes: validation passes' worth of work after the training that must also end by
+            the deadline (the test split's scoring, an ensemble's comparison): training stops earlier by as much.
         starting_weights_compete: the network arrives trained (a trial's weights): its validation loss
             before training competes with every epoch's, and it is kept if none is lower.
     """
@@ -201,7 +206,7 @@ def fit_network(
             callbacks.append(checkpoint)
         stopper = None
         if deadline is not None:
-            stopper = _Deadline(deadline, len(validation[1]))
+            stopper = _Deadline(deadline, len(validation[1]), closing_passes)
             callbacks.append(stopper)
         trainer = pl.Trainer(
             max_epochs=max_epochs,

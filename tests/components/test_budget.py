@@ -85,3 +85,26 @@ def test_a_search_ends_at_its_deadline_with_the_scores_its_trials_reached(tmp_pa
     assert result.best.score > 0.8
     assert any("cut at its time limit" in message and "best so far" in message for message in messages)
     assert any("trial(s) running" in message and "of the search left" in message for message in messages)
+
+
+def test_work_after_the_training_is_reserved_before_the_deadline():
+    """Validation passes' worth of closing work (test scoring, an ensemble's comparison) come off the
+    training's time: a reserve far larger than the time left stops training after its first batch."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(4_000, 8)).astype(np.float32)
+    targets = (features[:, 0] > 0).astype(np.int64)
+    started = time.time()
+    result = fit_network(
+        build_network("mlp", [8], 2, {"depth": 1, "width": 32, "activation": "relu", "dropout": 0.0}),
+        "classification",
+        (features, targets),
+        (features[:2000], targets[:2000]),
+        {"learning_rate": 1e-3},
+        max_epochs=1000,
+        batch_size=16,
+        seed=0,
+        deadline=started + 4.0,
+        closing_passes=100_000,
+    )
+    assert result.reached_deadline and len(result.history) == 1
+    assert time.time() - started < 2.0  # stopped long before the deadline, leaving room for what follows

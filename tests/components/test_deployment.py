@@ -88,7 +88,7 @@ def trained_model(family: str):
         (prepared[:1200], targets[:1200]),
         (prepared[1200:1400], targets[1200:1400]),
         {"learning_rate": 0.01},
-        max_epochs=12,
+        max_epochs=20,  # converged, as a deployed network is (12 epochs left the CNN at 0.96 and INT8 3 images below)
         batch_size=64,
         seed=0,
     )
