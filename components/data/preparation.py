@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.model_selection import train_test_split
 
 from components.data.formulation import label_strings
 from components.errors import DataError
@@ -261,6 +260,10 @@ def _part(
     indices: np.ndarray, targets: np.ndarray, share: float, seed: int, stratified: bool, groups: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits ``indices`` into (kept, held out) with about ``share`` held out."""
+    # Imported here: search trials load this module for the Preprocessor, and scikit-learn adds a
+    # second to every trial's start.
+    from sklearn.model_selection import train_test_split
+
     if groups is None:
         return train_test_split(indices, test_size=share, random_state=seed, stratify=targets[indices] if stratified else None)
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
