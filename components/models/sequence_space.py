@@ -23,25 +23,22 @@ with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns 
 from nni.nas.space import model_context
 from torch import nn
 
-from components.models.spaces import (  # noqa: F401
+from components.models.spaces import (  # noqa: F401 - the functions every model-space module offers
+    BLOCK_SUPERNET_WIDTH,
+    BLOCK_TRAINING_SPACE,
     SKIP_CHOICES,
-    block_label,
-    blocks_summary,
-    describe_blocks,
     json_choices,
     nni_sample,
     readable,
 )
+from components.models.spaces import block_label as choice_label  # noqa: F401
+from components.models.spaces import blocks_summary as summary  # noqa: F401
+from components.models.spaces import describe_blocks as describe  # noqa: F401
 
 MAX_BLOCKS = 3
 OPERATIONS = ("conv3", "conv5", "gru")
-SUPERNET_WIDTH = 32
-TRAINING_SPACE = {
-    "width": {"_type": "choice", "_value": [32, 64, 128]},
-    "dropout": {"_type": "choice", "_value": [0.0, 0.1, 0.3]},
-    "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1e-2]},
-    "weight_decay": {"_type": "choice", "_value": [0.0, 1e-4, 1e-3]},
-}
+SUPERNET_WIDTH = BLOCK_SUPERNET_WIDTH
+TRAINING_SPACE = BLOCK_TRAINING_SPACE
 
 
 class _Convolution(nn.Module):
@@ -137,18 +134,6 @@ def build(input_shape, output_size: int, architecture: dict[str, Any], **_) -> n
         )
     network.embedding_size = network.head[-1].in_features
     return network
-
-
-def describe(architecture: dict[str, Any], input_shape=None) -> list[dict[str, Any]]:
-    """The chosen operations as rows a person reads: one stage, a row per block."""
-    return describe_blocks(architecture, SUPERNET_WIDTH)
-
-
-choice_label = block_label
-
-
-def summary(architecture: dict[str, Any], input_shape=None) -> str:
-    return blocks_summary(architecture, SUPERNET_WIDTH)
 
 
 if __name__ == "__main__":  # pragma: no cover - a look at the space

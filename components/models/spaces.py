@@ -10,8 +10,16 @@ from typing import Any
 from nni.mutable import Categorical, CategoricalMultiple
 
 SKIP_CHOICES = ("none", "residual")
-# Keys of an architecture that the training side sets, not the model space's labels.
-OUTSIDE_THE_SPACE = ("dropout", "width")
+# The sequence and text spaces take their width as a constructor argument (NNI 3.0 shares no GRU or
+# attention weights across widths): one-shot search trains their supernets at this width, and the
+# multi-trial search tunes the width next to the training hyper-parameters.
+BLOCK_SUPERNET_WIDTH = 32
+BLOCK_TRAINING_SPACE = {
+    "width": {"_type": "choice", "_value": [32, 64, 128]},
+    "dropout": {"_type": "choice", "_value": [0.0, 0.1, 0.3]},
+    "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1e-2]},
+    "weight_decay": {"_type": "choice", "_value": [0.0, 1e-4, 1e-3]},
+}
 
 
 def json_choices(space) -> dict[str, dict[str, Any]]:
@@ -42,9 +50,9 @@ def nni_sample(architecture: dict[str, Any], labels) -> dict[str, Any]:
     }
 
 
-def describe_blocks(architecture: dict[str, Any], default_width: int) -> list[dict[str, Any]]:
+def describe_blocks(architecture: dict[str, Any], input_shape=None) -> list[dict[str, Any]]:
     """A one-stage space's chosen operations as rows a person reads: a row per block."""
-    width = int(architecture.get("width", default_width))
+    width = int(architecture.get("width", BLOCK_SUPERNET_WIDTH))
     return [
         {
             "stage": 1,
@@ -62,8 +70,8 @@ def block_label(row) -> str:
     return f"block{row.cell}"
 
 
-def blocks_summary(architecture: dict[str, Any], default_width: int) -> str:
-    blocks = "; ".join(
-        f"{row['cell']} {row['operation']} ({row['skip']})" for row in describe_blocks(architecture, default_width)
-    )
-    return f"blocks {blocks}; width {architecture.get('width', default_width)}, dropout {architecture.get('dropout', 0.0)}"
+def blocks_summary(architecture: dict[str, Any], input_shape=None) -> str:
+    """One line: the blocks (number, operation, skip), the width and the dropout."""
+    blocks = "; ".join(f"{row['cell']} {row['operation']} ({row['skip']})" for row in describe_blocks(architecture))
+    width = architecture.get("width", BLOCK_SUPERNET_WIDTH)
+    return f"blocks {blocks}; width {width}, dropout {architecture.get('dropout', 0.0)}"
