@@ -10,19 +10,25 @@ PyTorch network (:func:`build`) that trains, exports to ONNX and serves like any
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import nni
 import torch
-
-with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns about newer torch's non-modules
-    warnings.simplefilter("ignore", RuntimeWarning)
-    from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear, Repeat
-from nni.nas.space import model_context
 from torch import nn
 
-from components.models.spaces import SKIP_CHOICES, json_choices, readable  # noqa: F401 - this space's vocabulary
+from components.models.spaces import (  # noqa: F401 - this space's vocabulary
+    SKIP_CHOICES,
+    InputChoice,
+    LayerChoice,
+    ModelSpace,
+    MutableBatchNorm2d,
+    MutableConv2d,
+    MutableLinear,
+    Repeat,
+    json_choices,
+    model_context,
+    readable,
+)
 from components.models.spaces import nni_sample as _nni_sample
 
 WIDTHS = (8, 16, 32)  # channels of the first stage; each reduction doubles them

@@ -24,7 +24,7 @@ class Family:
     parts: str = ""  # multimodal families: what sits next to the table's columns ("text" or "image")
     # Families whose architectures are an nni.nas model space: the module that holds it
     # (components.models.cnn_space, sequence_space), with the same functions in each: model_space,
-    # json_search_space, build, readable, describe, choice_label, summary. One-shot strategies search
+    # json_search_space, proxy_shape, build, readable, describe, choice_label, summary. One-shot strategies search
     # these families only.
     space: ModuleType | None = None
 

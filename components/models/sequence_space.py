@@ -12,28 +12,28 @@ and the multi-trial search tunes the width afterwards, as it does for the image 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
-
-with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns about newer torch's non-modules
-    warnings.simplefilter("ignore", RuntimeWarning)
-    from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, Repeat
-from nni.nas.space import model_context
 from torch import nn
 
 from components.models.spaces import (  # noqa: F401 - the functions every model-space module offers
     BLOCK_SUPERNET_WIDTH,
     BLOCK_TRAINING_SPACE,
     SKIP_CHOICES,
+    InputChoice,
+    LayerChoice,
+    ModelSpace,
+    Repeat,
     json_choices,
+    model_context,
     nni_sample,
     readable,
 )
 from components.models.spaces import block_label as choice_label  # noqa: F401
 from components.models.spaces import blocks_summary as summary  # noqa: F401
 from components.models.spaces import describe_blocks as describe  # noqa: F401
+from components.models.spaces import no_proxy as proxy_shape  # noqa: F401
 
 MAX_BLOCKS = 3
 OPERATIONS = ("conv3", "conv5", "gru")

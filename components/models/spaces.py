@@ -5,9 +5,23 @@ spaces describe themselves with."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from nni.mutable import Categorical, CategoricalMultiple
+
+with warnings.catch_warnings():  # NNI 3.0 wraps every torch.nn class and warns about newer torch's non-modules
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from nni.nas.nn.pytorch import (  # noqa: F401 - the spaces' building blocks, imported here once
+        InputChoice,
+        LayerChoice,
+        ModelSpace,
+        MutableBatchNorm2d,
+        MutableConv2d,
+        MutableLinear,
+        Repeat,
+    )
+from nni.nas.space import model_context  # noqa: F401
 
 SKIP_CHOICES = ("none", "residual")
 # The sequence and text spaces take their width as a constructor argument (NNI 3.0 shares no GRU or
@@ -20,6 +34,11 @@ BLOCK_TRAINING_SPACE = {
     "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1e-2]},
     "weight_decay": {"_type": "choice", "_value": [0.0, 1e-4, 1e-3]},
 }
+
+
+def no_proxy(input_shape) -> None:
+    """``proxy_shape`` of the spaces that have no smaller stand-in for one-shot search."""
+    return None
 
 
 def json_choices(space) -> dict[str, dict[str, Any]]:

@@ -168,7 +168,7 @@ def run_oneshot(request: OneShotRequest) -> OneShotResult:
     pl.seed_everything(request.seed, workers=True, verbose=False)
     started = time.time()
     lines = _EpochLines(request.progress, started, request.deadline, request.max_epochs)
-    proxy = getattr(request.space, "proxy_shape", lambda shape: None)(request.input_shape)
+    proxy = request.space.proxy_shape(request.input_shape)
     loaders = {
         "train_dataloaders": DataLoader(
             _dataset(*request.train, MAX_ROWS, request.seed, proxy is not None), batch_size=request.batch_size, shuffle=True

@@ -267,7 +267,7 @@ def _validation_loss(module: SupervisedModule, loader: DataLoader) -> float:
     module.eval()
     total, count = 0.0, 0
     for inputs, targets in loader:
-        total += float(module._loss(module(inputs), targets)) * len(targets)
+        total += float(module.loss_of(module(inputs), targets)) * len(targets)
         count += len(targets)
     module.train()
     return total / max(count, 1)

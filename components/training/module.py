@@ -46,7 +46,7 @@ class SupervisedModule(pl.LightningModule):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.network(inputs)
 
-    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss_of(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.task_type == "classification":
             return self.loss(outputs, targets)
         return self.loss(outputs.squeeze(1), targets)
@@ -55,7 +55,7 @@ class SupervisedModule(pl.LightningModule):
         inputs, targets = batch
         if self.augmentation is not None:
             inputs = augment(inputs, self.augmentation)
-        loss = self._loss(self(inputs), targets)
+        loss = self.loss_of(self(inputs), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True)
         return loss
 
@@ -63,7 +63,7 @@ class SupervisedModule(pl.LightningModule):
         inputs, targets = batch
         outputs = self(inputs)
         self._validation_outputs.append((outputs.detach(), targets))
-        self.log("val_loss", self._loss(outputs, targets), on_step=False, on_epoch=True)
+        self.log("val_loss", self.loss_of(outputs, targets), on_step=False, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
         if not self._validation_outputs:

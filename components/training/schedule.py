@@ -15,7 +15,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-SCHEDULES = ("budget_cosine", "constant")
 WARM_UP = 0.05  # share of the run spent raising the rate from near zero
 
 
