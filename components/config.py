@@ -95,11 +95,13 @@ class TrainingParams(_Section):
     trial_max_minutes: float | None = Field(None, gt=0)  # each trial's cap; None: room for 3 rounds of trials
     trial_concurrency: int = Field(2, ge=1)
     trial_max_epochs: int = Field(15, ge=1)
+    trial_min_steps: int = Field(250, ge=0)  # small data: trials train more epochs, to this many optimiser steps
     final_max_epochs: int = Field(60, ge=1)
     patience: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate_schedule: Literal["budget_cosine", "constant"] = "budget_cosine"
     warm_start: int = Field(3, ge=0)
+    portfolio: bool = True  # the family's default configurations are among the first trials
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"
     ensemble: bool = True  # a weighted ensemble of the final network and the best trials, if it scores higher on validation

@@ -18,8 +18,8 @@ from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import MAX_CANDIDATES, choose_ensemble, trial_networks
-from components.search.fidelity import checkpoint_folder, weights_file
-from components.search.history import log_stopped_trials, previous_best, search_fingerprint
+from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
+from components.search.history import first_trials, log_stopped_trials, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import OneShotRequest, architecture_table, choose_strategy, pin_architecture, run_oneshot
@@ -42,6 +42,9 @@ def train(inputs: StageInputs) -> TrainingManifest:
     task = TaskManifest.read(root)
     preparation = PreparationManifest.read(root)
     model = ModelManifest.read(root)
+    epochs = trial_epochs(
+        params.trial_max_epochs, preparation.split_sizes.get("train", 0), params.batch_size, params.trial_min_steps
+    )
     settings = TrialSettings(
         splits_file=str(PreparationManifest.file(preparation.splits_file, root).resolve()),
         preprocessor_file=str(PreparationManifest.file(preparation.preprocessor_file, root).resolve()),
@@ -49,7 +52,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         task_type=task.task_type,
         input_shape=preparation.input_shape,
         output_size=preparation.output_size,
-        max_epochs=params.trial_max_epochs,
+        max_epochs=epochs,
         batch_size=params.batch_size,
         seed=params.seed,
         threads=max(1, (torch.get_num_threads() or 1) // params.trial_concurrency),
@@ -72,6 +75,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
         inputs.say(f"[{STAGE}] {message}")
 
     progress(budget.describe(params.trial_concurrency, params.trial_max_minutes))
+    if epochs > params.trial_max_epochs:
+        progress(
+            f"a small training split: each trial trains {epochs} epochs ({params.trial_min_steps} optimiser steps), and the "
+            "median-stop assessor stays off (a trial costs little more than its start-up, and a slow starter such as a "
+            "linear model is often what small data calls for)"
+        )
     family = FAMILIES[model.family]
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
@@ -86,10 +95,11 @@ def train(inputs: StageInputs) -> TrainingManifest:
         if oneshot is not None:
             search_space = pin_architecture(search_space, oneshot.architecture)
     tuner = "tpe" if strategy in ONESHOT_STRATEGIES else strategy  # after a one-shot search, TPE tunes its training
-    # At most half the trials repeat earlier configurations: the rest of the budget explores.
-    warm_start = previous_best(root, search_space, min(params.warm_start, max(1, params.max_trials // 2)))
-    if warm_start:
-        progress(f"warm start: the previous search's {len(warm_start)} best configuration(s) are the first trials")
+    warm_start, first = first_trials(
+        root, search_space, family.portfolio if params.portfolio else (), params.warm_start, params.max_trials
+    )
+    if first:
+        progress(f"warm start: {first}")
     fingerprint = search_fingerprint(settings, search_space, model, params)
     settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
     settings_file = inputs.output / "trial_settings.json"
@@ -107,12 +117,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
             concurrency=params.trial_concurrency,
             seed=params.seed,
             warm_start=warm_start,
-            early_stopping_start=params.early_stopping_start,
+            early_stopping_start=params.early_stopping_start if epochs == params.trial_max_epochs else 0,
             fingerprint=fingerprint,
             progress=progress,
             deadline=budget.search_deadline,
             trial_seconds=settings.trial_seconds,
-            max_epochs=params.trial_max_epochs,
+            max_epochs=epochs,
             train_rows=preparation.split_sizes.get("train", 0),
         )
     )

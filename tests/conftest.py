@@ -31,6 +31,7 @@ TINY_PARAMS = {
         "max_minutes": 3.0,
         "trial_concurrency": 2,
         "trial_max_epochs": 3,
+        "trial_min_steps": 0,
         "final_max_epochs": 8,
         "patience": 3,
         "batch_size": 8,

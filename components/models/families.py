@@ -27,6 +27,7 @@ class Family:
     # json_search_space, proxy_shape, build, readable, describe, choice_label, summary. One-shot strategies search
     # these families only.
     space: ModuleType | None = None
+    portfolio: tuple[dict[str, Any], ...] = ()  # configurations every search of the family tries first
 
     def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
         """The multi-trial tuners' space: the architecture choices and the training hyper-parameters
@@ -46,6 +47,7 @@ FAMILIES: dict[str, Family] = {
             int(shape[0]), outputs, **arch, categorical=categorical, cardinalities=cardinalities
         ),
         "a multi-layer perceptron: rows of numbers carry no spatial structure to exploit",
+        portfolio=mlp.PORTFOLIO,
     ),
     "cnn": Family(
         "cnn",

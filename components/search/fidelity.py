@@ -36,6 +36,16 @@ def weights_file(folder: str | Path, configuration: dict[str, Any], fidelity: di
     return Path(folder) / f"{fidelity.get('checkpoint') or configuration_key(configuration)}.pt"
 
 
+def trial_epochs(max_epochs: int, train_rows: int, batch_size: int, minimum_steps: int) -> int:
+    """A full trial's epochs: ``max_epochs``, or more where the training split is so small that they
+    would be fewer than ``minimum_steps`` optimiser steps (``training.trial_min_steps``; 300 rows in
+    batches of 64: 50 epochs for 250 steps). Fifteen epochs of 300 rows are 75 steps, too few for a
+    linear model (the simplest candidate, which small noisy tables often call for) to converge, while
+    the deeper networks that fit faster would win every comparison."""
+    steps_per_epoch = max(1, -(-train_rows // max(batch_size, 1)))
+    return max(max_epochs, -(-minimum_steps // steps_per_epoch))
+
+
 def rung_epochs(max_epochs: int, eta: int = 3, rungs: int = 3) -> list[int]:
     """Epochs at each rung, growing by ``eta`` and ending at ``max_epochs``: 15 -> [2, 5, 15]."""
     return sorted({max(1, round(max_epochs / eta**step)) for step in range(rungs)})

@@ -1,5 +1,5 @@
 """A search's history in a workspace: what identifies a search (to resume one that was killed), the
-previous search's best configurations (the next one's warm start), and MLflow runs for the trials
+previous search's best configurations and the family's defaults (the next one's first trials), and MLflow runs for the trials
 that never logged themselves."""
 
 from __future__ import annotations
@@ -59,3 +59,25 @@ def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:
         return []
     candidates = previous.top_configurations or [{**previous.architecture, **previous.hyperparameters}]
     return compatible_configurations(candidates, search_space)[:count]
+
+
+def first_trials(
+    root: Path, search_space: dict, portfolio: tuple[dict, ...], warm_start: int, max_trials: int
+) -> tuple[list[dict], str]:
+    """The configurations a search tries first, and a line that says which: the previous search's
+    best (at most ``warm_start``), then the family's portfolio (those in the space and not already
+    there); together at most half the trials, so that the rest of the budget explores."""
+    limit = max(1, max_trials // 2)
+    previous = previous_best(root, search_space, min(warm_start, limit))
+    defaults = [
+        configuration
+        for configuration in compatible_configurations(list(portfolio), search_space)
+        if configuration not in previous
+    ]
+    defaults = defaults[: limit - len(previous)]
+    parts = []
+    if previous:
+        parts.append(f"the previous search's {len(previous)} best configuration(s)")
+    if defaults:
+        parts.append(f"{len(defaults)} of the family's default configuration(s)")
+    return previous + defaults, (" and ".join(parts) + " are the first trials") if parts else ""

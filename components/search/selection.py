@@ -39,7 +39,9 @@ def select_configuration(
     if rule == "best":
         return Selection(best, 1, 0.0, size_of(best.parameters), "the best validation score")
     error = score_standard_error(best.score, validation_samples, task_type)
-    pool = [trial for trial in ranked if trial.score >= best.score - error]
+    # Scores are single-precision: one validation error less than the best is within one standard
+    # error of it by construction, and must not fall out of the pool by a rounding.
+    pool = [trial for trial in ranked if trial.score >= best.score - error - 1e-6]
     sizes = {id(trial): size_of(trial.parameters) for trial in pool}
     chosen = min(pool, key=lambda trial: (sizes[id(trial)], -trial.score, trial.sequence))
     reason = (

@@ -218,3 +218,50 @@ def test_one_standard_error_rule_prefers_the_smaller_of_nearly_equal_trials():
     assert chosen.trial.trial_id == "b" and chosen.pool == 2 and abs(chosen.standard_error - 0.0587) < 1e-3
     assert select_configuration(trials, 67, "regression", lambda p: p["width"], rule="best").trial.trial_id == "a"
     assert score_standard_error(1.0, 270, "classification") == (1 / 270 / 270) ** 0.5  # at least one error's worth
+
+
+def test_one_validation_error_less_than_the_best_is_within_one_standard_error_in_single_precision():
+    import numpy as np
+
+    from components.search.records import TrialRecord
+    from components.search.selection import select_configuration
+
+    # 85 and 84 right of 86, as a network's float32 accuracy reports them: one error apart is one
+    # standard error apart, and the smaller network must stay in the pool.
+    trials = [
+        TrialRecord("deep", 0, "SUCCEEDED", {"width": 256}, float(np.float32(85 / 86)), 1.0),
+        TrialRecord("linear", 1, "SUCCEEDED", {"width": 1}, float(np.float32(84 / 86)), 1.0),
+    ]
+    chosen = select_configuration(trials, 86, "classification", lambda parameters: parameters["width"])
+    assert chosen.trial.trial_id == "linear" and chosen.pool == 2
+
+
+def test_first_trials_are_the_previous_best_then_the_family_portfolio_within_half_the_trials(tmp_path: Path):
+    from components.manifests import TrainingManifest
+    from components.models.mlp import PORTFOLIO, SEARCH_SPACE
+    from components.search.history import first_trials
+
+    fresh, line = first_trials(tmp_path, SEARCH_SPACE, PORTFOLIO, warm_start=3, max_trials=8)
+    assert fresh == list(PORTFOLIO) and line == "2 of the family's default configuration(s) are the first trials"
+    assert first_trials(tmp_path, SEARCH_SPACE, PORTFOLIO, warm_start=3, max_trials=2)[0] == [PORTFOLIO[0]]
+    assert first_trials(tmp_path, SEARCH_SPACE, (), warm_start=3, max_trials=8) == ([], "")
+    previous = {**GOOD, "depth": 3}
+    written = TrainingManifest(
+        family="mlp",
+        architecture={},
+        hyperparameters={},
+        best_trial="t",
+        trial_count=1,
+        nni_experiment_id="e",
+        test_metric="accuracy",
+        test_score=0.9,
+        top_configurations=[previous, PORTFOLIO[1]],
+        warm_started=0,
+    )
+    folder = tmp_path / "outputs" / "training"
+    folder.mkdir(parents=True)
+    written.write(folder)
+    chosen, line = first_trials(tmp_path, SEARCH_SPACE, PORTFOLIO, warm_start=3, max_trials=8)
+    # The previous search's best come first; a default it already holds is not repeated.
+    assert chosen == [previous, PORTFOLIO[1], PORTFOLIO[0]]
+    assert line.startswith("the previous search's 2 best configuration(s) and 1 of the family's default")

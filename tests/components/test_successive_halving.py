@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from components.models.mlp import SEARCH_SPACE
-from components.search.fidelity import FIDELITY_KEY, rung_epochs, rung_shares, split_fidelity
+from components.search.fidelity import FIDELITY_KEY, rung_epochs, rung_shares, split_fidelity, trial_epochs
 from components.search.successive_halving import SuccessiveHalvingTuner
 from tests.components.test_search import request, search_setup
 
@@ -13,6 +13,12 @@ def test_rungs_grow_by_eta_up_to_a_full_trial():
     assert rung_epochs(3) == [1, 3]
     assert rung_shares(3, train_rows=1000) == [1.0, 1.0, 1.0]  # small data: every rung sees it all
     assert rung_shares(3, train_rows=18_000) == [2000 / 18_000, 1 / 3, 1.0]
+
+
+def test_small_tables_train_trials_to_a_minimum_of_optimiser_steps():
+    assert trial_epochs(15, train_rows=264, batch_size=64, minimum_steps=250) == 50  # 5 steps an epoch
+    assert trial_epochs(15, train_rows=1078, batch_size=64, minimum_steps=250) == 15  # 17 steps: 255 already
+    assert trial_epochs(3, train_rows=60, batch_size=8, minimum_steps=0) == 3
 
 
 def test_the_best_third_of_a_rung_goes_up_and_resumes_where_it_stopped():
