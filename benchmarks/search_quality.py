@@ -10,8 +10,8 @@ Each dataset and strategy gets a throw-away workspace (git + DVC) under --folder
 `training.max_minutes` as the training stage's budget (search and final training), a trial count too
 large to bind, a 25% test split and seed 0. Every trial also scores the test split (never seen by the
 search: DLAUTOML_BENCHMARK_TEST_SCORES), which gives the anytime curve: the test score of the
-configuration the search would choose (best validation score at the highest fidelity reached) at
-each moment of the search; the one-shot strategy's curve starts after its supernet's time (its trials
+configuration the search would choose (by the platform's one-standard-error rule, at the highest
+fidelity reached) at each moment of the search; the one-shot strategy's curve starts after its supernet's time (its trials
 only tune the architecture the supernet chose). The baselines (logistic regression or ridge, histogram gradient boosting,
 an RBF SVM, each behind a standard scaler) are fitted on the platform's own train + validation
 splits, with scikit-learn's defaults, and scored on its test split. Printed: test metric and wall
@@ -100,9 +100,14 @@ def baselines(task_type: str):
     }
 
 
-def anytime_curve(trials: pd.DataFrame) -> pd.DataFrame:
-    """At each trial's end: the test score of the configuration the search would choose then (best
-    validation score among the finished trials of the highest fidelity reached so far)."""
+def anytime_curve(trials: pd.DataFrame, validation_rows: int, task_type: str) -> pd.DataFrame:
+    """At each trial's end: the test score of the configuration the search would choose then, by the
+    platform's own rule (components.search.selection: the smallest network within one standard error
+    of the best validation score) among the finished trials of the highest fidelity reached so far."""
+    from types import SimpleNamespace
+
+    from components.search.selection import select_configuration
+
     done = trials[(trials["status"] == "SUCCEEDED") & trials["meets_constraints"] & trials["score"].notna()]
     done = done.sort_values("ended")
     start = float((trials["ended"] - trials["seconds"]).min())
@@ -111,9 +116,13 @@ def anytime_curve(trials: pd.DataFrame) -> pd.DataFrame:
     for position in range(len(done)):
         seen = done.iloc[: position + 1]
         seen_rung = rung.iloc[: position + 1]
-        top = seen[seen_rung == seen_rung.max()]
-        chosen = top.sort_values(["score", "val_loss"], ascending=[False, True]).iloc[0]
-        rows.append({"seconds": float(done.iloc[position]["ended"]) - start, "test_score": float(chosen["test_score"])})
+        top = seen[seen_rung == seen_rung.max()].sort_values(["score", "val_loss"], ascending=[False, True])
+        ranked = [
+            SimpleNamespace(score=row.score, parameters=row.parameters, sequence=row.sequence, test_score=row.test_score)
+            for row in top.itertuples()
+        ]
+        chosen = select_configuration(ranked, validation_rows, task_type, lambda size: size).trial
+        rows.append({"seconds": float(done.iloc[position]["ended"]) - start, "test_score": float(chosen.test_score)})
     return pd.DataFrame(rows, columns=["seconds", "test_score"])
 
 
@@ -138,7 +147,10 @@ def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> t
     os.chdir(PROJECT)
     training = yaml.safe_load((root / "outputs" / "training" / "manifest.json").read_text())
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
-    curve = anytime_curve(pd.read_csv(root / "outputs" / "training" / "trials.csv"))
+    splits = Splits.load(root / "outputs" / "data_preparation" / "splits.npz")
+    curve = anytime_curve(
+        pd.read_csv(root / "outputs" / "training" / "trials.csv"), len(splits.targets["validation"]), task["task_type"]
+    )
     curve["seconds"] += training["metrics"].get("oneshot_seconds", 0.0)
     search_seconds = training["metrics"]["search_seconds"]
     row = {
