@@ -50,6 +50,7 @@ class ParityReport:
     max_absolute_difference: float
     class_agreement: float
     samples: int
+    non_finite: int = 0  # inputs whose output holds NaN or infinity in PyTorch or ONNX Runtime
 
 
 @torch.no_grad()
@@ -59,20 +60,31 @@ def check_parity(
     """Compares ONNX Runtime with PyTorch on every given input.
 
     Raises:
-        QualityGateError: outputs differ by more than ``tolerance``, or a predicted class differs.
+        QualityGateError: an output is not finite (NaN compares as no difference and argmaxes to
+            class 0 on both sides, so it would pass unseen), outputs differ by more than
+            ``tolerance``, or a predicted class differs.
     """
     model.eval()
-    largest, agreeing = 0.0, 0
+    largest, agreeing, non_finite = 0.0, 0, 0
     for start in range(0, len(raw), batch_size):
         batch = raw[start : start + batch_size].astype(np.float32)
         expected = model(torch.from_numpy(batch)).numpy()
         actual = session.run(None, {INPUT_NAME: batch})[0]
-        largest = max(largest, float(np.max(np.abs(expected - actual))))
+        finite = np.isfinite(expected.reshape(len(batch), -1)).all(1) & np.isfinite(actual.reshape(len(batch), -1)).all(1)
+        non_finite += int(np.sum(~finite))
+        if finite.any():
+            largest = max(largest, float(np.max(np.abs(expected[finite] - actual[finite]))))
         if model.task_type == "classification":
             agreeing += int(np.sum(expected.argmax(1) == actual.argmax(1)))
         else:
             agreeing += len(batch)
-    report = ParityReport(largest, agreeing / len(raw), len(raw))
+    report = ParityReport(largest, agreeing / len(raw), len(raw), non_finite)
+    if non_finite:
+        raise QualityGateError(
+            f"{non_finite} of {report.samples} test inputs give outputs that are not finite (NaN or infinity) in PyTorch "
+            "or ONNX Runtime: the network is numerically broken for them and would answer them with errors; "
+            "retrain (a lower learning rate, or the constant schedule) or report the inputs"
+        )
     if report.max_absolute_difference > tolerance or report.class_agreement < 1.0:
         raise QualityGateError(
             f"ONNX Runtime disagrees with PyTorch on {report.samples} test inputs: max |difference| "

@@ -65,7 +65,12 @@ class TextNet(nn.Module):
         elif self.encoder_kind == "gru":
             hidden, _ = self.encoder(vectors)
         else:
-            hidden = self.encoder(self.project(vectors) + self.position, src_key_padding_mask=tokens == 0)
+            padding = tokens == 0
+            # A row of padding or unknown words alone would mask every key, and attention over no key
+            # is NaN: such a row attends over its first position instead (its pooled features are 0).
+            alone = padding.all(dim=1, keepdim=True)
+            padding = torch.cat([padding[:, :1] & ~alone, padding[:, 1:]], dim=1)
+            hidden = self.encoder(self.project(vectors) + self.position, src_key_padding_mask=padding)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
 
     def forward(self, codes):
