@@ -1,5 +1,16 @@
 """Errors that describe a problem with the user's input rather than a bug in the platform."""
 
+from collections.abc import Iterable
+
+
+def listing(items: Iterable, shown: int = 5) -> str:
+    """Items for an error line, the first ``shown`` of them and a count of the rest: a target with
+    10,000 id-like classes must not make a 100 KB line."""
+    items = [str(item) for item in items]
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])} and {len(items) - shown:,} more"
+
 
 class UserInputError(Exception):
     """A problem the user can fix: the message names it and says what to do.

@@ -14,7 +14,7 @@ import typer
 
 from components.config import TaskFormulationParams, TrainingParams
 from components.data.digits import DEFAULT_DATA
-from components.errors import UserInputError
+from components.errors import UserInputError, listing
 from components.serving.request_log import ENDPOINT_FILE
 
 app = typer.Typer(
@@ -181,7 +181,7 @@ def serve(
     model: str | None = typer.Option(None, help="registered model name [default: the one this workspace last deployed]"),
     alias: str = typer.Option("champion", help="registry alias to serve; the server follows it when it moves"),
     host: str = typer.Option("127.0.0.1", help="address to bind; the default keeps the endpoint local"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
     max_batch_size: int | None = typer.Option(None, min=1, help="largest micro-batch [default: chosen by the deployment sweep]"),
     max_wait_ms: float = typer.Option(5.0, min=0.0, help="longest a request waits for others to batch with"),
     log_sample_rate: float = typer.Option(1.0, min=0.0, max=1.0, help="share of requests written to the request log"),
@@ -193,12 +193,16 @@ def serve(
     _quiet_services()
     import uvicorn
 
+    from components.networking import check_can_listen
     from components.serving.app import ServingConfig, create_app
     from components.serving.model_store import alias_version
+    from components.serving.request_log import check_request_log, release_endpoint
 
     try:
         model = _registry_context(params, model)
         alias_version(model, alias)
+        check_can_listen(host, port)
+        check_request_log(request_log)
     except UserInputError as error:
         _fail(str(error))
     config = ServingConfig(
@@ -219,7 +223,7 @@ def serve(
     try:
         uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
     finally:
-        endpoint.unlink(missing_ok=True)
+        release_endpoint(endpoint)
 
 
 def _registry_context(params: Path, model: str | None) -> str:
@@ -287,49 +291,21 @@ def feedback(
     request_log: Path = typer.Option(Path("serving/requests.db"), help="the serving endpoint's request log"),
 ) -> None:
     """Record true labels for served requests (by the request_id /predict returned); monitoring then reports accuracy."""
-    import pandas as pd
-
+    from components.manifests import TaskManifest
+    from components.serving.feedback_file import read_feedback_file
     from components.serving.request_log import add_feedback
 
     try:
         if not request_log.is_file():
             raise UserInputError(f"{request_log} does not exist: serve the model with `dlautoml serve` first")
         try:
-            frame = pd.read_csv(file, dtype={"request_id": str, "label": str})
-        except (OSError, ValueError, pd.errors.ParserError) as error:
-            raise UserInputError(f"cannot read {file}: {error}") from error
-        missing = [column for column in ("request_id", "label") if column not in frame.columns]
-        if missing:
-            raise UserInputError(f"{file} lacks the columns {', '.join(missing)}")
-        _check_labels(frame["label"])
-        rows = frame["row"].astype(int) if "row" in frame.columns else [0] * len(frame)
-        stored, unknown = add_feedback(request_log, list(zip(frame["request_id"], rows, frame["label"])))
+            task = TaskManifest.read(".")
+        except FileNotFoundError:
+            task = None
+        stored, unknown = add_feedback(request_log, read_feedback_file(file, task))
     except UserInputError as error:
         _fail(str(error))
-    typer.echo(f"stored {stored} labels" + (f"; unknown request ids: {', '.join(unknown[:5])}" if unknown else ""))
-
-
-def _check_labels(labels) -> None:
-    """Labels must be classes of the deployed task (or numbers for regression): retraining learns from them."""
-    from components.manifests import TaskManifest
-
-    try:
-        task = TaskManifest.read(".")
-    except FileNotFoundError:
-        return
-    if labels.isna().any():
-        raise UserInputError("some rows have no label: every row needs one")
-    if task.task_type == "classification":
-        unknown = sorted(set(labels) - set(task.class_names or []))
-        if unknown:
-            raise UserInputError(
-                f"labels {', '.join(map(repr, unknown[:5]))} are not classes of this task ({', '.join(task.class_names or [])})"
-            )
-    else:
-        try:
-            labels.astype(float)
-        except ValueError as error:
-            raise UserInputError(f"regression labels must be numbers: {error}") from error
+    typer.echo(f"stored {stored} labels" + (f"; unknown request ids: {listing(unknown)}" if unknown else ""))
 
 
 class Interface(StrEnum):

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from components.data.formulation import label_strings
-from components.errors import DataError
+from components.errors import DataError, listing
 
 SPLITS = ("train", "validation", "test")
 
@@ -285,8 +285,8 @@ def check_class_sizes(encoded: np.ndarray, class_names: list[str], minimum: int 
     too_small = [f"'{class_names[i]}' ({counts[i]})" for i in range(len(class_names)) if counts[i] < minimum]
     if too_small:
         raise DataError(
-            f"classes with fewer than {minimum} samples cannot be split into train/validation/test: "
-            f"{', '.join(too_small)}; add samples or remove those classes"
+            f"{len(too_small):,} of {len(class_names):,} classes have fewer than {minimum} samples and cannot be split "
+            f"into train/validation/test: {listing(too_small)}; add samples or remove those classes"
         )
 
 

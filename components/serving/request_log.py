@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components.errors import UserInputError, listing
+
 ENDPOINT_FILE = "endpoint.json"  # written next to the log by a running server: its URL, for its /metrics
 
 SCHEMA = """
@@ -148,10 +150,48 @@ def read_requests(path: Path, since: float = 0.0, labelled_only: bool = False) -
 
 
 def add_feedback(path: Path, labels: list[tuple[str, int, str]]) -> tuple[int, list[str]]:
-    """Stores true labels for logged requests; returns how many were stored and the unknown request ids."""
+    """Stores true labels for logged requests; returns how many were stored and the unknown request ids.
+
+    Raises:
+        UserInputError: a label names a row its request does not have (rows count from 0); nothing
+            is stored then.
+    """
     with connect(path) as connection:
-        known = {row[0] for row in connection.execute("SELECT request_id FROM requests")}
+        known = dict(connection.execute("SELECT request_id, rows FROM requests"))
+        outside = [
+            f"{request_id} row {row} (it has {known[request_id]})"
+            for request_id, row, _ in labels
+            if request_id in known and not 0 <= row < known[request_id]
+        ]
+        if outside:
+            raise UserInputError(
+                f"{len(outside):,} label(s) name a row their request does not have: {listing(outside)}; "
+                "a request's rows are numbered from 0"
+            )
         accepted = [(request_id, row, label, time.time()) for request_id, row, label in labels if request_id in known]
         connection.executemany("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)", accepted)
     unknown = sorted({request_id for request_id, _, _ in labels if request_id not in known})
     return len(accepted), unknown
+
+
+def check_request_log(path: Path) -> None:
+    """Raises :class:`UserInputError` when the request log cannot be created or written at ``path``
+    (a server would otherwise fail on its first request, with a traceback)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connect(path).close()
+    except (OSError, sqlite3.Error) as error:
+        raise UserInputError(f"the request log {path} cannot be written ({error}): choose another --request-log") from error
+
+
+def release_endpoint(endpoint: Path) -> None:
+    """Removes a server's endpoint file when it stops, if the file is still that server's own (a
+    second server refused on a busy port must not remove the running one's)."""
+    import os
+
+    try:
+        owner = json.loads(Path(endpoint).read_text()).get("pid")
+    except (OSError, ValueError):
+        return
+    if owner == os.getpid():
+        Path(endpoint).unlink(missing_ok=True)
