@@ -88,7 +88,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
             decisions.append(f"{len(positions)} {kind}: {'dropped' if getattr(params, kind) == 'drop' else 'flagged, kept'}")
 
     if task.task_type == "classification" and params.label_errors != "off":
-        remaining = np.array(sorted(set(range(len(targets))) - dropped))
+        remaining = np.array(sorted(set(range(len(targets))) - dropped), dtype=int)
         found = remaining[find_label_errors(features[remaining], targets[remaining], seed, params.label_error_filter, blocks)]
         method = (
             f"out-of-fold probabilities of an RBF SVM on {describe_blocks(blocks)}, cleanlab filter '{params.label_error_filter}'"

@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from components.errors import DataError
+from components.errors import listing as listed  # 'listing' names image listings here
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
@@ -98,7 +99,7 @@ def load_dataset(
     if modality == "tabular":
         return load_table(path, target, split_column, group_column)
     if modality == "sequence":
-        return load_sequences(path, target)
+        return load_sequences(path, target, split_column)
     if modality == "text":
         return load_text(path, target, split_column, group_column)
     if modality == "multimodal":
@@ -140,10 +141,11 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot open {path}: {error.strerror or error}") from error
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    _numbers_read_as_text(frame)
     skipped = [line for record in caught for line in re.findall(r"Skipping line (\d+)", str(record.message))]
     if skipped:
         frame.attrs["warnings"] = [
-            f"skipped {len(skipped)} corrupt row(s) of {path.name} with more fields than the header (lines {_listing(skipped)})"
+            f"skipped {len(skipped)} corrupt row(s) of {path.name} with more fields than the header (lines {listed(skipped, 10)})"
         ]
     return frame
 
@@ -156,9 +158,19 @@ def _few_enough_to_be_categories(distinct: int, rows: int) -> bool:
     return distinct <= max(MAX_CATEGORIES_FLOOR, int(MAX_CATEGORY_SHARE * rows))
 
 
-def _listing(items: list[str], limit: int = 10) -> str:
-    """The first ``limit`` items, comma-separated, with "..." when there are more."""
-    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
+def _numbers_read_as_text(frame: pd.DataFrame) -> None:
+    """Columns pandas left as text although every value is a number to Python (``1e309``, beyond
+    float64, which pandas refuses to parse) become numeric, so that validation sees them as the
+    numbers, infinite ones included, they are (they were taken for categories)."""
+    for column in frame.select_dtypes(include="object").columns:
+        present = frame[column].dropna()
+        if present.empty or not all(isinstance(value, str) for value in present):
+            continue
+        try:
+            numbers = [float(value) for value in present]
+        except ValueError:
+            continue
+        frame[column] = pd.Series(numbers, index=present.index, dtype=np.float64).reindex(frame.index)
 
 
 def category_text(value) -> str:
@@ -489,11 +501,13 @@ def _sequence_arrays(path: Path) -> dict[str, np.ndarray]:
     return contents
 
 
-def load_sequences(path: Path, target: str = "label") -> RawDataset:
+def load_sequences(path: Path, target: str = "label", split_column: str | None = "split") -> RawDataset:
     """Sequences shaped (samples, time, channels), NaN after a shorter sequence's end: an ``.npz``
-    with ``X`` and ``y`` (optionally ``ids`` and ``channels``), or a long table with one row per
-    time step (id, time, channel columns, label)."""
+    with ``X`` and ``y`` (optionally ``ids``, ``channels``, and an array named ``split_column`` with
+    train / validation / test per sequence, as the standard time-series archives ship their
+    splits), or a long table with one row per time step (id, time, channel columns, label)."""
     path = Path(path)
+    official = None
     if path.suffix.lower() in SEQUENCE_SUFFIXES:
         contents = _sequence_arrays(path)
         features = contents["X"]
@@ -505,6 +519,12 @@ def load_sequences(path: Path, target: str = "label") -> RawDataset:
             [str(v) for v in contents["channels"]] if "channels" in contents else [f"channel_{c}" for c in range(channels_count)]
         )
         target_values = contents["y"]
+        if split_column and split_column in contents:
+            if len(contents[split_column]) != count:
+                raise DataError(
+                    f"{path}: {split_column} must name one split per sequence of X ({count}), it has {len(contents[split_column])}"
+                )
+            official = _official_splits(pd.Series(contents[split_column]), path, split_column)
     else:
         features, target_values, ids, channels = _long_table(path, target)
     warnings = []
@@ -512,6 +532,7 @@ def load_sequences(path: Path, target: str = "label") -> RawDataset:
     if not labelled.all():
         warnings.append(f"dropped {int((~labelled).sum())} sequences without a label")
         features, target_values, ids = features[labelled], np.asarray(target_values)[labelled], list(np.asarray(ids)[labelled])
+        official = None if official is None else official[labelled]
     if not len(features):
         raise DataError(f"{path} holds no labelled sequence")
     lengths = (~np.isnan(features).all(axis=2)).sum(axis=1)
@@ -524,6 +545,7 @@ def load_sequences(path: Path, target: str = "label") -> RawDataset:
         feature_names=channels,
         sample_ids=ids,
         warnings=warnings,
+        official_splits=official,
     )
 
 
@@ -561,7 +583,7 @@ def open_readable_images(files: list[Path], root: Path) -> tuple[list[Image.Imag
         )
     warnings = []
     if unreadable:
-        warnings.append(f"skipped {len(unreadable)} unreadable image file(s) (corrupt or not an image): {_listing(unreadable)}")
+        warnings.append(f"skipped {len(unreadable)} unreadable image file(s) (corrupt or not an image): {listed(unreadable, 10)}")
     return images, kept, warnings
 
 
@@ -748,7 +770,7 @@ def _table_rows(frame: pd.DataFrame, names: list[str], categories: dict[str, lis
     """
     missing = [name for name in names if name not in frame.columns]
     if missing:
-        raise DataError(f"{source} lacks the feature columns the model was trained on: {', '.join(missing)}")
+        raise DataError(f"{source} lacks the feature columns the model was trained on: {listed(missing)}")
     for column, vocabulary in categories.items():
         frame[column] = encode_categories(frame[column], vocabulary)
     try:
@@ -791,7 +813,7 @@ def load_unlabelled_inputs(
         last = feature_names[-1]
         missing = [name for name in feature_names if name not in frame.columns]
         if missing:
-            raise DataError(f"{listing} lacks the columns the model was trained on: {', '.join(missing)}")
+            raise DataError(f"{listing} lacks the columns the model was trained on: {listed(missing)}")
         table_categories = {column: values for column, values in (categories or {}).items() if column != last}
         table = _table_rows(frame, feature_names[:-1], table_categories, listing)
         if with_images:

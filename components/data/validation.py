@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from components.config import DataPreparationParams, TaskFormulationParams
 from components.data.formulation import TaskFormulation, formulate_task
 from components.data.preparation import check_class_sizes, encode_target, split_dataset
-from components.data.sources import detect_modality, load_dataset
+from components.data.sources import RawDataset, detect_modality, load_dataset
+from components.errors import DataError, listing
 
 
 def validate_dataset(source: Path, formulation: TaskFormulationParams, preparation: DataPreparationParams) -> TaskFormulation:
@@ -23,7 +26,14 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
     )
     dataset = load_dataset(source, modality, formulation.target, preparation.max_image_size, **preparation.table_columns())
     task = formulate_task(dataset, formulation)
+    check_finite(dataset)
     targets = encode_target(dataset.target, task.task_type, task.class_names)
+    if task.task_type == "regression" and not np.isfinite(targets).all():
+        bad = np.flatnonzero(~np.isfinite(targets))
+        raise DataError(
+            f"the target holds {len(bad):,} value(s) that are not finite numbers (samples "
+            f"{listing(dataset.sample_ids[i] for i in bad)}): give each sample a finite target or remove it"
+        )
     if task.task_type == "classification":
         check_class_sizes(targets, task.class_names or [])
     split_dataset(
@@ -38,3 +48,25 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
         groups=dataset.groups,
     )
     return task
+
+
+def check_finite(dataset: RawDataset) -> None:
+    """Infinite feature values (``inf``, ``1e309``) are refused here: they would pass as numbers and
+    break the standardisation later, after the run has written its outputs. Missing values (empty
+    cells, NaN) are allowed: the preprocessing fills them."""
+    if not np.issubdtype(dataset.features.dtype, np.floating):
+        return
+    channels = dataset.features.shape[-1] if dataset.modality == "sequence" else None
+    flat = dataset.features.reshape(len(dataset), -1)
+    infinite = np.isinf(flat)
+    if not infinite.any():
+        return
+    columns = np.flatnonzero(infinite.any(axis=0))
+    if channels:
+        columns = sorted({int(column) % channels for column in columns})
+    names = [dataset.feature_names[c] if c < len(dataset.feature_names) else f"value {c}" for c in columns]
+    samples = [dataset.sample_ids[i] for i in np.flatnonzero(infinite.any(axis=1))]
+    raise DataError(
+        f"{int(infinite.sum()):,} feature value(s) are infinite, in {listing(map(repr, names))} (samples "
+        f"{listing(samples)}): replace them with finite numbers, or leave the cells empty for missing values"
+    )

@@ -49,13 +49,31 @@ def _table_array(rows: list, names: list[str], category_index: dict[str, dict[st
         else:
             raise RequestError(f"row {index} must be a list of numbers or an object keyed by feature name")
         try:
-            array[index] = [
-                np.nan if value is None else lookups[column].get(category_text(value), 0) if column in lookups else float(value)
-                for column, value in enumerate(values)
-            ]
+            with np.errstate(over="ignore"):  # a number beyond float32 becomes infinite, refused below
+                array[index] = [
+                    np.nan
+                    if value is None
+                    else lookups[column].get(category_text(value), 0)
+                    if column in lookups
+                    else float(value)
+                    for column, value in enumerate(values)
+                ]
         except (TypeError, ValueError) as error:
             raise RequestError(f"row {index} holds a value that is not a number: {error}") from error
+    _refuse_infinite(array, names)
     return array
+
+
+def _refuse_infinite(array: np.ndarray, names: list[str]) -> None:
+    """``Infinity``, ``1e309`` or ``"inf"`` (and numbers beyond float32, which become infinite) would be
+    answered with a label and no probabilities: they are refused, naming the first."""
+    infinite = np.argwhere(np.isinf(array.reshape(len(array), -1)))
+    if len(infinite):
+        row, column = (int(value) for value in infinite[0])
+        raise RequestError(
+            f"row {row}, '{names[column % len(names)]}' is infinite ({len(infinite)} such value(s)): send finite "
+            "numbers, and null for a missing one"
+        )
 
 
 def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
@@ -116,7 +134,11 @@ def sequences_to_array(sequences: list, metadata: ServingMetadata) -> np.ndarray
                 raise RequestError(
                     f"sequence {index}, step {step} has {len(values)} values, the model takes {channels} ({', '.join(metadata.feature_names)})"
                 )
-            array[index, step] = [np.nan if value is None else value for value in values]
+            try:
+                array[index, step] = [np.nan if value is None else float(value) for value in values]
+            except (TypeError, ValueError) as error:
+                raise RequestError(f"sequence {index}, step {step} holds a value that is not a number: {error}") from error
+    _refuse_infinite(array, metadata.feature_names)
     return array
 
 
