@@ -133,6 +133,7 @@ class MonitoringParams(_Section):
     minimum_window: int = Field(20, ge=2)
     schedule: str = "*/15 * * * *"
     retrain_on_drift: bool = True
+    retrain_quiet_minutes: float = Field(60.0, ge=0)  # no new retraining this long after one started
 
 
 class TrackingParams(_Section):

@@ -144,6 +144,7 @@ class MonitoringManifest(Manifest):
     detector: str
     detector_folder: str = "drift_detector"
     feature_detector_folder: str | None = None
+    detector_checksums: dict[str, str] = {}  # folder -> SHA-256 of its files: only these are loaded again
     conformal_file: str = "conformal_scores.npy"
     conformal_confidence: float
     reference_shares: list[float] = []

@@ -27,6 +27,7 @@ from components.monitoring.drift import (
 )
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.report import MonitorReference, check_batch
+from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left, record_started
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
 from components.serving.request_log import ENDPOINT_FILE, read_requests
 from components.tracking import configure_tracking
@@ -64,10 +65,13 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     # The reference is the validation split: the network's embeddings of its own training inputs are
     # tighter than of any new input, so a training-split reference flags unshifted data as drift.
     detector = fit_drift_detector(embeddings["validation"][0], params.p_value, params.permutations, params.reference_size, seed)
-    save_drift_detector(detector, inputs.output / manifest.detector_folder)
+    manifest.detector_checksums[manifest.detector_folder] = save_drift_detector(
+        detector, inputs.output / manifest.detector_folder
+    )
     if task.modality == "tabular":
         manifest.feature_detector_folder = "feature_detector"
-        save_drift_detector(fit_feature_detector(splits.features["train"], params.p_value), inputs.output / "feature_detector")
+        features = fit_feature_detector(splits.features["train"], params.p_value)
+        manifest.detector_checksums["feature_detector"] = save_drift_detector(features, inputs.output / "feature_detector")
 
     conformal = ConformalCalibration.from_validation(task.task_type, embeddings["validation"][1], splits.targets["validation"])
     conformal.save(inputs.output / manifest.conformal_file)
@@ -131,10 +135,15 @@ def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
     monitor = MonitoringManifest.read(root)
     feature_detector = None
     if monitor.feature_detector_folder:
-        feature_detector = load_drift_detector(MonitoringManifest.file(monitor.feature_detector_folder, root))
+        feature_detector = load_drift_detector(
+            MonitoringManifest.file(monitor.feature_detector_folder, root),
+            monitor.detector_checksums.get(monitor.feature_detector_folder),
+        )
     return MonitorReference(
         task_type=task_manifest.task_type,
-        embedding_detector=load_drift_detector(MonitoringManifest.file(monitor.detector_folder, root)),
+        embedding_detector=load_drift_detector(
+            MonitoringManifest.file(monitor.detector_folder, root), monitor.detector_checksums.get(monitor.detector_folder)
+        ),
         feature_detector=feature_detector,
         feature_names=preparation.feature_names,
         conformal=ConformalCalibration.load(task_manifest.task_type, MonitoringManifest.file(monitor.conformal_file, root)),
@@ -247,7 +256,6 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
             print(
                 f"[monitor] accuracy {report['accuracy']:.4f} on {int(report['labelled_inputs'])} labelled inputs (threshold {threshold:.4f})"
             )
-    _record(params, root, report, source)
     verdict = "DRIFT" if report["drift"] else "no drift"
     p_value = report.get("embedding_mmd_p_value")
     shown = f"MMD p-value {p_value:.4f}, " if p_value is not None else ""
@@ -255,26 +263,63 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
     if report["drift"] or report.get("accuracy_drop"):
         _emit(report, DeploymentManifest.read(root).registered_model)
         if params.monitoring.retrain_on_drift:
-            report["retraining"] = _start_retraining()
+            report["retraining"] = _start_retraining(root / "serving" / RETRAINING_FILE, params.monitoring.retrain_quiet_minutes)
+    _record(params, root, report, source)  # after the retraining decision, which the run records too
     return report
 
 
-def _start_retraining() -> str:
-    """Starts the served `automl` deployment, as a click in the Prefect UI would; says why not otherwise."""
-    import os
+def _start_retraining(state_file: Path, quiet_minutes: float) -> str:
+    """Starts the served `automl` deployment, as a click in the Prefect UI would, unless a retraining
+    is in flight or started within the quiet period; says why not otherwise."""
+    left = quiet_seconds_left(state_file, quiet_minutes)
+    if left > 0:
+        outcome = (
+            f"not started: the last retraining started less than {quiet_minutes:g} min ago ({left / 60:.0f} min of quiet left)"
+        )
+        print(f"[monitor] drift: {outcome}")
+        return outcome
+    from prefect.settings import get_current_settings
 
-    if not os.environ.get("PREFECT_API_URL"):
+    if not get_current_settings().api.url:  # Prefect's own resolution: environment, profile, .env
         print("[monitor] drift: no Prefect server is configured, so no retraining was started (see dlautoml monitor --serve)")
         return "not started: no Prefect server"
     from prefect.deployments import run_deployment
 
     try:
+        running = _retraining_in_flight()
+        if running:
+            print(f"[monitor] drift: retraining {running} is still in flight, so no other is started")
+            return f"not started: retraining {running} is in flight"
         flow_run = run_deployment("automl/automl", timeout=0)
     except Exception as error:
         print(f"[monitor] drift: could not start the automl deployment: {error}")
         return f"not started: {error}"
+    record_started(state_file, str(flow_run.id))
     print(f"[monitor] drift: started retraining, flow run {flow_run.name} ({flow_run.id})")
     return str(flow_run.id)
+
+
+def _retraining_in_flight() -> str | None:
+    """The name of an `automl` deployment run that is pending or running, if any."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING]))
+            ),
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["automl"])),
+            limit=1,
+        )
+    return runs[0].name if runs else None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ preprocessed the same way, is tested against it with a permutation test.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from components.errors import UserInputError
 
 
 @dataclass
@@ -75,14 +78,42 @@ def check_drift(detector, batch: np.ndarray) -> DriftResult:
     )
 
 
-def save_drift_detector(detector, folder: Path) -> None:
+def folder_checksum(folder: Path) -> str:
+    """SHA-256 over a folder's files (relative names and contents, in order)."""
+    digest = hashlib.sha256()
+    for path in sorted(file for file in Path(folder).rglob("*") if file.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def save_drift_detector(detector, folder: Path) -> str:
+    """Saves the detector with alibi-detect; returns the folder's checksum, which the stage records
+    so that only this detector is ever loaded again."""
     _quiet()
     from alibi_detect.saving import save_detector
 
     save_detector(detector, str(folder))
+    return folder_checksum(folder)
 
 
-def load_drift_detector(folder: Path):
+def load_drift_detector(folder: Path, checksum: str | None):
+    """Loads a detector the platform saved, after checking its files against ``checksum`` (alibi-detect
+    unpickles parts of a saved detector, so a changed folder could run anyone's code).
+
+    Raises:
+        UserInputError: no checksum was recorded, or the files changed since.
+    """
+    if checksum is None:
+        raise UserInputError(
+            f"{folder} has no recorded checksum (written by an older release): rerun the monitoring stage "
+            "(`dlautoml run` or `dvc repro`) before monitoring"
+        )
+    if folder_checksum(folder) != checksum:
+        raise UserInputError(
+            f"{folder} changed since the monitoring stage wrote it (its checksum differs): it is not loaded, since "
+            "alibi-detect unpickles detectors; rerun the monitoring stage"
+        )
     _quiet()
     from alibi_detect.saving import load_detector
 

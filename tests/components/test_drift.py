@@ -15,6 +15,8 @@ def test_detects_a_mean_shift_and_not_a_resample(tmp_path: Path):
     shifted = check_drift(detector, rng.normal(0.7, 1.0, size=(150, 6)).astype(np.float32))
     assert not unshifted.is_drift and unshifted.p_value > 0.05
     assert shifted.is_drift and shifted.p_value <= 0.05
-    save_drift_detector(detector, tmp_path / "detector")
-    again = check_drift(load_drift_detector(tmp_path / "detector"), rng.normal(0.7, 1.0, size=(150, 6)).astype(np.float32))
+    checksum = save_drift_detector(detector, tmp_path / "detector")
+    again = check_drift(
+        load_drift_detector(tmp_path / "detector", checksum), rng.normal(0.7, 1.0, size=(150, 6)).astype(np.float32)
+    )
     assert again.is_drift
