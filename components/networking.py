@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 
 
@@ -24,6 +25,6 @@ def check_can_listen(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            if error.errno == 98:  # EADDRINUSE
+            if error.errno == errno.EADDRINUSE:
                 raise UserInputError(f"port {port} on {host} is in use (another server?): choose another with --port") from error
             raise UserInputError(f"cannot listen on {host}:{port} ({error.strerror}): check --host and --port") from error

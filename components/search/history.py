@@ -1,6 +1,6 @@
 """A search's history in a workspace: what identifies a search (to resume one that was killed), the
-previous search's best configurations and the family's defaults (the next one's first trials), and MLflow runs for the trials
-that never logged themselves."""
+previous search's best configurations and the family's defaults (the next one's first trials), and
+MLflow runs for the trials that never logged themselves."""
 
 from __future__ import annotations
 

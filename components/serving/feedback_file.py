@@ -37,7 +37,7 @@ def row_numbers(column: pd.Series) -> list[int]:
     bad = [
         f"line {index + 2}: {value!r}"
         for index, (value, number) in enumerate(zip(column, numbers))
-        if pd.isna(number) or number < 0 or number != int(number)
+        if pd.isna(number) or number < 0 or not float(number).is_integer()
     ]
     if bad:
         raise UserInputError(f"the row column must hold whole numbers from 0: {listing(bad)}")

@@ -30,6 +30,7 @@ def served(tmp_path: Path) -> Path:
         ("r1,yes,-1", "the row column must hold whole numbers from 0: line 3: '-1'"),
         ("r1,yes,first", "the row column must hold whole numbers from 0: line 3: 'first'"),
         ("r1,yes,1.5", "the row column must hold whole numbers from 0: line 3: '1.5'"),
+        ("r1,yes,inf", "the row column must hold whole numbers from 0: line 3: 'inf'"),
     ],
 )
 def test_feedback_refuses_rows_a_request_does_not_have_and_stores_nothing(served: Path, lines: str, message: str):
