@@ -61,7 +61,7 @@ def write_dataset(name: str, root: Path) -> tuple[str, str]:
     return f"data/{name}.csv", "label"
 
 
-def make_workspace(root: Path, dataset: str, minutes: float, strategy: str) -> Path:
+def make_workspace(root: Path, dataset: str, minutes: float, strategy: str, seed: int = 0) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     for name in ("components", "tasks", "flows"):
@@ -71,8 +71,8 @@ def make_workspace(root: Path, dataset: str, minutes: float, strategy: str) -> P
     data_path, target = write_dataset(dataset, root)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["task_formulation"].update({"data_path": data_path, "target": target})
-    params["data_preparation"].update({"test_fraction": 0.25, "seed": 0})
-    params["training"].update({"max_minutes": minutes, "max_trials": 1000, "seed": 0, "strategy": strategy})
+    params["data_preparation"].update({"test_fraction": 0.25, "seed": seed})
+    params["training"].update({"max_minutes": minutes, "max_trials": 1000, "seed": seed, "strategy": strategy})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -132,11 +132,12 @@ def at_fraction(curve: pd.DataFrame, seconds: float) -> float:
     return float(reached["test_score"].iloc[-1]) if len(reached) else float("nan")
 
 
-def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> tuple[dict, pd.DataFrame, Path]:
+def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float, seed: int = 0) -> tuple[dict, pd.DataFrame, Path]:
     """One automl flow; returns its row, its anytime curve and its workspace."""
     import os
 
-    root = make_workspace(folder / f"{dataset}-{strategy}", dataset, minutes, strategy)
+    name = f"{dataset}-{strategy}" + (f"-seed{seed}" if seed else "")
+    root = make_workspace(folder / name, dataset, minutes, strategy, seed)
     os.chdir(root)
     os.environ[BENCHMARK_VARIABLE] = "1"
     from flows.automl import automl
@@ -155,6 +156,7 @@ def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> t
     search_seconds = training["metrics"]["search_seconds"]
     row = {
         "dataset": dataset,
+        "seed": seed,
         "method": f"dlautoml {strategy} ({training['trial_count']} trials, {training['family']})",
         task["metric"]: training["test_score"],
         "seconds": platform_seconds,
@@ -164,7 +166,7 @@ def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float) -> t
     return row, curve, root
 
 
-def run_baselines(dataset: str, root: Path) -> list[dict]:
+def run_baselines(dataset: str, root: Path, seed: int = 0) -> list[dict]:
     from sklearn.metrics import accuracy_score, r2_score
 
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
@@ -184,7 +186,7 @@ def run_baselines(dataset: str, root: Path) -> list[dict]:
         score = (
             accuracy_score(splits.targets["test"], predicted) if metric != "r2" else r2_score(splits.targets["test"], predicted)
         )
-        rows.append({"dataset": dataset, "method": name, metric: score, "seconds": time.perf_counter() - started})
+        rows.append({"dataset": dataset, "seed": seed, "method": name, metric: score, "seconds": time.perf_counter() - started})
     return rows
 
 
@@ -214,27 +216,41 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["tpe", "successive_halving", "darts"])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-search-quality"), help="where the workspaces go")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="one split and search per seed; several give means (small tables)"
+    )
     arguments = parser.parse_args()
     results, curves = [], {}
     for dataset in arguments.datasets:
-        root = None
-        for strategy in arguments.strategies:
-            print(f"== {dataset}, {strategy}: the automl flow with a {arguments.minutes:g}-minute training budget", flush=True)
-            row, curves[dataset, strategy], root = run_strategy(dataset, strategy, arguments.folder.resolve(), arguments.minutes)
-            results.append(row)
-        results += run_baselines(dataset, root)
+        for seed in arguments.seeds:
+            root = None
+            for strategy in arguments.strategies:
+                print(
+                    f"== {dataset}, {strategy}, seed {seed}: the automl flow with a {arguments.minutes:g}-minute training budget",
+                    flush=True,
+                )
+                row, curve, root = run_strategy(dataset, strategy, arguments.folder.resolve(), arguments.minutes, seed)
+                curves.setdefault((dataset, strategy), curve)  # the first seed's curve is drawn
+                results.append(row)
+            results += run_baselines(dataset, root, seed)
     table = pd.DataFrame(results)
     print()
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep=""))
     print()
+    table["method"] = table["method"].str.replace(r" \(\d+ trials, ", " (", regex=True)  # one name across seeds
     for dataset, rows in table.groupby("dataset", sort=False):
         metric = "r2" if "r2" in rows and rows["r2"].notna().any() else "accuracy"
-        platform = rows[rows["method"].str.startswith("dlautoml")]
-        best = rows[~rows["method"].str.startswith("dlautoml")].sort_values(metric).iloc[-1]
-        for _, row in platform.iterrows():
+        means = rows.groupby("method", sort=False).agg(
+            score=(metric, "mean"), spread=(metric, "std"), seconds=("seconds", "mean")
+        )
+        platform = means[means.index.str.startswith("dlautoml")]
+        baselines = means[~means.index.str.startswith("dlautoml")].sort_values("score")
+        best_name, best = baselines.index[-1], baselines.iloc[-1]
+        over = f" over {len(arguments.seeds)} seeds (mean)" if len(arguments.seeds) > 1 else ""
+        for name, row in platform.iterrows():
             print(
-                f"{dataset}: {row['method']} {metric} {row[metric]:.4f} in {row['seconds']:.0f}s, best baseline "
-                f"{best['method']} {best[metric]:.4f} (gap {row[metric] - best[metric]:+.4f})"
+                f"{dataset}{over}: {name} {metric} {row['score']:.4f} in {row['seconds']:.0f}s, best baseline "
+                f"{best_name} {best['score']:.4f} (gap {row['score'] - best['score']:+.4f})"
             )
     print(f"anytime curves: {plot_curves(curves, arguments.folder.resolve() / 'anytime.png')}")
 
