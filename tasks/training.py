@@ -17,7 +17,7 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, violations_of
-from components.search.ensemble import MAX_CANDIDATES, choose_ensemble, trial_networks
+from components.search.ensemble import choose_ensemble, closing_passes, trial_networks
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
@@ -209,7 +209,9 @@ def train(inputs: StageInputs) -> TrainingManifest:
         patience=patience,
         keep_best=True,
         starting_weights_compete=from_trial,
-        closing_passes=closing_passes(search, splits, params),
+        closing_passes=closing_passes(
+            len(search.trials), len(splits.targets["test"]), len(splits.targets["validation"]), params.ensemble
+        ),
         loss=model.loss,
         class_weights=model.class_weights,
         balancing=model.balancing,
@@ -300,14 +302,6 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "budget_seconds": budget.total_seconds,
         },
     )
-
-
-def closing_passes(search, splits, params) -> float:
-    """What follows the final training within the budget, in validation passes of the final network:
-    each ensemble candidate's validation outputs (the final network and up to MAX_CANDIDATES trials),
-    and the test split scored by the single network and an ensemble."""
-    candidates = 1 + min(MAX_CANDIDATES, max(len(search.trials) - 1, 0)) if params.ensemble else 0
-    return candidates + 2.0 * len(splits.targets["test"]) / max(len(splits.targets["validation"]), 1)
 
 
 def architecture_first(

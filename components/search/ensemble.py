@@ -140,6 +140,14 @@ def trial_networks(
     return networks
 
 
+def closing_passes(trials: int, test_rows: int, validation_rows: int, ensemble: bool) -> float:
+    """What follows the final training within the budget, in validation passes of the final network:
+    each ensemble candidate's validation outputs (the final network and up to MAX_CANDIDATES trials),
+    and the test split scored by the single network and an ensemble."""
+    candidates = 1 + min(MAX_CANDIDATES, max(trials - 1, 0)) if ensemble else 0
+    return candidates + 2.0 * test_rows / max(validation_rows, 1)
+
+
 def _probabilities(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
