@@ -33,6 +33,7 @@ def test_epoch_lines_report_epoch_score_and_time_left():
     assert "of the stage's 1m40s spent" in lines[0] and "left" in lines[0]
 
 
+@pytest.mark.timing
 def test_fit_stops_at_its_deadline_and_keeps_the_best_epoch():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(20_000, 8)).astype(np.float32)
@@ -55,6 +56,7 @@ def test_fit_stops_at_its_deadline_and_keeps_the_best_epoch():
     assert len(result.history) >= 1 and result.best_score > 0.9  # even a cut first epoch has its score
 
 
+@pytest.mark.timing
 def test_a_search_ends_at_its_deadline_with_the_scores_its_trials_reached(tmp_path: Path):
     """Trials that would train for 2,000 epochs are cut at their own cap and report their best epoch;
     the search ends at its deadline, not at its trial count."""
@@ -87,6 +89,7 @@ def test_a_search_ends_at_its_deadline_with_the_scores_its_trials_reached(tmp_pa
     assert any("trial(s) running" in message and "of the search left" in message for message in messages)
 
 
+@pytest.mark.timing
 def test_work_after_the_training_is_reserved_before_the_deadline():
     """Validation passes' worth of closing work (test scoring, an ensemble's comparison) come off the
     training's time: a reserve far larger than the time left stops training after its first batch."""

@@ -100,6 +100,7 @@ def test_darts_exports_a_point_of_the_space_with_its_weights(tmp_path):
     assert len(pinned["width"]["_value"]) == 3 and len(pinned["learning_rate"]["_value"]) == 2  # still searched
 
 
+@pytest.mark.timing
 def test_oneshot_search_stops_at_its_deadline(tmp_path):
     started = time.time()
     result = run_oneshot(_digits_request("darts", tmp_path, 4, 50))
@@ -107,6 +108,7 @@ def test_oneshot_search_stops_at_its_deadline(tmp_path):
     assert set(result.architecture) == set(cnn_space.json_search_space((1, 8, 8)))
 
 
+@pytest.mark.timing
 def test_a_filelock_that_nni_hangs_with_is_refused_at_once(tmp_path, monkeypatch):
     import filelock
 
