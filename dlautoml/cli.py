@@ -75,23 +75,24 @@ def run(
     _quiet_services()
     workspace = Path(".")
     try:
-        from tasks.run_setup import prepare_run
+        from tasks.run_setup import check_run
+        from tasks.stage_runner import check_workspace_free
 
-        prepare_run(
-            workspace,
-            params,
-            data,
-            target,
-            task_type and task_type.value,
-            max_trials,
-            max_minutes,
-            strategy and strategy.value,
-            modality=modality and modality.value,
-            say=typer.echo,
-        )
+        check_workspace_free(workspace)
+        check_run(workspace, params, data, target, task_type and task_type.value, modality and modality.value)
         from flows.automl import automl
 
-        summary = automl(workspace=str(workspace), params_file=str(params))
+        summary = automl(
+            workspace=str(workspace),
+            params_file=str(params),
+            data_path=data and str(data),
+            target=target,
+            task_type=task_type and task_type.value,
+            max_trials=max_trials,
+            max_minutes=max_minutes,
+            strategy=strategy and strategy.value,
+            modality=modality and modality.value,
+        )
     except UserInputError as error:
         _fail(str(error))
     except Exception as error:  # a stage failed: Prefect has logged the traceback

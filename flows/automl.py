@@ -13,7 +13,7 @@ from tasks.deployment import deployment
 from tasks.model_formulation import model_formulation
 from tasks.monitoring import monitoring
 from tasks.run_setup import prepare_run
-from tasks.stage_runner import pipeline_run
+from tasks.stage_runner import pipeline_run, workspace_lock
 from tasks.summary import pipeline_summary
 from tasks.task_formulation import task_formulation
 from tasks.training import training
@@ -33,12 +33,13 @@ def automl(
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""
     root = Path(workspace)
-    prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy, modality)
-    with pipeline_run(workspace, params_file) as run:
-        task_formulation(run)
-        data_preparation(run)
-        model_formulation(run)
-        training(run)
-        deployment(run)
-        monitoring(run)
+    with workspace_lock(root):  # before the options are written: a second run changes nothing
+        prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy, modality)
+        with pipeline_run(workspace, params_file) as run:
+            task_formulation(run)
+            data_preparation(run)
+            model_formulation(run)
+            training(run)
+            deployment(run)
+            monitoring(run)
     return pipeline_summary(workspace, params_file)

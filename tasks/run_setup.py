@@ -64,6 +64,27 @@ def update_params(params_file: Path, updates: dict[str, dict[str, object]]) -> N
             yaml.dump(document, stream)
 
 
+def check_run(
+    workspace: Path,
+    params_file: Path,
+    data: Path | None = None,
+    target: str | None = None,
+    task_type: str | None = None,
+    modality: str | None = None,
+) -> None:
+    """Validates the parameters file, the options and the data, writing nothing: the command line's
+    pre-flight, so that bad input fails in one line before the run starts and takes the workspace.
+
+    Raises:
+        UserInputError: the parameters file, an option or the data is unusable.
+    """
+    configured, formulation = _formulation(params_file, target, task_type, modality)
+    if data is None and formulation.data_path == DEFAULT_DATA and not (workspace / DEFAULT_DATA).exists():
+        return  # the bundled digits, which the run writes
+    source = Path(data).expanduser() if data is not None else workspace / formulation.data_path
+    validate_dataset(source, formulation, configured.data_preparation)
+
+
 def prepare_run(
     workspace: Path,
     params_file: Path,
@@ -77,6 +98,7 @@ def prepare_run(
     say: Callable[[str], None] = print,
 ) -> str:
     """Validates the data before anything is written, then records the options and versions the data.
+    The caller holds the workspace lock.
 
     Returns:
         The data version (DVC hash).
@@ -84,11 +106,7 @@ def prepare_run(
     Raises:
         UserInputError: the parameters file, an option or the data is unusable; nothing was written.
     """
-    if not Path(params_file).is_file():
-        raise UserInputError(f"parameters file {params_file} not found: run from the project folder or pass --params")
-    configured = load_params(params_file)
-    overrides = {key: value for key, value in (("target", target), ("task_type", task_type), ("modality", modality)) if value}
-    formulation = configured.task_formulation.model_copy(update=overrides)
+    configured, formulation = _formulation(params_file, target, task_type, modality)
     if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
         say(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
     source = Path(data).expanduser() if data is not None else workspace / formulation.data_path
@@ -105,6 +123,15 @@ def prepare_run(
     say(f"data {data_path} is DVC version {version}")
     feedback_version = absorb_feedback(workspace, Path(params_file), say)
     return with_feedback(version, feedback_version)
+
+
+def _formulation(params_file: Path, target: str | None, task_type: str | None, modality: str | None):
+    """The parameters read from ``params_file``, and the task formulation with the options applied."""
+    if not Path(params_file).is_file():
+        raise UserInputError(f"parameters file {params_file} not found: run from the project folder or pass --params")
+    configured = load_params(params_file)
+    overrides = {key: value for key, value in (("target", target), ("task_type", task_type), ("modality", modality)) if value}
+    return configured, configured.task_formulation.model_copy(update=overrides)
 
 
 def absorb_feedback(workspace: Path, params_file: Path, say: Callable[[str], None] = print) -> str | None:

@@ -160,8 +160,12 @@ def execute_stage(
 
 
 @contextmanager
-def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iterator[RunContext]:
-    """One pipeline run: holds the workspace lock and the MLflow parent run for all six stages."""
+def workspace_lock(workspace: str | Path = ".") -> Iterator[None]:
+    """Holds the workspace for one pipeline run, from before its options are written until its last stage.
+
+    Raises:
+        UserInputError: another run holds it.
+    """
     root = Path(workspace)
     lock = FileLock(str(root / LOCK_FILE))
     try:
@@ -171,25 +175,36 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
             f"another pipeline run is using {root.resolve()}: wait for it to finish (lock file {LOCK_FILE})"
         ) from error
     try:
-        context = RunContext(workspace=str(root), params_file=params_file, git_commit=git_commit(root), orchestrated=True)
-        params = context.params()
-        context.data_version = versioning.dataset_version(root, params)
-        experiment_id = tracking_for(context, params)
-        client = MlflowClient()
-        parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
-        client.log_batch(
-            parent.info.run_id, params=[Param(key, value) for key, value in flatten("", params.model_dump()).items()]
-        )
-        context.parent_run_id = parent.info.run_id
-        context.experiment_id = experiment_id
-        status = "FAILED"
-        try:
-            yield context
-            status = "FINISHED"
-        finally:
-            client.set_terminated(parent.info.run_id, status=status)
+        yield
     finally:
         lock.release()
+
+
+def check_workspace_free(workspace: str | Path = ".") -> None:
+    """Fails at once when another run holds the workspace (a pre-flight check; the run takes the lock itself)."""
+    with workspace_lock(workspace):
+        pass
+
+
+@contextmanager
+def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iterator[RunContext]:
+    """One pipeline run's MLflow parent run for all six stages; the caller holds ``workspace_lock``."""
+    root = Path(workspace)
+    context = RunContext(workspace=str(root), params_file=params_file, git_commit=git_commit(root), orchestrated=True)
+    params = context.params()
+    context.data_version = versioning.dataset_version(root, params)
+    experiment_id = tracking_for(context, params)
+    client = MlflowClient()
+    parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
+    client.log_batch(parent.info.run_id, params=[Param(key, value) for key, value in flatten("", params.model_dump()).items()])
+    context.parent_run_id = parent.info.run_id
+    context.experiment_id = experiment_id
+    status = "FAILED"
+    try:
+        yield context
+        status = "FINISHED"
+    finally:
+        client.set_terminated(parent.info.run_id, status=status)
 
 
 def run_standalone(stage: str, manifest_type: type[ManifestType], body: Callable[[StageInputs], ManifestType]) -> None:

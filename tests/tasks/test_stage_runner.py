@@ -8,7 +8,7 @@ from filelock import FileLock
 from components.errors import DataError, UserInputError
 from components.manifests import TaskManifest, stage_folder
 from tasks.data_preparation import prepare
-from tasks.stage_runner import RunContext, execute_stage, pipeline_run
+from tasks.stage_runner import RunContext, execute_stage, workspace_lock
 from tasks.task_formulation import formulate
 from tasks.versioning import track_data
 from tests.conftest import make_workspace, write_table
@@ -55,5 +55,5 @@ def test_stage_reads_upstream_manifest(table_workspace: Path):
 def test_two_runs_never_share_a_workspace(table_workspace: Path):
     with FileLock(str(table_workspace / ".dlautoml.lock")):
         with pytest.raises(UserInputError, match="another pipeline run"):
-            with pipeline_run("."):
+            with workspace_lock("."):
                 pass
