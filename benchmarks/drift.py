@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from alibi_detect.cd import KSDrift
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from components.config import load_params  # noqa: E402
 from components.data.preparation import Splits  # noqa: E402
 from components.manifests import PreparationManifest  # noqa: E402
-from components.monitoring.drift import check_drift, fit_drift_detector, fit_feature_detector  # noqa: E402
+from components.monitoring.drift import check_drift, fit_drift_detector  # noqa: E402
 from tasks.deployment import load_deployable  # noqa: E402
 
 WINDOWS = (50, 200, 1000)
@@ -74,7 +75,10 @@ def main() -> None:
             fit_drift_detector(standardise(splits.features["train"]), params.p_value, arguments.permutations, 500),
             standardise,
         ),
-        "KS on embeddings (Bonferroni)": (fit_feature_detector(embed(embedding_reference), params.p_value), embed),
+        "KS on embeddings (Bonferroni)": (
+            KSDrift(embed(embedding_reference), p_val=params.p_value, correction="bonferroni"),
+            embed,
+        ),
     }
     rng = np.random.default_rng(0)
 

@@ -83,6 +83,11 @@ class PreparationManifest(Manifest):
     image_shape: list[int] = []  # or with the pixels of an image shaped (channels, height, width)
     augmentation: dict[str, Any] = {}
 
+    @property
+    def categorical_positions(self) -> list[int]:
+        """Positions of the categorical columns among the features (tables)."""
+        return [self.feature_names.index(name) for name in self.categories if name in self.feature_names]
+
 
 class ModelManifest(Manifest):
     stage: ClassVar[str] = "model_formulation"

@@ -21,10 +21,10 @@ from components.manifests import DeploymentManifest, MonitoringManifest, Prepara
 from components.monitoring.drift import (
     check_drift,
     fit_drift_detector,
-    fit_feature_detector,
     load_drift_detector,
     save_drift_detector,
 )
+from components.monitoring.feature_drift import fit_feature_detector
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left, record_started
@@ -70,7 +70,7 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     )
     if task.modality == "tabular":
         manifest.feature_detector_folder = "feature_detector"
-        features = fit_feature_detector(splits.features["train"], params.p_value)
+        features = fit_feature_detector(splits.features["train"], params.p_value, preparation.categorical_positions)
         manifest.detector_checksums["feature_detector"] = save_drift_detector(features, inputs.output / "feature_detector")
 
     conformal = ConformalCalibration.from_validation(task.task_type, embeddings["validation"][1], splits.targets["validation"])
@@ -149,6 +149,7 @@ def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
         conformal=ConformalCalibration.load(task_manifest.task_type, MonitoringManifest.file(monitor.conformal_file, root)),
         confidence=monitor.conformal_confidence,
         reference_shares=monitor.reference_shares,
+        categorical=preparation.categorical_positions,
     )
 
 

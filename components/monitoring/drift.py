@@ -27,7 +27,8 @@ class DriftResult:
     batch_size: int
 
 
-def _quiet() -> None:
+def quiet_alibi() -> None:
+    """Silences alibi-detect's logging and warnings (and TensorFlow's, should it be installed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("alibi_detect").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="alibi_detect")
@@ -35,32 +36,13 @@ def _quiet() -> None:
 
 def fit_drift_detector(reference: np.ndarray, p_value: float, permutations: int, size: int, seed: int = 0):
     """An MMD drift detector on a random sample of ``size`` reference inputs (flattened)."""
-    _quiet()
+    quiet_alibi()
     from alibi_detect.cd import MMDDrift
 
     rows = reference.reshape(len(reference), -1).astype(np.float32)
     if len(rows) > size:
         rows = rows[np.random.default_rng(seed).choice(len(rows), size=size, replace=False)]
     return MMDDrift(rows, backend="pytorch", p_val=p_value, n_permutations=permutations, device="cpu")
-
-
-def fit_feature_detector(reference: np.ndarray, p_value: float):
-    """Per-feature Kolmogorov-Smirnov tests with a Bonferroni correction across features (tables)."""
-    _quiet()
-    from alibi_detect.cd import KSDrift
-
-    return KSDrift(reference.astype(np.float32), p_val=p_value, correction="bonferroni")
-
-
-def check_features(detector, batch: np.ndarray, names: list[str]) -> dict:
-    """Per-feature p-values and the corrected decision."""
-    result = detector.predict(batch.astype(np.float32), drift_type="batch")["data"]
-    p_values = np.atleast_1d(result["p_val"])
-    return {
-        "is_drift": bool(result["is_drift"]),
-        "p_values": {name: float(value) for name, value in zip(names, p_values)},
-        "threshold": float(result["threshold"]),
-    }
 
 
 def check_drift(detector, batch: np.ndarray) -> DriftResult:
@@ -90,7 +72,7 @@ def folder_checksum(folder: Path) -> str:
 def save_drift_detector(detector, folder: Path) -> str:
     """Saves the detector with alibi-detect; returns the folder's checksum, which the stage records
     so that only this detector is ever loaded again."""
-    _quiet()
+    quiet_alibi()
     from alibi_detect.saving import save_detector
 
     save_detector(detector, str(folder))
@@ -114,7 +96,7 @@ def load_drift_detector(folder: Path, checksum: str | None):
             f"{folder} changed since the monitoring stage wrote it (its checksum differs): it is not loaded, since "
             "alibi-detect unpickles detectors; rerun the monitoring stage"
         )
-    _quiet()
+    quiet_alibi()
     from alibi_detect.saving import load_detector
 
     return load_detector(str(folder))

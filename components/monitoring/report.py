@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.monitoring.drift import check_drift, check_features
+from components.monitoring.drift import check_drift
+from components.monitoring.feature_drift import check_features
 from components.monitoring.production import prediction_shift
 from components.monitoring.uncertainty import ConformalCalibration, predictive_entropy
 
@@ -22,6 +23,7 @@ class MonitorReference:
     conformal: ConformalCalibration
     confidence: float
     reference_shares: list[float] = field(default_factory=list)
+    categorical: list[int] = field(default_factory=list)  # positions of the tables' categorical columns
 
 
 def check_batch(reference: MonitorReference, raw: np.ndarray, embeddings: np.ndarray, outputs: np.ndarray) -> dict:
@@ -40,7 +42,7 @@ def check_batch(reference: MonitorReference, raw: np.ndarray, embeddings: np.nda
     }
     drift = embedding.is_drift
     if reference.feature_detector is not None:
-        features = check_features(reference.feature_detector, raw, reference.feature_names)
+        features = check_features(reference.feature_detector, raw, reference.feature_names, reference.categorical)
         report["feature_drift"] = features["is_drift"]
         report["feature_p_values"] = features["p_values"]
         report["feature_min_p_value"] = min(features["p_values"].values())

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from components.monitoring.drift import check_features, fit_drift_detector, fit_feature_detector
+from components.monitoring.drift import fit_drift_detector
+from components.monitoring.feature_drift import check_features, fit_feature_detector
 from components.monitoring.production import prediction_shift, utilisation
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, predictive_entropy, set_coverage
@@ -83,7 +84,9 @@ def test_check_batch_reports_drift_and_uncertainty():
         reference_shares=[0.25] * 4,
     )
     calm = check_batch(reference, reference_rows[:150], reference_rows[:150], probabilities[:150])
-    assert not calm["drift"] and 0 <= calm["uncertain_share"] <= 1 and calm["inputs"] == 150
+    assert not calm["drift"] and calm["inputs"] == 150
+    # an imperfect classifier at 90% coverage: most prediction sets hold more than one class
+    assert 0.3 < calm["uncertain_share"] < 0.9 and 1.3 < calm["mean_set_size"] < 2.5
     shifted_rows = reference_rows[:150] + 1.5
     shifted = check_batch(reference, shifted_rows, shifted_rows, probabilities[:150])
     assert shifted["drift"] and shifted["feature_drift"] and shifted["embedding_mmd_p_value"] <= 0.05
