@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
     Raises:
         DataError: the first problem found, in a message that names it and what to do.
     """
+    if source.is_dir():
+        check_links(source)
     modality = (
         detect_modality(source, formulation.target, **preparation.table_columns())
         if formulation.modality == "auto"
@@ -48,6 +51,37 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
         groups=dataset.groups,
     )
     return task
+
+
+def check_links(folder: Path) -> None:
+    """Refuses symbolic links that would make copying the folder endless or take in other files: a
+    link to a folder (it can loop back: copying a link to a parent fills the disk), a link that leaves
+    the folder, or one that points nowhere. Links to files inside the folder are kept.
+
+    Raises:
+        DataError: the first such links, named, with what to do.
+    """
+    root = folder.resolve()
+    bad: list[str] = []
+    for directory, folders, files in os.walk(folder, followlinks=False):
+        for name in [*folders, *files]:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not target.exists():
+                bad.append(f"{path.relative_to(folder)} (points nowhere)")
+            elif target.is_dir():
+                bad.append(
+                    f"{path.relative_to(folder)} (a link to a folder{', which loops' if path.parent.resolve().is_relative_to(target) else ''})"
+                )
+            elif not target.is_relative_to(root):
+                bad.append(f"{path.relative_to(folder)} (leaves the folder for {target})")
+    if bad:
+        raise DataError(
+            f"{folder} holds {len(bad):,} symbolic link(s) that cannot be copied safely: {listing(bad)}; "
+            "replace each with the files themselves, or remove it"
+        )
 
 
 def check_finite(dataset: RawDataset) -> None:
