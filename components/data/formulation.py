@@ -36,9 +36,14 @@ def infer_task_type(target: np.ndarray) -> tuple[str, str]:
         return "classification", "the target holds text labels"
     numbers = target.astype(np.float64)
     unique = np.unique(numbers)
-    if np.all(np.mod(numbers, 1) == 0) and len(unique) <= MAX_CLASSES_FOR_INTEGER_TARGET:
-        return "classification", f"the target holds {len(unique)} distinct whole numbers"
-    return "regression", f"the target holds {len(unique)} distinct numeric values"
+    if np.all(np.mod(numbers, 1) == 0):
+        if len(unique) <= MAX_CLASSES_FOR_INTEGER_TARGET:
+            return "classification", f"the target holds {len(unique)} distinct whole numbers"
+        return "regression", (
+            f"the target holds {len(unique):,} distinct whole numbers, more than the {MAX_CLASSES_FOR_INTEGER_TARGET} "
+            "taken for classes (if they are class labels or ids, pass --task-type classification)"
+        )
+    return "regression", f"the target holds {len(unique):,} distinct numeric values"
 
 
 def class_labels(target: np.ndarray) -> list[str]:

@@ -113,6 +113,15 @@ def load_dataset(
     raise DataError(f"modality '{modality}' is not supported: use tabular, image, sequence, text or multimodal")
 
 
+def _columns_named_once(path: Path) -> None:
+    """Refuses a CSV header that names a column twice: pandas would silently rename the second one
+    ("a.1"), and the model would then be served with a column nobody sends."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DataError(f"{path} names {len(twice)} column(s) more than once: {listed(twice)}; give every column its own name")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a data frame, with errors that say what to do."""
     if path.is_file() and path.stat().st_size == 0:
@@ -141,6 +150,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot open {path}: {error.strerror or error}") from error
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    _columns_named_once(path)
     _numbers_read_as_text(frame)
     skipped = [line for record in caught for line in re.findall(r"Skipping line (\d+)", str(record.message))]
     if skipped:
@@ -598,12 +608,29 @@ def common_image_geometry(images: list[Image.Image], max_size: int) -> tuple[int
     return channels, max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """Grey images deeper than 8 bits scaled to 0-255: PIL's conversion clips them instead (a 16-bit
+    image became half white). 16-bit modes scale from 65,535; 32-bit integers and floats from 65,535
+    when they exceed 255 (16-bit data read as 32-bit), from 1.0 for floats that stay within it."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max(initial=0.0))
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        scale = 65535.0
+    elif top > 65535:
+        scale = top
+    else:
+        scale = 1.0 if image.mode == "F" and top <= 1.0 else 255.0
+    return Image.fromarray(np.clip(np.rint(values / scale * 255), 0, 255).astype(np.uint8), mode="L")
+
+
 def images_to_array(images: list[Image.Image], channels: int, height: int, width: int) -> np.ndarray:
     """Converts PIL images into a uint8 array shaped (samples, channels, height, width)."""
     mode = "RGB" if channels == 3 else "L"
     array = np.empty((len(images), channels, height, width), dtype=np.uint8)
     for index, image in enumerate(images):
-        converted = image.convert(mode)
+        converted = _eight_bit(image).convert(mode)
         if converted.size != (width, height):
             converted = converted.resize((width, height), Image.Resampling.BILINEAR)
         pixels = np.asarray(converted, dtype=np.uint8)
