@@ -131,6 +131,7 @@ class MonitoringParams(_Section):
     permutations: int = Field(100, ge=10)
     conformal_confidence: float = Field(0.9, gt=0, lt=1)
     minimum_window: int = Field(20, ge=2)
+    max_window: int = Field(2000, ge=20)  # logged rows a check tests: a uniform sample of a larger window
     schedule: str = "*/15 * * * *"
     retrain_on_drift: bool = True
     retrain_quiet_minutes: float = Field(60.0, ge=0)  # no new retraining this long after one started

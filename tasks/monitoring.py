@@ -29,7 +29,7 @@ from components.monitoring.production import labelled_accuracy, scrape_server, s
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left, record_started
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
-from components.serving.request_log import ENDPOINT_FILE, read_requests
+from components.serving.request_log import ENDPOINT_FILE, read_requests, read_window
 from components.tracking import configure_tracking
 from tasks.deployment import load_deployable
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
@@ -153,25 +153,22 @@ def load_reference(root: Path, params: PipelineParams) -> MonitorReference:
     )
 
 
-def _read_window(request_log: Path, state: dict, task_type: str) -> tuple[np.ndarray, np.ndarray, dict, float]:
-    """Inputs and outputs logged since the last check (``state``), utilisation and labelled-accuracy
-    figures, and the window's end."""
+def _read_window(
+    request_log: Path, state: dict, now: float, task_type: str, max_rows: int
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A uniform sample of at most ``max_rows`` inputs logged since the last check (``state``) and their
+    outputs, and utilisation and labelled-accuracy figures of the whole window."""
     since = float(state.get("last_check", 0.0))
-    now = time.time()
-    records = read_requests(request_log, since) if request_log.is_file() else []
-    window = now - since if since else (now - records[0]["received_at"] if records else 0.0)
-    figures = utilisation(
-        np.array([record["received_at"] for record in records]),
-        np.array([record["latency_ms"] for record in records]),
-        np.array([record["rows"] for record in records]),
-        window,
-    )
-    figures.update(labelled_accuracy(records, task_type))
-    if not records:
-        return np.empty((0,)), np.empty((0,)), figures, now
-    raw = np.concatenate([record["inputs"] for record in records])
-    outputs = np.concatenate([record["outputs"] for record in records])
-    return raw, outputs, figures, now
+    if not request_log.is_file():
+        return np.empty((0,)), np.empty((0,)), utilisation(np.array([]), np.array([]), np.array([]), 0.0)
+    window = read_window(request_log, since, max_rows, until=now)
+    seconds = now - since if since else (now - window.received_at[0] if len(window.received_at) else 0.0)
+    figures = utilisation(window.received_at, window.latency_ms, window.rows, seconds)
+    figures.update(labelled_accuracy(read_requests(request_log, since, labelled_only=True), task_type))
+    if window.total_rows > len(window.inputs):
+        figures["window_rows"] = float(window.total_rows)
+        print(f"[monitor] {window.total_rows:,} logged inputs since the last check: testing a uniform sample of {max_rows:,}")
+    return window.inputs, window.outputs, figures
 
 
 def _server_figures(endpoint_file: Path, state: dict) -> tuple[dict, dict | None]:
@@ -232,25 +229,39 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
     model = load_deployable(root)
     if data_path:
         raw = load_new_inputs(Path(data_path), root)
+        if len(raw) > params.monitoring.max_window:
+            print(f"[monitor] {len(raw):,} inputs in {data_path}: testing a uniform sample of {params.monitoring.max_window:,}")
+            raw = raw[np.sort(np.random.default_rng(0).choice(len(raw), params.monitoring.max_window, replace=False))]
         embeddings, outputs = model_outputs(model, raw)
         report, source = check_batch(reference, raw, embeddings, outputs), str(data_path)
     else:
         state_file = root / "serving" / STATE_FILE
         state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        raw, logged_outputs, figures, now = _read_window(root / "serving" / "requests.db", state, reference.task_type)
-        server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state)
-        figures.update(server)
-        source = "serving log"
-        if len(raw) < params.monitoring.minimum_window:
-            report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
-            print(
-                f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
+        now, scraped = time.time(), None
+        try:
+            raw, logged_outputs, figures = _read_window(
+                root / "serving" / "requests.db", state, now, reference.task_type, params.monitoring.max_window
             )
-        else:
-            embeddings, _ = model_outputs(model, raw)
-            report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps({"last_check": now, "server": scraped}))
+            server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state)
+            figures.update(server)
+            source = "serving log"
+            if len(raw) < params.monitoring.minimum_window:
+                report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
+                print(
+                    f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
+                )
+            else:
+                shape = tuple(PreparationManifest.read(root).input_shape)
+                if raw.shape[1:] != shape:
+                    raise DataError(
+                        f"the requests logged since the last check hold inputs shaped {raw.shape[1:]}, but the model "
+                        f"takes {shape}: the log holds another model's requests; this window is skipped"
+                    )
+                embeddings, _ = model_outputs(model, raw)
+                report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
+        finally:  # the window is used up even when its check fails, so that it cannot fail every later check
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            state_file.write_text(json.dumps({"last_check": now, "server": scraped}))
         threshold = TaskManifest.read(root).success_threshold
         if "accuracy" in report and report["labelled_inputs"] >= MINIMUM_LABELS:
             report["accuracy_drop"] = report["accuracy"] < threshold

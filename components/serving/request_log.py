@@ -13,6 +13,7 @@ import random
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,52 @@ def read_requests(path: Path, since: float = 0.0, labelled_only: bool = False) -
         }
         for row in rows
     ]
+
+
+@dataclass
+class Window:
+    """The requests logged in a monitoring window: every request's time, latency and row count, and a
+    uniform sample of at most ``max_rows`` of their input rows with the outputs logged for them."""
+
+    received_at: np.ndarray
+    latency_ms: np.ndarray
+    rows: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+    total_rows: int
+
+
+def read_window(path: Path, since: float, max_rows: int, until: float = float("inf"), seed: int = 0) -> Window:
+    """Reads a window without loading all of it: the arrays of only the requests that hold a sampled
+    row. One request of 100,000 rows once made the drift test ask for 160 GB; the tests now see a
+    uniform sample of ``max_rows`` rows however large the window."""
+    with connect(path) as connection:
+        meta = connection.execute(
+            "SELECT id, received_at, latency_ms, rows FROM requests WHERE received_at > ? AND received_at <= ? ORDER BY id",
+            (since, until),
+        ).fetchall()
+        ids = np.array([row[0] for row in meta], dtype=np.int64)
+        rows = np.array([row[3] for row in meta], dtype=np.int64)
+        total = int(rows.sum())
+        picked = (
+            np.arange(total) if total <= max_rows else np.sort(np.random.default_rng(seed).choice(total, max_rows, replace=False))
+        )
+        ends = np.cumsum(rows)
+        owners = np.searchsorted(ends, picked, side="right")  # the request each picked row is in
+        inputs, outputs = [], []
+        for owner in np.unique(owners):
+            blobs = connection.execute("SELECT inputs, outputs FROM requests WHERE id = ?", (int(ids[owner]),)).fetchone()
+            offsets = picked[owners == owner] - int(ends[owner] - rows[owner])
+            inputs.append(from_blob(blobs[0])[offsets])
+            outputs.append(from_blob(blobs[1])[offsets])
+    return Window(
+        received_at=np.array([row[1] for row in meta], dtype=np.float64),
+        latency_ms=np.array([row[2] for row in meta], dtype=np.float64),
+        rows=rows,
+        inputs=np.concatenate(inputs) if inputs else np.empty((0,)),
+        outputs=np.concatenate(outputs) if outputs else np.empty((0,)),
+        total_rows=total,
+    )
 
 
 def add_feedback(path: Path, labels: list[tuple[str, int, str]]) -> tuple[int, list[str]]:

@@ -17,6 +17,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from components.config import STAGES
 from components.data.preparation import Splits
+from components.errors import DataError
 from components.manifests import DeploymentManifest, TrainingManifest
 from components.serving.request_log import RequestLog
 from flows.automl import automl
@@ -145,6 +146,24 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     window = monitor(workspace=".", params_file="params.yaml")
     assert window["inputs"] == len(train) and window["requests"] == len(train) and "skipped" not in window
     assert not window["embedding_drift"] and window["latency_p50_ms"] == 3.0
+    assert monitor(workspace=".", params_file="params.yaml")["skipped"]
+
+    # One request of 100,000 rows is tested as a sample of monitoring.max_window rows (the whole window
+    # once asked the MMD test for 160 GB), and a window whose check fails does not fail the next check.
+    request_log = RequestLog(root / "serving" / "requests.db")
+    many = np.resize(train, (100_000, *train.shape[1:]))
+    request_log.record(
+        "dlautoml-images", "1", many, np.resize(model(torch.from_numpy(train)).detach().numpy(), (100_000, 3)), [], 9.0
+    )
+    request_log.close()
+    large = monitor(workspace=".", params_file="params.yaml")
+    assert large["inputs"] == 2000 and large["window_rows"] == 100_000 and large["requests"] == 1.0
+    request_log = RequestLog(root / "serving" / "requests.db")
+    for _ in range(30):
+        request_log.record("dlautoml-images", "1", np.zeros((1, 5), np.float32), np.zeros((1, 3), np.float32), [], 1.0)
+    request_log.close()
+    with pytest.raises(DataError, match="inputs shaped"):
+        monitor(workspace=".", params_file="params.yaml")
     assert monitor(workspace=".", params_file="params.yaml")["skipped"]
 
 
