@@ -187,15 +187,25 @@ def serve(
     max_wait_ms: float = typer.Option(5.0, min=0.0, help="longest a request waits for others to batch with"),
     log_sample_rate: float = typer.Option(1.0, min=0.0, max=1.0, help="share of requests written to the request log"),
     request_log: Path = typer.Option(Path("serving/requests.db"), help="SQLite request log that monitoring reads"),
+    log_retention_days: float = typer.Option(
+        30.0, min=0.0, help="logged requests older than this are deleted, unless they have labels (dlautoml feedback)"
+    ),
+    max_inputs: int = typer.Option(10_000, min=1, help="most rows, texts, sequences or images in one request (413 beyond)"),
     reload_seconds: float = typer.Option(5.0, min=0.5, help="how often to check whether the alias moved"),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file (for the tracking store)"),
 ) -> None:
-    """Serve a registered model over HTTP with ONNX Runtime: POST /predict, GET /health, GET /metrics."""
+    """Serve a registered model over HTTP with ONNX Runtime: POST /predict, GET /health, GET /metrics.
+
+    A request may hold 10 MB, --max-inputs inputs and 4096 x 4096 pixels per image; beyond, it is
+    answered 413 with the limit. /health reports the version served, and "degraded" when the version
+    the alias points at has failed to load three times in a row.
+    """
     _quiet_services()
     import uvicorn
 
     from components.networking import check_can_listen
     from components.serving.app import ServingConfig, create_app
+    from components.serving.limits import RequestLimits
     from components.serving.model_store import alias_version
     from components.serving.request_log import check_request_log, release_endpoint
 
@@ -213,6 +223,8 @@ def serve(
         max_wait_ms=max_wait_ms,
         request_log=request_log,
         log_sample_rate=log_sample_rate,
+        log_retention_days=log_retention_days,
+        limits=RequestLimits(max_inputs=max_inputs),
         reload_seconds=reload_seconds,
     )
     typer.echo(f"serving {model}@{alias} on http://{host}:{port} (POST /predict, GET /health, GET /metrics)")

@@ -77,6 +77,15 @@ def write_images(folder: Path, per_class: int = 20, classes: int = 3, size: int 
 
 
 @pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A fresh MLflow store (tracking and registry) in the test's folder."""
+    from components.tracking import configure_tracking
+
+    configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "serving-test", tmp_path / "artifacts")
+    return tmp_path
+
+
+@pytest.fixture
 def table_file(tmp_path: Path) -> Path:
     return write_table(tmp_path / "table.csv")
 

@@ -11,13 +11,12 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -41,6 +40,7 @@ from components.serving.inputs import (
     sequences_to_array,
     texts_to_array,
 )
+from components.serving.limits import BodyLimit, RequestLimits, TooLarge, check_count
 from components.serving.model_store import LoadedModel, alias_version, load_version
 from components.serving.request_log import RequestLog
 
@@ -55,7 +55,8 @@ class ServingConfig:
     max_wait_ms: float = 5.0
     request_log: Path = Path("serving/requests.db")
     log_sample_rate: float = 1.0
-    max_body_bytes: int = 10 * 1024 * 1024
+    log_retention_days: float | None = 30.0
+    limits: RequestLimits = field(default_factory=RequestLimits)
     reload_seconds: float = 5.0
     threads: int | None = None
 
@@ -87,15 +88,30 @@ class Metrics:
             "dlautoml_batch_size", "Rows per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry
         )
         self.model_version = Gauge("dlautoml_model_version", "Registry version being served", ["model"], registry=self.registry)
+        self.load_failures = Counter(
+            "dlautoml_model_load_failures", "Failed attempts to load the version the alias points at", registry=self.registry
+        )
+        self.log_dropped = Counter(
+            "dlautoml_request_log_dropped", "Answered requests left out of the request log (its writer fell behind)",
+            registry=self.registry,
+        )
+
+
+DEGRADED_AFTER = 3  # failed loads in a row of the version the alias points at
 
 
 class ModelHolder:
-    """The version being served; swapped whole when the alias moves, so in-flight batches finish on the old one."""
+    """The version being served; swapped whole when the alias moves, so in-flight batches finish on the
+    old one. A version that fails to load leaves the current one serving, and is counted: after
+    ``DEGRADED_AFTER`` failures in a row, /health says the server is degraded and why."""
 
     def __init__(self, config: ServingConfig, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
         self.current: LoadedModel | None = None
+        self.failures = 0
+        self.wanted: str | None = None
+        self.error = ""
 
     def load(self, version: str) -> None:
         model = load_version(self.config.model_name, version, self.config.threads)
@@ -103,19 +119,36 @@ class ModelHolder:
         self.metrics.model_version.labels(self.config.model_name).set(float(version))
         logger.info("serving %s version %s", self.config.model_name, version)
 
-    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, str]:
-        model = self.current
-        return model.predict(batch), model.version
-
     async def follow_alias(self) -> None:
         while True:
             await asyncio.sleep(self.config.reload_seconds)
             try:
                 version = await run_in_threadpool(alias_version, self.config.model_name, self.config.alias)
-                if version != self.current.version:
-                    await run_in_threadpool(self.load, version)
-            except Exception as error:  # keep serving the current version
+            except Exception as error:  # the registry is unreachable: keep serving the current version
                 logger.warning("could not check the registry for a new %s: %s", self.config.alias, error)
+                continue
+            if version == self.current.version:
+                self.failures, self.wanted, self.error = 0, None, ""
+                continue
+            try:
+                await run_in_threadpool(self.load, version)
+                self.failures, self.wanted, self.error = 0, None, ""
+            except Exception as error:  # keep serving the current version, and say so
+                self.failures += 1
+                self.wanted, self.error = version, f"{type(error).__name__}: {error}"
+                self.metrics.load_failures.inc()
+                logger.warning("could not load %s version %s (failure %d): %s", self.config.model_name, version, self.failures, error)
+
+    def health(self) -> dict:
+        report = {
+            "status": "degraded" if self.failures >= DEGRADED_AFTER else "ok",
+            "model": self.config.model_name,
+            "version": self.current.version,
+            "alias": self.config.alias,
+        }
+        if self.failures:
+            report.update({"alias_version": self.wanted, "load_failures": self.failures, "load_error": self.error})
+        return report
 
 
 def create_app(config: ServingConfig) -> FastAPI:
@@ -126,9 +159,11 @@ def create_app(config: ServingConfig) -> FastAPI:
     async def lifespan(app: FastAPI):
         await run_in_threadpool(holder.load, await run_in_threadpool(alias_version, config.model_name, config.alias))
         max_batch = config.max_batch_size or holder.current.metadata.max_batch_size
-        batcher = MicroBatcher(holder.predict, max_batch, config.max_wait_ms, on_batch=metrics.batch_size.observe)
+        batcher = MicroBatcher(
+            lambda batch, model: model.predict(batch), max_batch, config.max_wait_ms, on_batch=metrics.batch_size.observe
+        )
         batcher.start()
-        request_log = RequestLog(config.request_log, config.log_sample_rate)
+        request_log = RequestLog(config.request_log, config.log_sample_rate, retention_days=config.log_retention_days)
         follower = asyncio.get_running_loop().create_task(holder.follow_alias())
         app.state.batcher, app.state.request_log = batcher, request_log
         try:
@@ -140,41 +175,52 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     app = FastAPI(title="dlautoml serving", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            metrics.errors.labels("too_large").inc()
-            return JSONResponse({"detail": f"request body of {length} bytes exceeds the limit of {config.max_body_bytes}"}, 413)
-        return await call_next(request)
+    def too_large() -> None:
+        metrics.errors.labels("too_large").inc()
+        metrics.requests.labels("refused").inc()
 
-    async def answer(raw: np.ndarray, started: float) -> dict:
-        outputs, version = await app.state.batcher.submit(raw)
-        model = holder.current
+    app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes, on_refused=too_large)
+
+    async def answer(raw: np.ndarray, model: LoadedModel, started: float) -> dict:
+        """Predicts with the version that decoded the request, and names it."""
+        outputs = await app.state.batcher.submit(raw, model)
         predictions = predictions_json(outputs, model.metadata)
         latency = time.perf_counter() - started
         request_id = uuid.uuid4().hex
-        app.state.request_log.record(config.model_name, version, raw, outputs, predictions, latency * 1000, request_id)
+        if not app.state.request_log.record(config.model_name, model.version, raw, outputs, predictions, latency * 1000, request_id):
+            metrics.log_dropped.inc()
         metrics.latency.observe(latency)
         metrics.requests.labels("ok").inc()
-        return {"model": config.model_name, "version": version, "request_id": request_id, "predictions": predictions}
+        return {"model": config.model_name, "version": model.version, "request_id": request_id, "predictions": predictions}
 
     def refuse(error: Exception, kind: str) -> HTTPException:
-        metrics.errors.labels(kind).inc()
+        large = isinstance(error, TooLarge)
+        metrics.errors.labels("too_large" if large else kind).inc()
         metrics.requests.labels("refused").inc()
-        return HTTPException(status_code=400, detail=str(error))
+        return HTTPException(status_code=413 if large else 400, detail=str(error))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-        """A payload of the wrong shape (422) counts as a refused request like any other bad input."""
+        """A payload of the wrong shape (422) counts as a refused request like any other bad input. The
+        errors are sent without the offending input, which may not be JSON (a NaN made this a 500)."""
         metrics.errors.labels("malformed_payload").inc()
         metrics.requests.labels("refused").inc()
-        return await request_validation_exception_handler(request, error)
+        errors = [{key: value for key, value in item.items() if key in ("type", "loc", "msg")} for item in error.errors()]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        """Any other failure is a 500 that /metrics counts."""
+        metrics.errors.labels("internal").inc()
+        metrics.requests.labels("failed").inc()
+        logger.exception("request failed")
+        return JSONResponse({"detail": f"internal error ({type(error).__name__})"}, 500)
 
     @app.post("/predict")
     async def predict(payload: PredictRequest) -> dict:
         started = time.perf_counter()
-        metadata = holder.current.metadata
+        model = holder.current  # decodes and predicts this request, even if the alias moves meanwhile
+        metadata = model.metadata
         try:
             given = [name for name in ("rows", "images", "sequences", "texts") if getattr(payload, name) is not None]
             if len(given) != 1:
@@ -182,10 +228,11 @@ def create_app(config: ServingConfig) -> FastAPI:
                     "send exactly one of 'rows' (tables), 'images' (base64-encoded images), "
                     "'sequences' (lists of time steps) or 'texts' (strings)"
                 )
+            check_count(len(getattr(payload, given[0])), given[0], config.limits)
             if metadata.modality in ("tabular", "multimodal"):
                 if payload.rows is None:
                     raise RequestError("this model reads table rows: send 'rows'")
-                raw = await run_in_threadpool(rows_to_array, payload.rows, metadata)
+                raw = await run_in_threadpool(rows_to_array, payload.rows, metadata, config.limits)
             elif metadata.modality == "text":
                 if payload.texts is None:
                     raise RequestError("this model reads text: send 'texts', a list of strings")
@@ -201,28 +248,31 @@ def create_app(config: ServingConfig) -> FastAPI:
                     raise RequestError(
                         "this model reads images: send 'images' as base64 strings or POST files to /predict/images"
                     )
-                raw = await run_in_threadpool(lambda: decode_images(base64_images(payload.images), metadata.input_shape))
-        except RequestError as error:
+                raw = await run_in_threadpool(
+                    lambda: decode_images(base64_images(payload.images), metadata.input_shape, config.limits)
+                )
+        except (RequestError, TooLarge) as error:
             raise refuse(error, "invalid_input") from error
-        return await answer(raw, started)
+        return await answer(raw, model, started)
 
     @app.post("/predict/images")
     async def predict_images(files: list[UploadFile] = File(...)) -> dict:
         started = time.perf_counter()
-        metadata = holder.current.metadata
+        model = holder.current
+        metadata = model.metadata
         try:
             if metadata.modality != "image":
                 raise RequestError(f"this model reads {metadata.modality} inputs, not images: POST JSON to /predict")
+            check_count(len(files), "images", config.limits)
             blobs = [await upload.read() for upload in files]
-            raw = await run_in_threadpool(decode_images, blobs, metadata.input_shape)
-        except RequestError as error:
+            raw = await run_in_threadpool(decode_images, blobs, metadata.input_shape, config.limits)
+        except (RequestError, TooLarge) as error:
             raise refuse(error, "invalid_input") from error
-        return await answer(raw, started)
+        return await answer(raw, model, started)
 
     @app.get("/health")
     async def health() -> dict:
-        model = holder.current
-        return {"status": "ok", "model": config.model_name, "version": model.version, "alias": config.alias}
+        return holder.health()
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from components.data.sources import category_text, images_to_array
+from components.serving.limits import RequestLimits, TooLarge, check_pixels
 from components.serving.model_store import ServingMetadata
 
 
@@ -20,14 +21,14 @@ class RequestError(ValueError):
     """The request cannot be turned into model inputs."""
 
 
-def rows_to_array(rows: list, metadata: ServingMetadata) -> np.ndarray:
+def rows_to_array(rows: list, metadata: ServingMetadata, limits: RequestLimits = RequestLimits()) -> np.ndarray:
     """Table rows as lists (in feature order) or objects keyed by feature name; null is a missing value.
 
     Categorical columns take their values as text (or numbers), looked up in the training data's
     vocabulary; a value the model has not seen is the unknown category.
     """
     if metadata.modality == "multimodal":
-        return _multimodal_rows(rows, metadata)
+        return _multimodal_rows(rows, metadata, limits)
     return _table_array(rows, metadata.feature_names, metadata.category_index)
 
 
@@ -76,7 +77,7 @@ def _refuse_infinite(array: np.ndarray, names: list[str]) -> None:
         )
 
 
-def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
+def _multimodal_rows(rows: list, metadata: ServingMetadata, limits: RequestLimits) -> np.ndarray:
     """Rows holding the table's columns and the text column (or the image column, a base64-encoded
     image): table values, then the text's codes (or the image's pixels)."""
     last = metadata.feature_names[-1]
@@ -96,7 +97,7 @@ def _multimodal_rows(rows: list, metadata: ServingMetadata) -> np.ndarray:
     if metadata.image_shape:
         if not all(isinstance(value, str) for value in values):
             raise RequestError(f"'{last}' must be a base64-encoded image (PNG, JPEG, ...)")
-        pixels = decode_images(base64_images(values), metadata.image_shape)
+        pixels = decode_images(base64_images(values), metadata.image_shape, limits)
         second = pixels.reshape(len(pixels), -1).astype(np.float32)
     else:
         from components.data.text import encode_texts
@@ -142,17 +143,21 @@ def sequences_to_array(sequences: list, metadata: ServingMetadata) -> np.ndarray
     return array
 
 
-def decode_images(blobs: list[bytes], shape: list[int]) -> np.ndarray:
+def decode_images(blobs: list[bytes], shape: list[int], limits: RequestLimits = RequestLimits()) -> np.ndarray:
     """Encoded images (PNG, JPEG, ...) resized and converted like the training images (to ``shape``:
-    channels, height, width)."""
+    channels, height, width). An image's size is checked from its header, before it is decoded: a
+    10,000 x 10,000 PNG of a few kilobytes decodes to gigabytes."""
     if not blobs:
         raise RequestError("no images in the request")
     images = []
     for index, blob in enumerate(blobs):
         try:
             with Image.open(io.BytesIO(blob)) as image:
+                check_pixels(*image.size, index, limits)
                 image.load()
                 images.append(image.copy())
+        except Image.DecompressionBombError as error:  # larger still than PIL's own limit
+            raise TooLarge(f"image {index} is too large to decode ({error}); send it resized") from error
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise RequestError(f"image {index} cannot be decoded ({type(error).__name__})") from error
     channels, height, width = shape

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 def connect(path: Path) -> sqlite3.Connection:
     """Opens the log, creating its tables and bringing an older log's schema up to date."""
     connection = sqlite3.connect(path)
+    connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect in a new log: pruning frees disk space
     connection.executescript(SCHEMA)
     columns = {row[1] for row in connection.execute("PRAGMA table_info(requests)")}
     if "request_id" not in columns:  # a log written before requests had ids
@@ -66,12 +67,32 @@ def from_blob(blob: bytes) -> np.ndarray:
 
 
 class RequestLog:
-    def __init__(self, path: Path, sample_rate: float = 1.0, seed: int | None = None) -> None:
+    """Writes logged requests from a background thread.
+
+    The queue between requests and the writer is bounded (``max_pending``): when the disk falls behind,
+    requests are answered and their records dropped (counted in ``dropped``), so memory stays bounded.
+    Records older than ``retention_days`` are deleted as the log is written, except those that have
+    labels (``dlautoml feedback``), which the next training run takes in; the write-ahead log is then
+    truncated so that the files shrink.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        sample_rate: float = 1.0,
+        seed: int | None = None,
+        max_pending: int = 1000,
+        retention_days: float | None = None,
+        prune_every_seconds: float = 600.0,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sample_rate = sample_rate
         self.random = random.Random(seed)
-        self.pending: queue.Queue = queue.Queue()
+        self.pending: queue.Queue = queue.Queue(maxsize=max_pending)
+        self.dropped = 0
+        self.retention_days = retention_days
+        self.prune_every = prune_every_seconds
         with connect(self.path) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
         self.thread = threading.Thread(target=self._write, name="request-log", daemon=True)
@@ -86,11 +107,18 @@ class RequestLog:
         predictions: list,
         latency_ms: float,
         request_id: str = "",
-    ) -> None:
+    ) -> bool:
+        """Queues a record (or leaves it out, at ``sample_rate``); False when the queue is full and
+        the record was dropped."""
         if self.random.random() >= self.sample_rate:
-            return
+            return True
         row = (request_id, time.time(), name, version, len(inputs), latency_ms, to_blob(inputs), to_blob(outputs))
-        self.pending.put((*row, json.dumps(predictions)))
+        try:
+            self.pending.put_nowait((*row, json.dumps(predictions)))
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
 
     def close(self) -> None:
         self.pending.put(None)
@@ -98,6 +126,7 @@ class RequestLog:
 
     def _write(self) -> None:
         connection = sqlite3.connect(self.path)
+        pruned = 0.0
         try:
             while True:
                 item = self.pending.get()
@@ -113,10 +142,29 @@ class RequestLog:
                         batch,
                     )
                     connection.commit()
+                if self.retention_days is not None and time.time() - pruned >= self.prune_every:
+                    prune(connection, self.retention_days)
+                    pruned = time.time()
                 if item is None:
                     return
         finally:
             connection.close()
+
+
+def prune(connection: sqlite3.Connection, retention_days: float) -> int:
+    """Deletes records older than ``retention_days`` that have no labels, and truncates the
+    write-ahead log; returns how many were deleted."""
+    cutoff = time.time() - retention_days * 86400
+    deleted = connection.execute(
+        "DELETE FROM requests WHERE received_at < ? AND (request_id IS NULL OR request_id NOT IN"
+        " (SELECT request_id FROM feedback))",
+        (cutoff,),
+    ).rowcount
+    connection.commit()
+    if deleted:
+        connection.execute("PRAGMA incremental_vacuum")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return deleted
 
 
 def read_requests(path: Path, since: float = 0.0, labelled_only: bool = False) -> list[dict]:

@@ -25,8 +25,8 @@ from components.models.families import build_network
 from components.monitoring.production import server_figures
 from components.serving.app import ServingConfig, create_app
 from components.serving.batcher import MicroBatcher
+from components.serving.limits import RequestLimits
 from components.serving.request_log import RequestLog, read_requests
-from components.tracking import configure_tracking
 
 FEATURES = ["a", "b", "c"]
 
@@ -47,12 +47,6 @@ def register(tmp_path: Path, name: str, family: str, seed: int, set_alias: bool 
     with mlflow.start_run():
         registration = register_onnx_model(path, name, raw[:2], {"data_version": "test"}, metadata, set_alias=set_alias)
     return registration.version
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "serving-test", tmp_path / "artifacts")
-    return tmp_path
 
 
 def client_for(store: Path, name: str, **options) -> TestClient:
@@ -115,7 +109,7 @@ def test_invalid_requests_are_refused_and_serving_goes_on(store: Path, body, sta
 
 def test_oversized_and_malformed_bodies(store: Path):
     register(store, "table", "mlp", seed=0)
-    with client_for(store, "table", max_body_bytes=1000) as client:
+    with client_for(store, "table", limits=RequestLimits(max_body_bytes=1000)) as client:
         assert client.post("/predict", json={"rows": [[1.0, 2.0, 3.0]] * 200}).status_code == 413
         assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
         assert "too_large" in client.get("/metrics").text
@@ -135,24 +129,31 @@ def test_image_model_takes_base64_and_uploads(store: Path):
 
 
 def test_micro_batcher_groups_concurrent_requests_and_returns_each_its_rows():
+    """Requests are batched with others of the same model version only: a batch never mixes the
+    version that decoded a request with another (issue 15, case 8)."""
     batch_sizes: list[int] = []
+    batches: list[tuple[str, int]] = []
+    doubling, tripling = "double", "triple"
 
-    def predict(batch: np.ndarray):
-        return batch * 2, "7"
+    def predict(batch: np.ndarray, model: str):
+        batches.append((model, len(batch)))
+        return batch * (2 if model == doubling else 3)
 
     async def scenario():
         batcher = MicroBatcher(predict, max_batch_size=8, max_wait_ms=20, on_batch=batch_sizes.append)
         batcher.start()
         requests = [np.full((1 + index % 3, 2), index, dtype=np.float32) for index in range(20)]
-        answers = await asyncio.gather(*(batcher.submit(request) for request in requests))
+        models = [doubling if index % 4 else tripling for index in range(20)]
+        answers = await asyncio.gather(*(batcher.submit(request, model) for request, model in zip(requests, models)))
         await batcher.stop()
-        return requests, answers
+        return requests, models, answers
 
-    requests, answers = asyncio.run(scenario())
-    for request, (outputs, version) in zip(requests, answers):
-        assert version == "7" and np.array_equal(outputs, request * 2)
+    requests, models, answers = asyncio.run(scenario())
+    for request, model, outputs in zip(requests, models, answers):
+        assert np.array_equal(outputs, request * (2 if model == doubling else 3))
     assert sum(batch_sizes) == sum(len(request) for request in requests)
     assert max(batch_sizes) > 1 and len(batch_sizes) < len(requests)
+    assert {model for model, _ in batches} == {doubling, tripling}
 
 
 def test_champion_switch_under_load_fails_no_request(store: Path):
