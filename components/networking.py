@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+NNI_PRELOAD = Path(__file__).resolve().parent / "search" / "bind_host.js"
 
 
 def free_port() -> int:
@@ -28,3 +34,30 @@ def check_can_listen(host: str, port: int) -> None:
             if error.errno == errno.EADDRINUSE:
                 raise UserInputError(f"port {port} on {host} is in use (another server?): choose another with --port") from error
             raise UserInputError(f"cannot listen on {host}:{port} ({error.strerror}): check --host and --port") from error
+
+
+def nni_environment(host: str = "127.0.0.1", environment: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment under which NNI's manager (a Node.js process) listens on ``host`` only: NNI 3.0
+    binds its REST server and web UI to every interface and has no option for it, so a preloaded
+    script (``components/search/bind_host.js``) gives ``listen`` the address."""
+    environment = dict(os.environ if environment is None else environment)
+    preload = f'--require "{NNI_PRELOAD}"'
+    if preload not in environment.get("NODE_OPTIONS", ""):
+        environment["NODE_OPTIONS"] = f"{environment.get('NODE_OPTIONS', '')} {preload}".strip()
+    environment["DLAUTOML_NNI_HOST"] = host
+    return environment
+
+
+@contextmanager
+def nni_bound_to(host: str = "127.0.0.1") -> Iterator[None]:
+    """Sets :func:`nni_environment` in this process while NNI starts its manager (which inherits it)."""
+    saved = {name: os.environ.get(name) for name in ("NODE_OPTIONS", "DLAUTOML_NNI_HOST")}
+    os.environ.update({name: nni_environment(host)[name] for name in saved})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -369,8 +369,11 @@ def ui(
             "--port",
             str(port or 8080),
         ]
-        typer.echo("note: NNI's web UI listens on every network interface, not only on localhost")
     typer.echo(" ".join(command))
+    if which is Interface.nni:
+        from components.networking import nni_environment
+
+        raise typer.Exit(subprocess.call(command, env=nni_environment(host)))
     raise typer.Exit(subprocess.call(command))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import EnvironmentProblem
-from components.networking import free_port
+from components.networking import free_port, nni_bound_to
 from components.search.budget import duration, nni_duration
 from components.search.fidelity import FIDELITY_KEY
 from components.search.records import (
@@ -212,7 +212,8 @@ def run_search(request: SearchRequest) -> SearchResult:
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"
     started, spent_before = time.monotonic(), journal.spent_seconds
-    experiment.start(port)
+    with nni_bound_to("127.0.0.1"):  # NNI's manager would listen on every interface
+        experiment.start(port)
     journal.manager_pid = experiment._proc.pid if experiment._proc is not None else None
     journal.save()
     request.progress(f"NNI experiment {experiment.id}: web UI at {web_url} while the search runs")
