@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
+from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -26,6 +27,7 @@ from components.monitoring.drift import (
 )
 from components.monitoring.feature_drift import fit_feature_detector
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
+from components.monitoring.reference import fetch_reference, publish_reference
 from components.monitoring.report import MonitorReference, check_batch
 from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left, record_started
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
@@ -100,6 +102,9 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
         "noisy_test_drift": float(shifted.is_drift),
         "conformal_test_coverage": coverage,
     }
+    deployment = DeploymentManifest.read(root)
+    version = MlflowClient().get_model_version(deployment.registered_model, deployment.registered_version)
+    publish_reference(root, inputs.output, manifest, version.run_id)  # checks of this version read it
     return manifest
 
 
@@ -195,7 +200,8 @@ def _record(params: PipelineParams, root: Path, report: dict, source: str) -> No
     tracking = params.tracking
     experiment_id = configure_tracking(tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder)
     numbers = {key: float(value) for key, value in report.items() if isinstance(value, (int, float, bool))}
-    with mlflow.start_run(run_name="monitor", experiment_id=experiment_id, tags={"source": source}):
+    tags = {"source": source, "judged_version": str(report.get("judged_version", ""))}
+    with mlflow.start_run(run_name="monitor", experiment_id=experiment_id, tags=tags):
         mlflow.log_metrics(numbers)
         mlflow.log_dict(report, "report.json")
     try:
@@ -220,15 +226,38 @@ def _emit(report: dict, model_name: str) -> None:
     )
 
 
+def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
+    """The folder whose outputs judge the served version (the champion), and that version.
+
+    The workspace's own outputs when the champion is the version this workspace deployed last;
+    otherwise (a rejected challenger, a rollback) the champion's reference, fetched from MLflow.
+    """
+    from components.errors import UserInputError
+    from components.serving.model_store import alias_version
+
+    deployment = DeploymentManifest.read(root)
+    mlflow.set_tracking_uri(params.tracking.uri(root))
+    try:
+        version = alias_version(deployment.registered_model, "champion")
+    except UserInputError:  # no champion (the first version missed its threshold): judge the newest
+        return root, deployment.registered_version
+    if version == deployment.registered_version:
+        return root, version
+    run_id = MlflowClient().get_model_version(deployment.registered_model, version).run_id
+    print(f"[monitor] the champion is version {version}, not the newest ({deployment.registered_version}): judged by its own reference")
+    return fetch_reference(root, version, run_id), version
+
+
 @task(name="drift_check", cache_policy=NONE, log_prints=True)
 def drift_check(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
     """Checks new inputs: the file at ``data_path``, or else every request logged since the last check."""
     root = Path(workspace)
     params = load_params(root / params_file)
-    reference = load_reference(root, params)
-    model = load_deployable(root)
+    judged, version = served_reference(root, params)
+    reference = load_reference(judged, params)
+    model = load_deployable(judged)
     if data_path:
-        raw = load_new_inputs(Path(data_path), root)
+        raw = load_new_inputs(Path(data_path), judged)
         if len(raw) > params.monitoring.max_window:
             print(f"[monitor] {len(raw):,} inputs in {data_path}: testing a uniform sample of {params.monitoring.max_window:,}")
             raw = raw[np.sort(np.random.default_rng(0).choice(len(raw), params.monitoring.max_window, replace=False))]
@@ -251,7 +280,7 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
                     f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
                 )
             else:
-                shape = tuple(PreparationManifest.read(root).input_shape)
+                shape = tuple(PreparationManifest.read(judged).input_shape)
                 if raw.shape[1:] != shape:
                     raise DataError(
                         f"the requests logged since the last check hold inputs shaped {raw.shape[1:]}, but the model "
@@ -268,10 +297,11 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
             print(
                 f"[monitor] accuracy {report['accuracy']:.4f} on {int(report['labelled_inputs'])} labelled inputs (threshold {threshold:.4f})"
             )
+    report["judged_version"] = version
     verdict = "DRIFT" if report["drift"] else "no drift"
     p_value = report.get("embedding_mmd_p_value")
     shown = f"MMD p-value {p_value:.4f}, " if p_value is not None else ""
-    print(f"[monitor] {report['inputs']} inputs from {source}: {shown}{verdict}")
+    print(f"[monitor] {report['inputs']} inputs from {source}, judged by version {version}: {shown}{verdict}")
     if report["drift"] or report.get("accuracy_drop"):
         _emit(report, DeploymentManifest.read(root).registered_model)
         if params.monitoring.retrain_on_drift:

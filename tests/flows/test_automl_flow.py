@@ -78,6 +78,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert len(trials) == 2 and all("val_score" in trial.data.metrics for trial in trials)
     assert all(trial.data.tags["data_version"] == version for trial in trials)
     assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
+    first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
     champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
     assert champion.tags["data_version"] == version
 
@@ -130,6 +131,19 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
         Image.fromarray(255 - np.asarray(Image.open(path))).save(shifted / f"{index}.png")
     result = monitor(data_path=str(shifted), workspace=".", params_file="params.yaml")
     assert result["drift"] and result["embedding_mmd_p_value"] <= 0.05 and result["inputs"] == 60
+    assert result["judged_version"] == expected
+
+    # The monitor judges the served version by its own network and reference: after a rollback to
+    # version 1, version 1's reference comes from MLflow (the workspace's outputs are version 2's).
+    MlflowClient().set_registered_model_alias("dlautoml-images", "champion", "1")
+    assert monitor(data_path=str(shifted), workspace=".", params_file="params.yaml")["judged_version"] == "1"
+    reference = root / "serving" / "references" / "1" / "outputs"
+    assert (
+        (reference / "training" / "model.pt").read_bytes()
+        == first_weights
+        != (root / "outputs" / "training" / "model.pt").read_bytes()
+    )
+    MlflowClient().set_registered_model_alias("dlautoml-images", "champion", "2")
     assert 0.0 <= result["uncertain_share"] <= 1.0 and 0.0 <= result["prediction_shift_p_value"] <= 1.0
     monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
     logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
