@@ -36,23 +36,30 @@ def check_can_listen(host: str, port: int) -> None:
             raise UserInputError(f"cannot listen on {host}:{port} ({error.strerror}): check --host and --port") from error
 
 
-def nni_environment(host: str = "127.0.0.1", environment: dict[str, str] | None = None) -> dict[str, str]:
+def nni_environment(
+    host: str = "127.0.0.1", environment: dict[str, str] | None = None, parent: int | None = None
+) -> dict[str, str]:
     """The environment under which NNI's manager (a Node.js process) listens on ``host`` only: NNI 3.0
     binds its REST server and web UI to every interface and has no option for it, so a preloaded
-    script (``components/search/bind_host.js``) gives ``listen`` the address."""
+    script (``components/search/bind_host.js``) gives ``listen`` the address. With ``parent`` (a
+    process id), the manager and everything it started end when that process is gone."""
     environment = dict(os.environ if environment is None else environment)
     preload = f'--require "{NNI_PRELOAD}"'
     if preload not in environment.get("NODE_OPTIONS", ""):
         environment["NODE_OPTIONS"] = f"{environment.get('NODE_OPTIONS', '')} {preload}".strip()
     environment["DLAUTOML_NNI_HOST"] = host
+    environment["DLAUTOML_NNI_PARENT_PID"] = str(parent or "")
     return environment
 
 
 @contextmanager
 def nni_bound_to(host: str = "127.0.0.1") -> Iterator[None]:
-    """Sets :func:`nni_environment` in this process while NNI starts its manager (which inherits it)."""
-    saved = {name: os.environ.get(name) for name in ("NODE_OPTIONS", "DLAUTOML_NNI_HOST")}
-    os.environ.update({name: nni_environment(host)[name] for name in saved})
+    """Sets :func:`nni_environment` in this process while NNI starts its manager, which inherits it
+    and ends with this process."""
+    names = ("NODE_OPTIONS", "DLAUTOML_NNI_HOST", "DLAUTOML_NNI_PARENT_PID")
+    saved = {name: os.environ.get(name) for name in names}
+    wanted = nni_environment(host, parent=os.getpid())
+    os.environ.update({name: wanted[name] for name in names})
     try:
         yield
     finally:

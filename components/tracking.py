@@ -105,3 +105,26 @@ def log_finished_run(
         with_retries(lambda batch=batch: client.log_batch(run.info.run_id, **batch))
     with_retries(lambda: client.set_terminated(run.info.run_id))
     return run.info.run_id
+
+
+WORKSPACE_TAG = "dlautoml.workspace"
+
+
+def close_stale_runs(experiment_id: str, workspace: Path | str) -> int:
+    """Marks KILLED the pipeline runs of ``workspace`` still RUNNING, and their RUNNING descendants
+    (stages, search trials): runs of a process that was killed. Call it only while holding the
+    workspace lock, when no other run of the workspace can be going. Returns how many were closed."""
+    client = MlflowClient()
+    running = "attributes.status = 'RUNNING'"
+    stale = client.search_runs(
+        [experiment_id], f"{running} and tags.`{WORKSPACE_TAG}` = '{Path(workspace).resolve()}'", max_results=1000
+    )
+    closed = 0
+    while stale:
+        run = stale.pop()
+        client.set_terminated(run.info.run_id, status="KILLED")
+        closed += 1
+        stale += client.search_runs(
+            [experiment_id], f"{running} and tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=1000
+        )
+    return closed

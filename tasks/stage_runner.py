@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from components.config import PipelineParams, load_params
 from components.errors import UserInputError
+from components.leftovers import close_leftovers, record_servers
 from components.manifests import Manifest, stage_folder
-from components.tracking import configure_tracking, flatten, git_commit
+from components.tracking import WORKSPACE_TAG, close_stale_runs, configure_tracking, flatten, git_commit
 from tasks import versioning
 
 ManifestType = TypeVar("ManifestType", bound=Manifest)
@@ -194,8 +195,14 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
     params = context.params()
     context.data_version = versioning.dataset_version(root, params)
     experiment_id = tracking_for(context, params)
+    closed = close_stale_runs(experiment_id, root)  # a killed run's: the caller holds the workspace lock
+    servers = close_leftovers(root)
+    if closed or servers:
+        print(f"closed what a killed run left open: {closed} MLflow run(s) marked KILLED, {len(servers)} server(s) stopped")
+    record_servers(root)
     client = MlflowClient()
-    parent = client.create_run(experiment_id, run_name="pipeline", tags=context.tags("pipeline"))
+    tags = {**context.tags("pipeline"), WORKSPACE_TAG: str(root.resolve())}
+    parent = client.create_run(experiment_id, run_name="pipeline", tags=tags)
     client.log_batch(parent.info.run_id, params=[Param(key, value) for key, value in flatten("", params.model_dump()).items()])
     context.parent_run_id = parent.info.run_id
     context.experiment_id = experiment_id

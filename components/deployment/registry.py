@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CHECKSUM_TAG = "registration_checksum"  # SHA-256 of the ONNX file and the tags: one version per model
 
 
 @dataclass
@@ -35,7 +38,17 @@ def register_onnx_model(
 
     The first version becomes ``champion``; later ones become ``challenger`` until promoted.
     Without ``set_alias`` the version is registered (and traceable) but not offered for serving.
+    A model already registered (same ONNX file and tags: a run killed after registering it, run
+    again) is not registered twice: its version is returned with the alias it holds.
     """
+    checksum = hashlib.sha256(Path(onnx_path).read_bytes() + json.dumps(tags, sort_keys=True).encode()).hexdigest()
+    client = MlflowClient()
+    existing = client.search_model_versions(f"name = '{name}' and tags.{CHECKSUM_TAG} = '{checksum}'")
+    if existing:
+        version = str(max(int(found.version) for found in existing))
+        held = client.get_model_version(name, version).aliases
+        alias = next((name_ for name_ in (CHAMPION, CHALLENGER) if name_ in held), "")
+        return Registration(name, version, alias, f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}")
     info = mlflow.onnx.log_model(
         onnx.load(str(onnx_path)),
         name="model",
@@ -44,8 +57,7 @@ def register_onnx_model(
         metadata={**tags, "serving": metadata or {}},
     )
     version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in tags.items():
+    for key, value in {**tags, CHECKSUM_TAG: checksum}.items():
         client.set_model_version_tag(name, version, key, value)
     if not set_alias:
         return Registration(name, version, "", f"models:/{name}/{version}")

@@ -12,3 +12,19 @@ net.Server.prototype.listen = function (...args) {
   }
   return listen.apply(this, args);
 };
+
+// With DLAUTOML_NNI_PARENT_PID set (a search sets it to its own process), the manager ends its
+// process group (itself, the tuner and the trials it started) once that process is gone: a search
+// killed with SIGKILL left the manager training trials that nothing would record.
+const parent = Number(process.env.DLAUTOML_NNI_PARENT_PID || 0);
+if (parent) {
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      try {
+        process.kill(-process.pid, "SIGKILL");
+      } catch (error) {
+        process.exit(1);
+      }
+    }
+  }, 1000).unref();
+}

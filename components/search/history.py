@@ -15,6 +15,21 @@ from components.search.tuners import compatible_configurations
 from components.tracking import log_finished_run
 
 
+def training_code_digest() -> str:
+    """SHA-256 of the code the training stage runs (its code dependencies in dvc.yaml): a search
+    finished or killed under other code is not resumed."""
+    from components.code_dependencies import PROJECT, listed_code
+
+    digest = hashlib.sha256()
+    listed = PROJECT / "dvc.yaml"
+    for entry in listed_code(listed)["training"] if listed.is_file() else ["components", "tasks/training.py"]:
+        path = PROJECT / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            if "__pycache__" not in file.parts:
+                digest.update(str(file.relative_to(PROJECT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
 def search_fingerprint(settings: TrialSettings, search_space: dict, model: ModelManifest, params) -> str:
     """What makes two searches the same search (for resuming one that was killed): the space, the
     data, and everything a trial's score depends on; the budget may differ."""
@@ -27,6 +42,7 @@ def search_fingerprint(settings: TrialSettings, search_space: dict, model: Model
         "splits": digest,
         "trial": [settings.max_epochs, settings.batch_size, settings.seed],
         "search": [params.strategy, params.seed, params.early_stopping_start],
+        "code": training_code_digest(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -158,12 +158,18 @@ def run_search(request: SearchRequest) -> SearchResult:
     logging.getLogger("nni").setLevel(logging.WARNING)
     journal = Journal.open(Path(request.working_folder) / JOURNAL_FILE, request.fingerprint)
     resumed = list(journal.trials)
+    if journal.complete and journal.max_trials == request.max_trials:  # killed after its search, say
+        request.progress(f"this search finished in an earlier run that was interrupted: its {len(resumed)} trial(s) are reused")
+        return SearchResult("resumed", "", resumed, len(resumed))
+    stopped = stop_leftover_manager(journal.manager_pid)
     if resumed:
-        stopped = stop_leftover_manager(journal.manager_pid)
         request.progress(
             f"resuming an interrupted search: {len(resumed)} finished trial(s) kept"
             + ("; stopped the NNI manager it left running" if stopped else "")
         )
+    elif stopped:
+        request.progress("stopped the NNI manager an interrupted search left running")
+    journal.max_trials = request.max_trials
     deadline = request.deadline or time.time() + request.max_minutes * 60 - journal.spent_seconds
     remaining_trials = request.max_trials - len(resumed)
     if remaining_trials <= 0 or deadline - time.time() < 1:
@@ -235,10 +241,10 @@ def run_search(request: SearchRequest) -> SearchResult:
             for record in records:
                 if record.status in FINISHED_STATES and record.trial_id not in reported:
                     reported.add(record.trial_id)
-                    lines.finished(record)
-                    journal.trials.append(record)
+                    journal.trials.append(record)  # kept before it is announced: a kill after the line loses nothing
                     journal.spent_seconds = spent_before + time.monotonic() - started
                     journal.save()
+                    lines.finished(record)
             running = sum(record.status not in FINISHED_STATES for record in records)
             lines.heartbeat(running)
             if status == "ERROR":

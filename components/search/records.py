@@ -187,10 +187,12 @@ class Journal:
         self.trials: list[TrialRecord] = []
         self.manager_pid: int | None = None
         self.spent_seconds = 0.0
+        self.complete = False
+        self.max_trials = 0  # the trial budget the search was asked for
 
     @classmethod
     def open(cls, path: Path, fingerprint: str) -> Journal:
-        """The unfinished journal of the same search, or a new one."""
+        """The journal of the same search (finished or not), or a new one."""
         journal = cls(path, fingerprint)
         if not fingerprint or not journal.path.is_file():
             return journal
@@ -198,10 +200,12 @@ class Journal:
             data = json.loads(journal.path.read_text())
         except (OSError, ValueError):
             return journal
-        if data.get("fingerprint") == fingerprint and not data.get("complete"):
+        if data.get("fingerprint") == fingerprint:
             journal.trials = [TrialRecord(**row) for row in data["trials"]]
             journal.manager_pid = data.get("manager_pid")
             journal.spent_seconds = float(data.get("spent_seconds", 0.0))
+            journal.complete = bool(data.get("complete"))
+            journal.max_trials = int(data.get("max_trials", 0))
         return journal
 
     def save(self, complete: bool = False) -> None:
@@ -210,6 +214,7 @@ class Journal:
         data = {
             "fingerprint": self.fingerprint,
             "complete": complete,
+            "max_trials": self.max_trials,
             "manager_pid": self.manager_pid,
             "spent_seconds": self.spent_seconds,
             "trials": [vars(trial) for trial in self.trials],

@@ -187,8 +187,12 @@ run_search(SearchRequest(SEARCH_SPACE, Path({str(tmp_path / "settings.json")!r})
     assert any(f"{len(finished)} finished trial(s) kept" in message for message in messages)
     assert not psutil.pid_exists(state["manager_pid"]) or psutil.Process(state["manager_pid"]).status() == psutil.STATUS_ZOMBIE
     assert json.loads(journal.read_text())["complete"]
-    again = run_search(request(tmp_path, strategy="tpe", max_trials=1, concurrency=1, fingerprint="same search"))
-    assert again.resumed == 0  # a finished search is not resumed
+    # A finished search asked for again (its run was killed in the final training) is reused whole;
+    # asked for more trials, it goes on from its trials.
+    again = run_search(request(tmp_path, strategy="tpe", max_trials=3, concurrency=1, fingerprint="same search"))
+    assert again.resumed == 3 and [trial.trial_id for trial in again.trials] == [trial.trial_id for trial in result.trials]
+    more = run_search(request(tmp_path, strategy="tpe", max_trials=4, concurrency=1, fingerprint="same search"))
+    assert more.resumed == 3 and len(more.trials) == 4
 
 
 def test_same_seed_same_data_same_search_on_cpu(tmp_path: Path):
