@@ -244,7 +244,9 @@ def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
     if version == deployment.registered_version:
         return root, version
     run_id = MlflowClient().get_model_version(deployment.registered_model, version).run_id
-    print(f"[monitor] the champion is version {version}, not the newest ({deployment.registered_version}): judged by its own reference")
+    print(
+        f"[monitor] the champion is version {version}, not the newest ({deployment.registered_version}): judged by its own reference"
+    )
     return fetch_reference(root, version, run_id), version
 
 

@@ -92,7 +92,8 @@ class Metrics:
             "dlautoml_model_load_failures", "Failed attempts to load the version the alias points at", registry=self.registry
         )
         self.log_dropped = Counter(
-            "dlautoml_request_log_dropped", "Answered requests left out of the request log (its writer fell behind)",
+            "dlautoml_request_log_dropped",
+            "Answered requests left out of the request log (its writer fell behind)",
             registry=self.registry,
         )
 
@@ -137,7 +138,9 @@ class ModelHolder:
                 self.failures += 1
                 self.wanted, self.error = version, f"{type(error).__name__}: {error}"
                 self.metrics.load_failures.inc()
-                logger.warning("could not load %s version %s (failure %d): %s", self.config.model_name, version, self.failures, error)
+                logger.warning(
+                    "could not load %s version %s (failure %d): %s", self.config.model_name, version, self.failures, error
+                )
 
     def health(self) -> dict:
         report = {
@@ -187,7 +190,9 @@ def create_app(config: ServingConfig) -> FastAPI:
         predictions = predictions_json(outputs, model.metadata)
         latency = time.perf_counter() - started
         request_id = uuid.uuid4().hex
-        if not app.state.request_log.record(config.model_name, model.version, raw, outputs, predictions, latency * 1000, request_id):
+        if not app.state.request_log.record(
+            config.model_name, model.version, raw, outputs, predictions, latency * 1000, request_id
+        ):
             metrics.log_dropped.inc()
         metrics.latency.observe(latency)
         metrics.requests.labels("ok").inc()
