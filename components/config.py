@@ -189,7 +189,10 @@ def load_params(path: str | Path = "params.yaml") -> PipelineParams:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigurationError(f"{path} is not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigurationError(f"{path} is not valid YAML{where}: {problem}") from error
     try:
         return PipelineParams.model_validate(raw)
     except ValidationError as error:

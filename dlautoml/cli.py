@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -31,6 +32,8 @@ def _quiet_services() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..."
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -123,9 +126,14 @@ def monitor(
         _serve_deployments(params)
         return
     try:
+        from components.config import load_params
+        from components.manifests import DeploymentManifest, MonitoringManifest
         from flows.monitor import monitor as monitor_flow
         from tasks.monitoring import load_new_inputs
 
+        load_params(params)  # pre-flight: what the check reads, before a flow starts
+        DeploymentManifest.read(".")
+        MonitoringManifest.read(".")
         if data is not None:
             load_new_inputs(data, Path("."))
         monitor_flow(data_path=str(data) if data is not None else None, workspace=".", params_file=str(params))
@@ -309,6 +317,8 @@ def feedback(
     from components.serving.request_log import add_feedback
 
     try:
+        if not file.is_file():
+            raise UserInputError(f"labels file {file} does not exist: pass a CSV with columns request_id, label (and row)")
         if not request_log.is_file():
             raise UserInputError(f"{request_log} does not exist: serve the model with `dlautoml serve` first")
         try:

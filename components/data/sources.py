@@ -113,10 +113,18 @@ def load_dataset(
     raise DataError(f"modality '{modality}' is not supported: use tabular, image, sequence, text or multimodal")
 
 
+def _separator(path: Path) -> str:
+    """Semicolons when the header holds them and no comma (a common export), else commas."""
+    with open(path, encoding="utf-8-sig", errors="replace") as stream:
+        header = stream.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
 def _columns_named_once(path: Path) -> None:
     """Refuses a CSV header that names a column twice: pandas would silently rename the second one
     ("a.1"), and the model would then be served with a column nobody sends."""
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    header = pd.read_csv(path, sep=_separator(path), header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    header = header.iloc[0].tolist()
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:
         raise DataError(f"{path} names {len(twice)} column(s) more than once: {listed(twice)}; give every column its own name")
@@ -140,7 +148,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         with catch_warnings(record=True) as caught:
             simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, on_bad_lines="warn")
+            separator = _separator(path)
+            frame = pd.read_csv(path, sep=separator, on_bad_lines="warn", encoding="utf-8-sig")
     except pd.errors.EmptyDataError as error:
         raise DataError(f"{path} is empty: it has no header and no rows") from error
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
@@ -336,7 +345,14 @@ def load_table(path: Path, target: str, split_column: str | None = "split", grou
 def _table_features(
     candidates: pd.DataFrame, warnings: list[str], path: Path, target: str
 ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-    """Numeric columns, then categorical ones as codes; text with too many values is left out."""
+    """Numeric columns, then categorical ones as codes; text with too many values is left out, and
+    so are columns without a single value."""
+    empty = [str(column) for column in candidates.columns if candidates[column].isna().all()]
+    if empty and len(empty) == candidates.shape[1]:
+        raise DataError(f"{path}: every feature column is empty ({listed(empty)} have no values): fill them in")
+    if empty:
+        warnings.append(f"ignored column(s) without a single value: {listed(empty)}")
+        candidates = candidates.drop(columns=empty)
     numeric = candidates.select_dtypes(include=["number", "bool"])
     categories = {}
     ignored = []
@@ -568,6 +584,8 @@ def _open_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return image.copy()
+    except Image.DecompressionBombError as error:  # gigapixels that would take gigabytes to decode
+        raise DataError(f"image {path} cannot be read (too large to decode: {error}): resize it") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise DataError(f"image {path} cannot be read ({type(error).__name__}): remove or replace the file") from error
 
@@ -578,17 +596,18 @@ def open_readable_images(files: list[Path], root: Path) -> tuple[list[Image.Imag
     Raises:
         DataError: not one of the files can be read.
     """
-    images, kept, unreadable = [], [], []
+    images, kept, unreadable, first_problem = [], [], [], ""
     for position, file in enumerate(files):
         try:
             images.append(_open_image(file))
             kept.append(position)
-        except DataError:
+        except DataError as error:
             unreadable.append(str(file.relative_to(root)))
+            first_problem = first_problem or str(error)
     if not images:
         raise DataError(
-            f"no image under {root} can be read: {files[0].relative_to(root)} cannot be read"
-            + (f" (nor {len(files) - 1} others)" if len(files) > 1 else "")
+            f"no image under {root} can be read: {first_problem}"
+            + (f" (nor can {len(files) - 1} others)" if len(files) > 1 else "")
             + "; pass PNG, JPEG, BMP, GIF, TIFF or WebP files"
         )
     warnings = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from components.config import DataPreparationParams, TaskFormulationParams
+from components.data.cleaning import find_duplicates
 from components.data.formulation import TaskFormulation, formulate_task
 from components.data.preparation import check_class_sizes, encode_target, split_dataset
 from components.data.sources import RawDataset, detect_modality, load_dataset
@@ -39,6 +40,7 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
         )
     if task.task_type == "classification":
         check_class_sizes(targets, task.class_names or [])
+        check_classes_after_dropping_copies(dataset.features, targets, task.class_names or [], preparation)
     split_dataset(
         dataset.features,
         targets,
@@ -51,6 +53,29 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
         groups=dataset.groups,
     )
     return task
+
+
+def check_classes_after_dropping_copies(
+    features: np.ndarray, targets: np.ndarray, class_names: list[str], preparation: DataPreparationParams
+) -> None:
+    """The class sizes once data preparation drops duplicated and conflicting rows (as configured):
+    a dataset whose copies are all it has would otherwise fail inside the pipeline, after writing."""
+    groups = find_duplicates(features, targets)
+    dropped = sorted(
+        {
+            *(groups.duplicates if preparation.duplicates == "drop" else []),
+            *(groups.conflicts if preparation.conflicts == "drop" else []),
+        }
+    )
+    if not dropped:
+        return
+    try:
+        check_class_sizes(np.delete(targets, dropped), class_names)
+    except DataError as error:
+        raise DataError(
+            f"after dropping {len(dropped):,} duplicated or conflicting row(s) (identical inputs; "
+            f"data_preparation.duplicates and .conflicts are 'drop'), {error}"
+        ) from error
 
 
 def check_links(folder: Path) -> None:
