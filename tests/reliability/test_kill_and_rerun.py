@@ -56,9 +56,10 @@ def _orphans(since: float) -> list[str]:
 
 def test_a_run_killed_at_each_stage_completes_when_run_again(tmp_path: Path, venv_environment: dict):
     started = time.time()
-    root = make_workspace(tmp_path / "workspace", "data/table.csv")
+    quick = {"training": {"trial_max_epochs": 2, "final_max_epochs": 3}}
+    root = make_workspace(tmp_path / "workspace", "data/table.csv", overrides=quick)
     (root / "data").mkdir()
-    write_table(root / "data" / "table.csv", rows=200)
+    write_table(root / "data" / "table.csv", rows=150)
     environment = {**venv_environment, "PYTHONUNBUFFERED": "1"}
     environment.pop("PREFECT_API_URL", None)  # a temporary server of the run's own, as `make run` has
 
