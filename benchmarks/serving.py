@@ -3,9 +3,15 @@
 Run after `make run`, from the project folder:
 
     .venv/bin/python benchmarks/serving.py [--clients 8] [--requests 200]
+    .venv/bin/python benchmarks/serving.py --swap [--clients 4] [--seconds 30]
 
 Both servers run on 127.0.0.1 in turn; every client sends a bounded number of single-input requests
 and the test stops by itself. Prints requests per second, p50/p99 latency and errors, and the ratio.
+
+With --swap, `dlautoml serve` alone takes load from 127.0.0.1 while a new champion is promoted (a new
+version of the served model, registered from the champion's files) and then rolled back: it prints
+the failed requests, the versions that answered and p99 before, during and after, and exits 1 if a
+request failed or an answer did not name its version.
 """
 
 from __future__ import annotations
@@ -89,10 +95,85 @@ def run_server(command: list[str], health: str, url: str, bodies: list[dict], cl
         process.wait(timeout=30)
 
 
+def swap(name: str, bodies: list[dict], clients: int, seconds: float) -> int:
+    """Load during a promotion and a rollback; returns the number of failed or unnamed answers."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    registry = MlflowClient()
+    champion = registry.get_model_version_by_alias(name, "champion")
+    challenger = registry.create_model_version(name, champion.source, champion.run_id, tags={"benchmark": "swap"}).version
+    port = free_port()
+    environment = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    command = [str(BIN / "dlautoml"), "serve", "--port", str(port), "--reload-seconds", "0.5", "--log-sample-rate", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+    answers: list[tuple[float, float, int, str | None]] = []  # sent at, latency, status, version
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        with httpx.Client(timeout=30) as session:
+            number = 0
+            while not stop.is_set():
+                sent = time.perf_counter()
+                try:
+                    response = session.post(f"http://127.0.0.1:{port}/predict", json=bodies[(index + number) % len(bodies)])
+                    status, version = response.status_code, response.json().get("version")
+                except (httpx.HTTPError, ValueError):
+                    status, version = 0, None
+                answers.append((sent, time.perf_counter() - sent, status, version))
+                number += 1
+
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(seconds / 3)
+        promoted = time.perf_counter()
+        registry.set_registered_model_alias(name, "champion", challenger)
+        time.sleep(seconds / 3)
+        rolled_back = time.perf_counter()
+        registry.set_registered_model_alias(name, "champion", champion.version)
+        time.sleep(seconds / 3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        registry.set_registered_model_alias(name, "champion", champion.version)
+        registry.delete_model_version(name, challenger)
+    print(
+        f"model {name}: champion {champion.version}, promoted {challenger} at {promoted - started:.0f}s, rolled back at {rolled_back - started:.0f}s"
+    )
+    print(f"{clients} clients from 127.0.0.1 for {seconds:.0f}s, 1 input per request")
+    print(f"{'phase':<10}{'requests':>10}{'failed':>8}{'p50 ms':>10}{'p99 ms':>10}  versions that answered")
+    bad = 0
+    for phase, low, high in (
+        ("before", started, promoted),
+        ("during", promoted, rolled_back),
+        ("after", rolled_back, float("inf")),
+    ):
+        rows = [answer for answer in answers if low <= answer[0] < high]
+        failed = sum(status != 200 or version is None for _, _, status, version in rows)
+        bad += failed
+        latencies = np.array([latency for _, latency, _, _ in rows]) * 1000
+        versions = sorted({str(version) for _, _, _, version in rows})
+        print(
+            f"{phase:<10}{len(rows):>10}{failed:>8}{np.percentile(latencies, 50):>10.2f}{np.percentile(latencies, 99):>10.2f}"
+            f"  {', '.join(versions)}"
+        )
+    return bad
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=200, help="requests per client")
+    parser.add_argument("--swap", action="store_true", help="load during a promotion and a rollback instead")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the --swap test")
     arguments = parser.parse_args()
     root = Path(".")
     import mlflow
@@ -121,6 +202,8 @@ def main() -> None:
     else:
         ours = [{"rows": [[None if np.isnan(value) else float(value) for value in row]]} for row in inputs]
     theirs = [{"inputs": {INPUT_NAME: [row.astype(np.float32).tolist()]}} for row in inputs]
+    if arguments.swap:
+        sys.exit(1 if swap(name, ours, arguments.clients, arguments.seconds) else 0)
 
     port_ours, port_theirs = free_port(), free_port()
     results = {

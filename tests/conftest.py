@@ -123,3 +123,25 @@ def _with_venv_path() -> dict[str, str]:
 def venv_environment() -> dict[str, str]:
     """The environment with this interpreter's bin folder first, as `make` sets it."""
     return _with_venv_path()
+
+
+# What `dlautoml` sets for its services, restored after each in-process call (CliRunner restores what
+# it is given).
+CLI_ENVIRONMENT = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+}
+
+
+def run_cli(root: Path, monkeypatch, *arguments: str) -> tuple[int, str]:
+    """The command line run in this process from ``root`` (the same typer application as the
+    `dlautoml` script, without an interpreter start per call): its exit code and stderr."""
+    from typer.testing import CliRunner
+
+    from dlautoml.cli import app
+
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, list(arguments), env=CLI_ENVIRONMENT)
+    return result.exit_code, result.stderr

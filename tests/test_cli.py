@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, run_cli
 
 CLI = [sys.executable, "-m", "dlautoml.cli"]
 
@@ -70,22 +70,22 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "a sequence with two labels",
     ],
 )
-def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path: Path, case: str):
+def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path: Path, case: str, monkeypatch):
     root = make_workspace(tmp_path / "workspace", "data/digits")
     params_before = (root / "params.yaml").read_text()
     arguments, message = _bad_inputs(tmp_path)[case]
-    done = subprocess.run([*CLI, "run", *arguments], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    code, stderr = run_cli(root, monkeypatch, "run", *arguments)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
     assert (root / "params.yaml").read_text() == params_before
     assert not (root / "outputs").exists() and not (root / "data").exists()
 
 
-def test_invalid_parameter_is_named(tmp_path: Path):
+def test_invalid_parameter_is_named(tmp_path: Path, monkeypatch):
     root = make_workspace(tmp_path / "workspace", "data/digits", overrides={"training": {"max_trials": 0}})
-    done = subprocess.run([*CLI, "run"], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 2 and "training.max_trials" in done.stderr
+    code, stderr = run_cli(root, monkeypatch, "run")
+    assert code == 2 and "training.max_trials" in stderr
 
 
 def test_feedback_refuses_labels_that_are_not_classes_of_the_task(tmp_path: Path):

@@ -7,25 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from dlautoml.cli import app
-from tests.conftest import make_workspace
-
-# What the command sets for its services, restored after each call (CliRunner restores what it is given).
-ENVIRONMENT = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "INFO",
-    "GIT_PYTHON_REFRESH": "quiet",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
-
-
-def _cli(root: Path, monkeypatch, *arguments: str) -> tuple[int, str]:
-    """The command line, run in this process (as `dlautoml`) from ``root``: its exit code and stderr."""
-    monkeypatch.chdir(root)
-    result = CliRunner().invoke(app, list(arguments), env=ENVIRONMENT)
-    return result.exit_code, result.stderr
+from tests.conftest import make_workspace, run_cli
 
 
 def _text(name: str, content: str | bytes) -> Callable[[Path], Path]:
@@ -64,7 +47,7 @@ def test_run_refuses_images_too_large_to_decode(tmp_path: Path, monkeypatch):
             Image.new("L", (60, 60)).save(images / label / f"{index}.png")
     root = make_workspace(tmp_path / "workspace", "data/digits")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    code, stderr = _cli(root, monkeypatch, "run", "--data", str(images))
+    code, stderr = run_cli(root, monkeypatch, "run", "--data", str(images))
     assert code == 2 and "too large to decode" in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not (root / "data").exists()
 
@@ -143,7 +126,7 @@ def test_run_refuses_bad_data(tmp_path: Path, case: str, monkeypatch):
     data = make(tmp_path)
     root = make_workspace(tmp_path / "workspace", "data/digits")
     params_before = (root / "params.yaml").read_text()
-    code, stderr = _cli(root, monkeypatch, "run", "--data", str(data), *options)
+    code, stderr = run_cli(root, monkeypatch, "run", "--data", str(data), *options)
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr[-2000:]
     assert (root / "params.yaml").read_text() == params_before
@@ -162,7 +145,7 @@ PARAMS_CASES = {
 def test_run_refuses_bad_parameters(tmp_path: Path, case: str, monkeypatch):
     overrides, message = PARAMS_CASES[case]
     root = make_workspace(tmp_path / "workspace", "data/digits", overrides=overrides)
-    code, stderr = _cli(root, monkeypatch, "run")
+    code, stderr = run_cli(root, monkeypatch, "run")
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and message in lines[0], stderr[-2000:]
     assert not (root / "data").exists() and not (root / "outputs").exists()
@@ -171,7 +154,7 @@ def test_run_refuses_bad_parameters(tmp_path: Path, case: str, monkeypatch):
 def test_run_refuses_a_parameters_file_that_is_not_yaml(tmp_path: Path, monkeypatch):
     root = make_workspace(tmp_path / "workspace", "data/digits")
     (root / "params.yaml").write_text("training: [unclosed\n")
-    code, stderr = _cli(root, monkeypatch, "run")
+    code, stderr = run_cli(root, monkeypatch, "run")
     assert code == 2 and "params.yaml" in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
@@ -188,7 +171,7 @@ OTHER_CASES = {
 def test_other_commands_refuse_bad_input(tmp_path: Path, case: str, monkeypatch):
     arguments, message = OTHER_CASES[case]
     root = make_workspace(tmp_path / "workspace", "data/digits")
-    code, stderr = _cli(root, monkeypatch, *arguments)
+    code, stderr = run_cli(root, monkeypatch, *arguments)
     assert code != 0 and message in stderr, stderr[-2000:]
     # one line, or the command line's own usage error (a box naming the option)
     assert len(stderr.strip().splitlines()) == 1 or "Invalid value for" in stderr, stderr[-2000:]

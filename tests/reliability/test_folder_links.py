@@ -3,15 +3,11 @@ endless (1.2 GB in two minutes). Links to folders, links that leave the folder a
 refused before anything is copied; links to files inside the folder are kept."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_workspace, write_images
-
-CLI = [sys.executable, "-m", "dlautoml.cli", "run"]
+from tests.conftest import make_workspace, run_cli, write_images
 
 
 def _linked(tmp_path: Path, case: str) -> Path:
@@ -40,12 +36,12 @@ def _linked(tmp_path: Path, case: str) -> Path:
         ("dangling", "class_1/gone.png (points nowhere)"),
     ],
 )
-def test_links_that_cannot_be_copied_safely_are_refused(tmp_path: Path, case: str, message: str):
+def test_links_that_cannot_be_copied_safely_are_refused(tmp_path: Path, case: str, message: str, monkeypatch):
     images = _linked(tmp_path, case)
     root = make_workspace(tmp_path / "workspace", "data/digits")
-    done = subprocess.run([*CLI, "--data", str(images)], cwd=root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and message in done.stderr and "symbolic link" in done.stderr, done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and not (root / "data").exists()
+    code, stderr = run_cli(root, monkeypatch, "run", "--data", str(images))
+    assert code == 2 and message in stderr and "symbolic link" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and not (root / "data").exists()
 
 
 def test_a_link_to_a_file_inside_the_folder_is_kept(tmp_path: Path):

@@ -2,7 +2,6 @@
 and in a served request with a 400 that names the value (they were answered 200 with no probabilities)."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,7 @@ import pytest
 
 from components.serving.inputs import RequestError, rows_to_array, sequences_to_array
 from components.serving.model_store import ServingMetadata
-from tests.conftest import make_workspace
-from tests.test_cli import CLI
+from tests.conftest import make_workspace, run_cli
 
 
 def _table(path: Path, bad_cell: str, column: str = "x") -> Path:
@@ -33,16 +31,16 @@ def _table(path: Path, bad_cell: str, column: str = "x") -> Path:
         ("inf", "label", "the target holds 1 value(s) that are not finite numbers"),
     ],
 )
-def test_a_table_with_infinite_values_fails_in_one_line_and_writes_nothing(tmp_path: Path, cell, column, message):
+def test_a_table_with_infinite_values_fails_in_one_line_and_writes_nothing(tmp_path: Path, cell, column, message, monkeypatch):
     root = make_workspace(tmp_path / "workspace", "data/digits")
     params_before = (root / "params.yaml").read_text()
     table = _table(tmp_path / "table.csv", cell, column)
     arguments = ["--data", str(table)] + (["--task-type", "regression"] if column == "label" else [])
     if column == "label":  # a numeric target: regression
         table.write_text(table.read_text().replace(",a\n", ",1.5\n").replace(",b\n", ",2.5\n"))
-    done = subprocess.run([*CLI, "run", *arguments], cwd=root, capture_output=True, text=True)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+    code, stderr = run_cli(root, monkeypatch, "run", *arguments)
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0], stderr
     assert (root / "params.yaml").read_text() == params_before
     assert not (root / "outputs").exists() and not (root / "data").exists()
 

@@ -1,8 +1,6 @@
 """Data that used to be taken wrongly without a word (issue case 20): 16-bit images clipped to white,
 a column named twice renamed "a.1", thousands of whole-number labels taken for regression silently."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ from PIL import Image
 from components.config import load_params
 from components.data.formulation import formulate_task
 from components.data.sources import load_dataset
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, run_cli
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path):
@@ -28,14 +26,12 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path):
     assert 60 < dark.max() < 66  # a quarter of the range stays a quarter
 
 
-def test_a_column_named_twice_is_refused(tmp_path: Path):
+def test_a_column_named_twice_is_refused(tmp_path: Path, monkeypatch):
     table = tmp_path / "twice.csv"
     table.write_text("x,y,x,label\n" + "".join(f"{i},{i % 3},{-i},{'ab'[i % 2]}\n" for i in range(40)))
     root = make_workspace(tmp_path / "workspace", "data/digits")
-    done = subprocess.run(
-        [sys.executable, "-m", "dlautoml.cli", "run", "--data", str(table)], cwd=root, capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "names 1 column(s) more than once: x;" in done.stderr, done.stderr
+    code, stderr = run_cli(root, monkeypatch, "run", "--data", str(table))
+    assert code == 2 and "names 1 column(s) more than once: x;" in stderr, stderr
     assert not (root / "data").exists()
 
 
