@@ -123,7 +123,12 @@ def monitor(
     """
     _quiet_services()
     if serve_deployments:
-        _serve_deployments(params)
+        from flows.deployments import serve_deployments as serve_both
+
+        try:
+            serve_both(params, say=typer.echo)
+        except RuntimeError as error:
+            _fail(str(error), code=1)
         return
     try:
         from components.config import load_params
@@ -141,48 +146,6 @@ def monitor(
         _fail(str(error))
     except FileNotFoundError as error:
         _fail(f"{error}: run `dlautoml run` first")
-
-
-def _serve_deployments(params: Path) -> None:
-    """Serves both flows as deployments against a Prefect server (started here if none is configured)."""
-    import atexit
-    import time
-    import urllib.request
-
-    from components.config import load_params
-
-    schedule = load_params(params).monitoring.schedule
-    if not os.environ.get("PREFECT_API_URL"):
-        url = "http://127.0.0.1:4200/api"
-        log = open(".prefect-server.log", "ab")
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", "4200"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        atexit.register(server.terminate)
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    _fail("the Prefect server did not start: see .prefect-server.log (is port 4200 taken?)", code=1)
-                time.sleep(0.5)
-        os.environ["PREFECT_API_URL"] = url
-        typer.echo("Prefect server and UI on http://127.0.0.1:4200 (log: .prefect-server.log)")
-    from prefect import serve as prefect_serve
-
-    from flows.automl import automl
-    from flows.monitor import monitor as monitor_flow
-
-    workspace = str(Path(".").resolve())
-    prefect_serve(
-        automl.to_deployment(name="automl", parameters={"workspace": workspace, "params_file": str(params)}),
-        monitor_flow.to_deployment(
-            name="monitor", cron=schedule, parameters={"workspace": workspace, "params_file": str(params)}
-        ),
-    )
 
 
 @app.command()

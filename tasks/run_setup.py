@@ -81,8 +81,7 @@ def check_run(
     configured, formulation = _formulation(params_file, target, task_type, modality)
     if data is None and formulation.data_path == DEFAULT_DATA and not (workspace / DEFAULT_DATA).exists():
         return  # the bundled digits, which the run writes
-    source = Path(data).expanduser() if data is not None else workspace / formulation.data_path
-    validate_dataset(source, formulation, configured.data_preparation)
+    validate_dataset(_source(workspace, data, formulation), formulation, configured.data_preparation)
 
 
 def prepare_run(
@@ -109,8 +108,7 @@ def prepare_run(
     configured, formulation = _formulation(params_file, target, task_type, modality)
     if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
         say(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
-    source = Path(data).expanduser() if data is not None else workspace / formulation.data_path
-    validate_dataset(source, formulation, configured.data_preparation)
+    validate_dataset(_source(workspace, data, formulation), formulation, configured.data_preparation)
     data_path = place_data(Path(data), workspace, say) if data is not None else formulation.data_path
     update_params(
         Path(params_file),
@@ -123,6 +121,11 @@ def prepare_run(
     say(f"data {data_path} is DVC version {version}")
     feedback_version = absorb_feedback(workspace, Path(params_file), say)
     return with_feedback(version, feedback_version)
+
+
+def _source(workspace: Path, data: Path | None, formulation) -> Path:
+    """The data to validate: the --data path, else params.yaml's data_path in the workspace."""
+    return Path(data).expanduser() if data is not None else workspace / formulation.data_path
 
 
 def _formulation(params_file: Path, target: str | None, task_type: str | None, modality: str | None):

@@ -120,10 +120,10 @@ def _separator(path: Path) -> str:
     return ";" if ";" in header and "," not in header else ","
 
 
-def _columns_named_once(path: Path) -> None:
+def _columns_named_once(path: Path, separator: str) -> None:
     """Refuses a CSV header that names a column twice: pandas would silently rename the second one
     ("a.1"), and the model would then be served with a column nobody sends."""
-    header = pd.read_csv(path, sep=_separator(path), header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    header = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     header = header.iloc[0].tolist()
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:
@@ -159,7 +159,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot open {path}: {error.strerror or error}") from error
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
-    _columns_named_once(path)
+    _columns_named_once(path, separator)
     _numbers_read_as_text(frame)
     skipped = [line for record in caught for line in re.findall(r"Skipping line (\d+)", str(record.message))]
     if skipped:
