@@ -7,7 +7,7 @@ asks DVC) run that stage again.
 
 Modules that run every stage without shaping its outputs are left out, so that changing how runs are
 recorded does not retrain every model: the stage runner and versioning (MLflow runs, dvc.lock), the
-tracking set-up, and the error types.
+tracking set-up, which failures are retried, and the error types.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGES = ("components", "tasks")
-ORCHESTRATION = ("tasks.stage_runner", "tasks.versioning", "components.tracking", "components.errors")
+ORCHESTRATION = (
+    "tasks.stage_runner",
+    "tasks.versioning",
+    "components.tracking",
+    "components.transient",
+    "components.errors",
+)
 # Modules a stage runs without importing them: NNI's manager starts the trial module and loads the
 # custom tuner by its dotted name.
 STARTED_BY_NAME = {"training": ("components.search.trial", "components.search.successive_halving")}

@@ -13,6 +13,8 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from components.transient import bound_server_requests
+
 Result = TypeVar("Result")
 
 
@@ -32,8 +34,9 @@ def configure_tracking(tracking_uri: str, experiment: str, artifact_folder: Path
     """Points MLflow at the store and returns the experiment's id, creating it if needed.
 
     New experiments keep their artifacts under ``artifact_folder`` (for a local store) rather
-    than MLflow's default location.
+    than MLflow's default location. Requests to a tracking server get bounded time and attempts.
     """
+    bound_server_requests()
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     existing = with_retries(lambda: client.get_experiment_by_name(experiment))

@@ -8,7 +8,6 @@ import json
 import mlflow
 import numpy as np
 from prefect import task
-from prefect.cache_policies import NONE
 
 from components.data.cleaning import (
     describe_blocks,
@@ -33,7 +32,7 @@ from components.data.sources import load_dataset
 from components.errors import DataError
 from components.manifests import PreparationManifest, TaskManifest
 from components.training.augmentation import choose_augmentation
-from tasks.stage_runner import METRICS_FILE, RunContext, StageInputs, execute_stage, publish_markdown, run_standalone
+from tasks.stage_runner import METRICS_FILE, STAGE_TASK, RunContext, StageInputs, execute_stage, publish_markdown, run_standalone
 
 STAGE = "data_preparation"
 
@@ -324,7 +323,7 @@ def add_feedback(inputs: StageInputs, task, splits: Splits) -> dict[str, int]:
     return counts
 
 
-@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
 def data_preparation(context: RunContext) -> PreparationManifest:
     """Loads and validates the data, makes seeded stratified splits and fits the preprocessing."""
     return execute_stage(STAGE, PreparationManifest, context, prepare)

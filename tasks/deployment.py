@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import torch
 from prefect import task
-from prefect.cache_policies import NONE
 
 from components.data.preparation import Preprocessor, Splits
 from components.deployment.onnx_export import INPUT_NAME, check_parity, export_onnx, inference_session, measure_latency
@@ -31,7 +30,7 @@ from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
-from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "deployment"
 LATENCY_BATCH_SIZES = (1, 64)
@@ -205,7 +204,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     )
 
 
-@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
 def deployment(context: RunContext) -> DeploymentManifest:
     """Exports to ONNX, checks parity with PyTorch, measures latency and registers the model."""
     return execute_stage(STAGE, DeploymentManifest, context, deploy)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from mlflow.tracking import MlflowClient
 from prefect import task
-from prefect.cache_policies import NONE
 
 from components.config import PipelineParams, load_params
 from components.data.preparation import Splits
@@ -33,8 +32,9 @@ from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
 from components.serving.request_log import ENDPOINT_FILE, read_requests, read_window
 from components.tracking import configure_tracking
+from components.transient import is_transient
 from tasks.deployment import load_deployable
-from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "monitoring"
 NOISE_SCALE = 0.5
@@ -108,7 +108,7 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     return manifest
 
 
-@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
 def monitoring(context: RunContext) -> MonitoringManifest:
     """Fits drift detectors (embeddings; per-feature for tables) and the conformal calibration."""
     return execute_stage(STAGE, MonitoringManifest, context, fit_monitor)
@@ -250,11 +250,42 @@ def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
     return fetch_reference(root, version, run_id), version
 
 
-@task(name="drift_check", cache_policy=NONE, log_prints=True)
+class LogWindow:
+    """The requests logged since the last check: what a check reads, and when it is used up."""
+
+    def __init__(self, state_file: Path):
+        self.state_file = state_file
+        self.state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        self.now = time.time()
+        self.scraped: dict | None = None
+        self.read = False
+
+    def use_up(self) -> None:
+        """The next check starts where this one ended."""
+        if self.read:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.write_text(json.dumps({"last_check": self.now, "server": self.scraped}))
+
+
+@task(name="drift_check", **STAGE_TASK)
 def drift_check(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
-    """Checks new inputs: the file at ``data_path``, or else every request logged since the last check."""
-    root = Path(workspace)
-    params = load_params(root / params_file)
+    """Checks new inputs: the file at ``data_path``, or else every request logged since the last check.
+
+    The window is used up even when its check fails, so that it cannot fail every later check; but not
+    when a server did not answer, so that the retry (or the next check) judges the same requests.
+    """
+    window = LogWindow(Path(workspace) / "serving" / STATE_FILE)
+    try:
+        report = _check(data_path, Path(workspace), load_params(Path(workspace) / params_file), window)
+    except BaseException as error:
+        if not is_transient(error):
+            window.use_up()
+        raise
+    window.use_up()
+    return report
+
+
+def _check(data_path: str | None, root: Path, params: PipelineParams, window: LogWindow) -> dict:
     judged, version = served_reference(root, params)
     reference = load_reference(judged, params)
     model = load_deployable(judged)
@@ -266,33 +297,27 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
         embeddings, outputs = model_outputs(model, raw)
         report, source = check_batch(reference, raw, embeddings, outputs), str(data_path)
     else:
-        state_file = root / "serving" / STATE_FILE
-        state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        now, scraped = time.time(), None
-        try:
-            raw, logged_outputs, figures = _read_window(
-                root / "serving" / "requests.db", state, now, reference.task_type, params.monitoring.max_window
+        window.read = True
+        raw, logged_outputs, figures = _read_window(
+            root / "serving" / "requests.db", window.state, window.now, reference.task_type, params.monitoring.max_window
+        )
+        server, window.scraped = _server_figures(root / "serving" / ENDPOINT_FILE, window.state)
+        figures.update(server)
+        source = "serving log"
+        if len(raw) < params.monitoring.minimum_window:
+            report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
+            print(
+                f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
             )
-            server, scraped = _server_figures(root / "serving" / ENDPOINT_FILE, state)
-            figures.update(server)
-            source = "serving log"
-            if len(raw) < params.monitoring.minimum_window:
-                report = {**figures, "inputs": len(raw), "drift": False, "skipped": True}
-                print(
-                    f"[monitor] {len(raw)} logged inputs since the last check (< {params.monitoring.minimum_window}): no drift test"
+        else:
+            shape = tuple(PreparationManifest.read(judged).input_shape)
+            if raw.shape[1:] != shape:
+                raise DataError(
+                    f"the requests logged since the last check hold inputs shaped {raw.shape[1:]}, but the model "
+                    f"takes {shape}: the log holds another model's requests; this window is skipped"
                 )
-            else:
-                shape = tuple(PreparationManifest.read(judged).input_shape)
-                if raw.shape[1:] != shape:
-                    raise DataError(
-                        f"the requests logged since the last check hold inputs shaped {raw.shape[1:]}, but the model "
-                        f"takes {shape}: the log holds another model's requests; this window is skipped"
-                    )
-                embeddings, _ = model_outputs(model, raw)
-                report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
-        finally:  # the window is used up even when its check fails, so that it cannot fail every later check
-            state_file.parent.mkdir(parents=True, exist_ok=True)
-            state_file.write_text(json.dumps({"last_check": now, "server": scraped}))
+            embeddings, _ = model_outputs(model, raw)
+            report = {**figures, **check_batch(reference, raw, embeddings, logged_outputs)}
         threshold = TaskManifest.read(root).success_threshold
         if "accuracy" in report and report["labelled_inputs"] >= MINIMUM_LABELS:
             report["accuracy_drop"] = report["accuracy"] < threshold

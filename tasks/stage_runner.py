@@ -16,6 +16,7 @@ import mlflow
 from filelock import FileLock, Timeout
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
+from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
 from components.config import PipelineParams, load_params
@@ -23,12 +24,35 @@ from components.errors import UserInputError
 from components.leftovers import close_leftovers, record_servers
 from components.manifests import Manifest, stage_folder
 from components.tracking import WORKSPACE_TAG, close_stale_runs, configure_tracking, flatten, git_commit
+from components.transient import causes, is_transient
 from tasks import versioning
 
 ManifestType = TypeVar("ManifestType", bound=Manifest)
 LOCK_FILE = ".dlautoml.lock"
 SKIPPED_TAG = "dlautoml.skipped"
 METRICS_FILE = "metrics.json"  # a stage's figures for `dvc metrics show`, copied to metrics/<stage>.json
+
+
+def retry_when_transient(task, task_run, state) -> bool:
+    """Prefect's retry condition for every stage: run it again only when a server or store did not
+    answer. A stage is safe to repeat: it writes into a staging folder, a search resumes from its
+    journal and a registration is not repeated; anything else would fail the same way again."""
+    error = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    if not isinstance(error, BaseException) or not is_transient(error):
+        return False
+    print(f"[{task.name}] a server did not answer ({causes(error)[-1]}): the stage runs again", flush=True)
+    return True
+
+
+# Each stage's Prefect task options. Retries wait 30 s, then 2 min, on top of the tracking client's own
+# attempts per request (components/transient.py): an outage of about three minutes costs no run.
+STAGE_TASK = {
+    "cache_policy": NONE,
+    "log_prints": True,
+    "retries": 2,
+    "retry_delay_seconds": [30, 120],
+    "retry_condition_fn": retry_when_transient,
+}
 
 
 class RunContext(BaseModel):

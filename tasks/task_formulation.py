@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NONE
 
 from components.data.formulation import formulate_task
 from components.data.sources import detect_modality, image_table, load_dataset
 from components.manifests import TaskManifest
-from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "task_formulation"
 
@@ -53,7 +52,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
     )
 
 
-@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
 def task_formulation(context: RunContext) -> TaskManifest:
     """Infers classification or regression, the modality and the metric; records the success threshold."""
     return execute_stage(STAGE, TaskManifest, context, formulate)

@@ -9,7 +9,6 @@ from pathlib import Path
 import mlflow
 import torch
 from prefect import task
-from prefect.cache_policies import NONE
 
 import components
 from components.data.preparation import Preprocessor, Splits
@@ -29,7 +28,7 @@ from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.tracking import flatten
 from components.training.fit import class_report, evaluation_metrics, fit_network, predict
 from components.training.plots import plot_confusion_matrix, plot_learning_curve
-from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "training"
 NNI_FOLDER = ".nni"
@@ -388,7 +387,7 @@ def ensemble_of_trials(search, best, final_network, build, settings, splits, pre
     return choice
 
 
-@task(name=STAGE, task_run_name=STAGE, cache_policy=NONE, log_prints=True)
+@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
 def training(context: RunContext) -> TrainingManifest:
     """Searches architectures and hyper-parameters with NNI, then retrains and tests the best."""
     return execute_stage(STAGE, TrainingManifest, context, train)
