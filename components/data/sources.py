@@ -8,6 +8,7 @@ returned as numpy arrays in a :class:`RawDataset`; nothing is normalised here.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -576,7 +577,19 @@ def load_sequences(path: Path, target: str = "label", split_column: str | None =
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files under ``folder``. A sub-folder that cannot be listed is an error that names it:
+    skipped, as a glob skips it, its class would be missing without a word."""
+
+    def refuse(error: OSError) -> None:
+        raise DataError(
+            f"cannot read the folder {error.filename} ({error.strerror or error}): make it readable "
+            f"(chmod -R a+rX) or move it out of {folder.parent}"
+        ) from error
+
+    found = []
+    for directory, _, names in os.walk(folder, onerror=refuse):
+        found.extend(Path(directory) / name for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(path for path in found if path.is_file())
 
 
 def _open_image(path: Path) -> Image.Image:

@@ -1,6 +1,11 @@
 """Data that used to be taken wrongly without a word (issue case 20): 16-bit images clipped to white,
-a column named twice renamed "a.1", thousands of whole-number labels taken for regression silently."""
+a column named twice renamed "a.1", thousands of whole-number labels taken for regression silently,
+a class folder that cannot be read left out."""
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +14,7 @@ from PIL import Image
 from components.config import load_params
 from components.data.formulation import formulate_task
 from components.data.sources import load_dataset
-from tests.conftest import make_workspace, run_cli
+from tests.conftest import PROJECT, make_workspace, run_cli, write_images
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path):
@@ -42,3 +47,21 @@ def test_thousands_of_whole_number_labels_say_how_to_make_them_classes(tmp_path:
     formulation = formulate_task(load_dataset(table, "tabular", "label", 64), params.task_formulation)
     assert formulation.task_type == "regression"
     assert "2,000 distinct whole numbers" in formulation.reasons[0] and "--task-type classification" in formulation.reasons[0]
+
+
+def test_a_class_folder_that_cannot_be_read_is_named_not_left_out():
+    """Permissions as a user meets them: root reads anything, so the loader then runs as nobody."""
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-"))
+    try:
+        folder.chmod(0o755)
+        write_images(folder / "images", per_class=4, classes=3)
+        (folder / "images" / "class_2").chmod(0)
+        unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        code = f"from components.data.sources import load_dataset; load_dataset('{folder / 'images'}', 'image', None, 64)"
+        done = subprocess.run([*unprivileged, sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
+    finally:
+        (folder / "images" / "class_2").chmod(0o755)
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0 and last.startswith("components.errors.DataError: cannot read the folder"), done.stderr
+    assert f"{folder / 'images' / 'class_2'} (Permission denied)" in last
