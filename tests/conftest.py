@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -143,5 +144,9 @@ def run_cli(root: Path, monkeypatch, *arguments: str) -> tuple[int, str]:
     from dlautoml.cli import app
 
     monkeypatch.chdir(root)
-    result = CliRunner().invoke(app, list(arguments), env=CLI_ENVIRONMENT)
+    handler = signal.getsignal(signal.SIGTERM)  # the command installs its own
+    try:
+        result = CliRunner().invoke(app, list(arguments), env=CLI_ENVIRONMENT)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
     return result.exit_code, result.stderr

@@ -14,13 +14,44 @@ from components.data.preparation import check_class_sizes, encode_target, split_
 from components.data.sources import RawDataset, detect_modality, load_dataset
 from components.errors import DataError, listing
 
+# What this process has validated already: the command line's pre-flight and the run it starts check
+# the same data, which on millions of rows takes minutes each time.
+_VALIDATED: dict[tuple, TaskFormulation] = {}
+
+
+def _signature(source: Path) -> tuple:
+    """Changes when the file, or any file under the folder, is changed, added or removed."""
+    if not source.is_dir():
+        status = source.stat()
+        return (str(source.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+    entries = []
+    for directory, _, names in os.walk(source):
+        for name in names:
+            try:
+                status = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            entries.append((os.path.join(directory, name), status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    return (str(source.resolve()), hash(tuple(sorted(entries))))
+
 
 def validate_dataset(source: Path, formulation: TaskFormulationParams, preparation: DataPreparationParams) -> TaskFormulation:
-    """Loads, formulates and dry-runs the split of a dataset.
+    """Loads, formulates and dry-runs the split of a dataset; the same data with the same parameters is
+    validated once per process.
 
     Raises:
         DataError: the first problem found, in a message that names it and what to do.
     """
+    key = (_signature(source), formulation.model_dump_json(), preparation.model_dump_json()) if source.exists() else None
+    if key in _VALIDATED:
+        return _VALIDATED[key]
+    task = _validate(source, formulation, preparation)
+    if key is not None:
+        _VALIDATED[key] = task
+    return task
+
+
+def _validate(source: Path, formulation: TaskFormulationParams, preparation: DataPreparationParams) -> TaskFormulation:
     if source.is_dir():
         check_links(source)
     modality = (

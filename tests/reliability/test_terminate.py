@@ -1,0 +1,90 @@
+"""A large table and SIGTERM (issue case 20): the data is validated once per command, and SIGTERM
+during data preparation ends the run within seconds, with its Prefect temporary server stopped, its
+MLflow runs marked failed and no staging folder left."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from components.config import DataPreparationParams, TaskFormulationParams
+from components.data.validation import validate_dataset
+from tests.conftest import make_workspace, write_table
+from tests.reliability.test_kill_and_rerun import _orphans
+
+
+def _available(stream) -> str:
+    """What the pipe holds now, without waiting for its end: a server left running would hold it open."""
+    os.set_blocking(stream.fileno(), False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(stream.fileno(), 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_the_same_data_is_validated_once_and_again_when_it_changes(tmp_path: Path):
+    table = write_table(tmp_path / "table.csv", rows=200)
+    formulation, preparation = TaskFormulationParams(data_path=str(table), target="label"), DataPreparationParams()
+    first = validate_dataset(table, formulation, preparation)
+    assert validate_dataset(table, formulation, preparation) is first
+    assert validate_dataset(table, formulation, preparation.model_copy(update={"seed": 1})) is not first
+    write_table(table, rows=201)
+    assert validate_dataset(table, formulation, preparation) is not first
+
+
+def test_sigterm_during_data_preparation_stops_the_run_and_what_it_started(tmp_path: Path, venv_environment: dict):
+    started = time.time()
+    root = make_workspace(tmp_path / "workspace", "data/large.csv")
+    (root / "data").mkdir()
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(300_000, 6))
+    labels = (rows[:, 0] + rows[:, 1] > 0).astype(int)
+    np.savetxt(
+        root / "data" / "large.csv",
+        np.column_stack([rows, labels]),
+        delimiter=",",
+        fmt="%.4f",
+        comments="",
+        header="a,b,c,d,e,f,label",
+    )
+    environment = {**venv_environment, "PYTHONUNBUFFERED": "1"}
+    environment.pop("PREFECT_API_URL", None)  # a temporary server of the run's own
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlautoml.cli", "run"],
+        cwd=root,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "[data_preparation] started" in line:
+            time.sleep(2)
+            process.send_signal(signal.SIGTERM)
+            signalled = time.time()
+            break
+    code = process.wait(timeout=120)
+    output = "".join(lines) + _available(process.stdout)
+    assert code == 128 + signal.SIGTERM and "terminated (SIGTERM)" in output, output[-3000:]
+    assert time.time() - signalled < 60, output[-3000:]
+    assert "Stopping temporary server" in output
+    time.sleep(1)
+    assert _orphans(started) == []
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert {(run.info.run_name, run.info.status) for run in runs} >= {("pipeline", "FAILED"), ("data_preparation", "FAILED")}
+    assert not any(run.info.status == "RUNNING" for run in runs)
+    assert not list((root / "outputs").glob(".*staging"))
