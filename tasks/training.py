@@ -16,15 +16,24 @@ from components.manifests import ModelManifest, PreparationManifest, TaskManifes
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, violations_of
-from components.search.ensemble import choose_ensemble, closing_passes, trial_networks
+from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
-from components.search.oneshot import OneShotRequest, architecture_table, choose_strategy, pin_architecture, run_oneshot
+from components.search.oneshot import (
+    OneShotRequest,
+    architecture_table,
+    choose_strategy,
+    finished_before,
+    keep_finished,
+    pin_architecture,
+    run_oneshot,
+)
 from components.search.pareto import measure_latencies, write_search_report
-from components.search.selection import score_standard_error, select_configuration
+from components.search.selection import select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
+from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
 from components.training.fit import class_report, evaluation_metrics, fit_network, predict
 from components.training.plots import plot_confusion_matrix, plot_learning_curve
@@ -88,8 +97,19 @@ def train(inputs: StageInputs) -> TrainingManifest:
     progress(f"strategy {strategy} ({reason})")
     search_space = model.search_space
     if strategy in ONESHOT_STRATEGIES:
+        identity = {"one-shot": strategy, "budget": [params.max_minutes, params.oneshot_share], "space": search_space}
         oneshot = architecture_first(
-            inputs, params, strategy, budget, family, splits, preprocessor, task.task_type, preparation, progress
+            inputs,
+            params,
+            strategy,
+            budget,
+            family,
+            splits,
+            preprocessor,
+            task.task_type,
+            preparation,
+            progress,
+            search_fingerprint(settings, identity, model, params),
         )
         if oneshot is not None:
             search_space = pin_architecture(search_space, oneshot.architecture)
@@ -304,7 +324,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
 
 
 def architecture_first(
-    inputs, params, strategy: str, budget: Budget, family, splits, preprocessor, task_type, preparation, progress
+    inputs, params, strategy: str, budget: Budget, family, splits, preprocessor, task_type, preparation, progress, fingerprint
 ):
     """One-shot strategies: NNI trains the family's model space as a supernet for ``oneshot_share`` of
     the search's time and exports an architecture; the multi-trial search then tunes its training.
@@ -315,6 +335,11 @@ def architecture_first(
             f"strategy {strategy} searches model spaces (the image, sequence and text families); {family.name} is searched by tpe"
         )
         return None
+    folder = inputs.workspace / NNI_FOLDER
+    result = finished_before(folder, fingerprint)
+    if result is not None:
+        progress("the one-shot search finished in an earlier run that was interrupted: its architecture is reused")
+        return result
     training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
     result = run_oneshot(
         OneShotRequest(
@@ -326,7 +351,7 @@ def architecture_first(
             output_size=preparation.output_size,
             train=(preprocessor.transform(splits.features["train"]), training_target("train")),
             validation=(preprocessor.transform(splits.features["validation"]), training_target("validation")),
-            working_folder=inputs.workspace / NNI_FOLDER,
+            working_folder=folder,
             deadline=budget.started + budget.search_seconds * params.oneshot_share,
             max_epochs=params.trial_max_epochs,
             batch_size=params.batch_size,
@@ -334,6 +359,7 @@ def architecture_first(
             progress=progress,
         )
     )
+    keep_finished(folder, fingerprint, result)
     progress(f"one-shot search chose {result.architecture} in {duration(result.seconds)} ({result.epochs} supernet epoch(s))")
     constraints = Constraints(**params.constraints())
     if constraints.active:
@@ -343,48 +369,6 @@ def architecture_first(
             progress(f"the one-shot architecture breaks {', '.join(over)}: the multi-trial search takes the whole space")
             return None
     return result
-
-
-def ensemble_of_trials(search, best, final_network, build, settings, splits, preprocessor, task, params, progress):
-    """Greedy ensemble selection over the final network and the best trials' networks, on the
-    validation split; the ensemble replaces the final network only if it scores higher there and
-    meets the hardware limits."""
-    candidates = [("final", best.parameters, final_network)] + trial_networks(
-        search.trials,
-        build,
-        lambda trial: weights_file(settings.checkpoint_folder, trial.parameters, trial.fidelity),
-        best.trial_id,
-    )
-
-    def score(outputs):
-        if task.task_type == "regression":
-            outputs = preprocessor.decode_target(outputs)
-        return evaluation_metrics(task.task_type, outputs, splits.targets["validation"])[task.metric]
-
-    constraints = Constraints(**params.constraints())
-
-    def fits_limits(network) -> bool:
-        return not violations_of(network, preprocessor, task.task_type, splits.features["train"], constraints)
-
-    choice = choose_ensemble(
-        candidates,
-        preprocessor.transform(splits.features["validation"]),
-        preprocessor.training_target(task.task_type, splits.targets["validation"]),
-        task.task_type,
-        score,
-        fits_limits,
-        margin=lambda single: (
-            score_standard_error(single, len(splits.targets["validation"]), task.task_type)
-            if params.selection == "one_standard_error"
-            else 0.0
-        ),
-    )
-    if choice.network is not None:
-        weights = ", ".join(f"{member['label']} {member['weight']:.2f}" for member in choice.members)
-        progress(f"ensemble of {len(choice.members)} networks chosen ({choice.reason}): {weights}")
-    else:
-        progress(f"the single final network stays ({choice.reason}; {len(candidates)} candidates)")
-    return choice
 
 
 @task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)

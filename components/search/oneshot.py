@@ -12,6 +12,7 @@ trained on its own (the mixture's weights do not carry over to a single path).
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import time
 import warnings
@@ -70,6 +71,29 @@ class OneShotResult:
     seconds: float
     supernet_score: float  # the supernet's last training score (accuracy, or minus the MSE)
     probabilities: dict[str, dict[str, float]]  # DARTS: each choice's candidates' learnt weights
+
+
+FINISHED_FILE = "oneshot.json"  # in the search's working folder: the last one-shot search that finished
+
+
+def keep_finished(folder: Path, fingerprint: str, result: OneShotResult) -> None:
+    """Records a finished one-shot search, so that a run killed after it (during the multi-trial search
+    that tunes its architecture) reuses it: a new supernet, stopped by the clock at another epoch, could
+    choose another architecture, and the interrupted search's finished trials would be lost with it."""
+    path = Path(folder) / FINISHED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".writing")
+    staging.write_text(json.dumps({"fingerprint": fingerprint, "result": vars(result)}))
+    staging.replace(path)
+
+
+def finished_before(folder: Path, fingerprint: str) -> OneShotResult | None:
+    """The one-shot search of the same data, space and settings that an earlier run finished, if any."""
+    try:
+        data = json.loads((Path(folder) / FINISHED_FILE).read_text())
+        return OneShotResult(**data["result"]) if data.get("fingerprint") == fingerprint else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # strategy auto: one-shot search from this many training rows (where the family has a model space).

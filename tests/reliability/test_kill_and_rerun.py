@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import psutil
 from mlflow.tracking import MlflowClient
 
@@ -89,3 +90,25 @@ def test_a_run_killed_at_each_stage_completes_when_run_again(tmp_path: Path, ven
     assert "models:/dlautoml-table@champion (version 1)" in output
     time.sleep(2)  # a manager notices its parent is gone within a second
     assert _orphans(started) == []
+
+
+def test_a_run_killed_after_its_one_shot_search_reuses_the_architecture(tmp_path: Path, venv_environment: dict):
+    """DARTS's supernet stops on the clock, so a second one could choose another architecture, and the
+    interrupted search's trials (of the first one's architecture) would be lost with it."""
+    from tests.components.test_sequences import sequences
+
+    quick = {"training": {"strategy": "darts", "trial_max_epochs": 2, "final_max_epochs": 3}}
+    root = make_workspace(tmp_path / "workspace", "data/series.npz", overrides=quick)
+    (root / "data").mkdir()
+    features, labels = sequences(count=90, length=12)
+    np.savez(root / "data" / "series.npz", X=features, y=labels)
+    environment = {**venv_environment, "PYTHONUNBUFFERED": "1"}
+
+    code, first = _run(root, environment, "[training] trial 1 succeeded")
+    assert code == -signal.SIGKILL and "one-shot search chose" in first, first[-3000:]
+    code, second = _run(root, environment, None)
+    assert code == 0, second[-3000:]
+    assert "the one-shot search finished in an earlier run that was interrupted: its architecture is reused" in second
+    assert "one-shot search chose" not in second
+    # the trial survives only because the search is the same: the same architecture pinned
+    assert re.search(r"resuming an interrupted search: 1 finished trial\(s\) kept", second), second[-3000:]
