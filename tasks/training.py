@@ -338,7 +338,7 @@ def architecture_first(
     folder = inputs.workspace / NNI_FOLDER
     result = finished_before(folder, fingerprint)
     if result is not None:
-        progress("the one-shot search finished in an earlier run that was interrupted: its architecture is reused")
+        progress("the same one-shot search finished in an earlier run: its architecture is reused")
         return result
     training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
     result = run_oneshot(

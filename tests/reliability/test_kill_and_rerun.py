@@ -108,7 +108,7 @@ def test_a_run_killed_after_its_one_shot_search_reuses_the_architecture(tmp_path
     assert code == -signal.SIGKILL and "one-shot search chose" in first, first[-3000:]
     code, second = _run(root, environment, None)
     assert code == 0, second[-3000:]
-    assert "the one-shot search finished in an earlier run that was interrupted: its architecture is reused" in second
+    assert "the same one-shot search finished in an earlier run: its architecture is reused" in second
     assert "one-shot search chose" not in second
     # the trial survives only because the search is the same: the same architecture pinned
     assert re.search(r"resuming an interrupted search: 1 finished trial\(s\) kept", second), second[-3000:]
