@@ -7,7 +7,7 @@ asks DVC) run that stage again.
 
 Modules that run every stage without shaping its outputs are left out, so that changing how runs are
 recorded does not retrain every model: the stage runner and versioning (MLflow runs, dvc.lock), the
-tracking set-up, which failures are retried, and the error types.
+tracking set-up, which failures are retried, the ledger of started servers, and the error types.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ORCHESTRATION = (
     "tasks.versioning",
     "components.tracking",
     "components.transient",
+    "components.leftovers",
     "components.errors",
 )
 # Modules a stage runs without importing them: NNI's manager starts the trial module and loads the

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-LEDGER = ".dlautoml.processes.json"
+LEDGER = ".dlautoml.processes.json"  # pipeline runs (one at a time: they hold the workspace lock)
+MONITOR_LEDGER = ".dlautoml.monitor-processes.json"  # monitoring checks, which run beside a pipeline run
 SERVER_MARKERS = ("prefect.server.api.server",)  # Prefect's temporary server (uvicorn)
 
 
@@ -33,7 +34,7 @@ def _alive(identity: dict):
         return None
 
 
-def record_servers(workspace: Path | str) -> int:
+def record_servers(workspace: Path | str, ledger: str = LEDGER) -> int:
     """Writes this process and the server processes it started to the ledger; returns how many."""
     import psutil
 
@@ -45,16 +46,16 @@ def record_servers(workspace: Path | str) -> int:
                 servers.append(_identity(child))
         except psutil.Error:
             continue
-    (Path(workspace) / LEDGER).write_text(json.dumps({"owner": _identity(me), "servers": servers}))
+    (Path(workspace) / ledger).write_text(json.dumps({"owner": _identity(me), "servers": servers}))
     return len(servers)
 
 
-def close_leftovers(workspace: Path | str) -> list[int]:
+def close_leftovers(workspace: Path | str, ledger: str = LEDGER) -> list[int]:
     """Stops the servers of a ledger whose owner is gone (killed); returns their process ids. A
     ledger of a run still going, or of this process, is left alone."""
-    ledger = Path(workspace) / LEDGER
+    path = Path(workspace) / ledger
     try:
-        entry = json.loads(ledger.read_text())
+        entry = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
     if entry.get("owner", {}).get("pid") == os.getpid() or _alive(entry.get("owner", {})) is not None:
@@ -66,7 +67,7 @@ def close_leftovers(workspace: Path | str) -> list[int]:
             process.kill()
             process.wait(timeout=10)
             stopped.append(identity["pid"])
-    ledger.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
     return stopped
 
 

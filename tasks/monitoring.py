@@ -4,7 +4,6 @@ new inputs (a file, or the serving endpoint's request log since the last check).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import mlflow
@@ -17,6 +16,7 @@ from components.config import PipelineParams, load_params
 from components.data.preparation import Splits
 from components.data.sources import load_unlabelled_inputs
 from components.errors import DataError
+from components.leftovers import MONITOR_LEDGER, close_leftovers, record_servers
 from components.manifests import DeploymentManifest, MonitoringManifest, PreparationManifest, TaskManifest
 from components.monitoring.drift import (
     check_drift,
@@ -25,6 +25,7 @@ from components.monitoring.drift import (
     save_drift_detector,
 )
 from components.monitoring.feature_drift import fit_feature_detector
+from components.monitoring.log_window import LogWindow
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.reference import fetch_reference, publish_reference
 from components.monitoring.report import MonitorReference, check_batch
@@ -250,23 +251,6 @@ def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
     return fetch_reference(root, version, run_id), version
 
 
-class LogWindow:
-    """The requests logged since the last check: what a check reads, and when it is used up."""
-
-    def __init__(self, state_file: Path):
-        self.state_file = state_file
-        self.state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        self.now = time.time()
-        self.scraped: dict | None = None
-        self.read = False
-
-    def use_up(self) -> None:
-        """The next check starts where this one ended."""
-        if self.read:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.state_file.write_text(json.dumps({"last_check": self.now, "server": self.scraped}))
-
-
 @task(name="drift_check", **STAGE_TASK)
 def drift_check(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
     """Checks new inputs: the file at ``data_path``, or else every request logged since the last check.
@@ -274,6 +258,10 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
     The window is used up even when its check fails, so that it cannot fail every later check; but not
     when a server did not answer, so that the retry (or the next check) judges the same requests.
     """
+    stopped = close_leftovers(workspace, MONITOR_LEDGER)
+    if stopped:
+        print(f"[monitor] stopped {len(stopped)} server(s) that a killed check left running")
+    record_servers(workspace, MONITOR_LEDGER)
     window = LogWindow(Path(workspace) / "serving" / STATE_FILE)
     try:
         report = _check(data_path, Path(workspace), load_params(Path(workspace) / params_file), window)

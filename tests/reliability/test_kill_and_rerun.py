@@ -1,6 +1,7 @@
 """A run killed with SIGKILL at any stage, then the same command (issue case 18): the run completes,
 reuses the work finished before the kill, registers the model once, leaves `dvc status` clean, no
-MLflow run RUNNING and no server or search manager running without its owner."""
+MLflow run RUNNING and no server or search manager running without its owner; a killed monitoring
+check's server is stopped by the next check."""
 
 import re
 import signal
@@ -24,10 +25,10 @@ KILLS = [
 ]
 
 
-def _run(root: Path, environment: dict, kill_at: str | None) -> tuple[int, str]:
-    """``dlautoml run`` in ``root``, killed with SIGKILL at the first line holding ``kill_at``."""
+def _run(root: Path, environment: dict, kill_at: str | None, command: tuple[str, ...] = ("run",)) -> tuple[int, str]:
+    """``dlautoml run`` (or ``command``) in ``root``, killed with SIGKILL at the first line holding ``kill_at``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "dlautoml.cli", "run"],
+        [sys.executable, "-m", "dlautoml.cli", *command],
         cwd=root,
         env=environment,
         stdout=subprocess.PIPE,
@@ -88,6 +89,13 @@ def test_a_run_killed_at_each_stage_completes_when_run_again(tmp_path: Path, ven
     assert mlflow.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", output_format="list") == []
     assert [str(version.version) for version in MlflowClient().search_model_versions("name = 'dlautoml-table'")] == ["1"]
     assert "models:/dlautoml-table@champion (version 1)" in output
+
+    # A monitoring check killed as it reports, then the next check: it stops the killed one's server.
+    check = ("monitor", "--data", str(root / "data" / "table.csv"))
+    code, output = _run(root, environment, "judged by version 1", check)
+    assert code == -signal.SIGKILL, output[-3000:]
+    code, output = _run(root, environment, None, check)
+    assert code == 0 and "stopped 1 server(s) that a killed check left running" in output, output[-3000:]
     time.sleep(2)  # a manager notices its parent is gone within a second
     assert _orphans(started) == []
 
