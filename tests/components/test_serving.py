@@ -1,7 +1,6 @@
 """The serving endpoint on a real registered ONNX model: predictions, refusals, metrics, the request
 log, micro-batching under concurrency, and a champion switch under load."""
 
-import asyncio
 import base64
 import io
 import threading
@@ -24,7 +23,6 @@ from components.models.cnn_space import smallest_architecture
 from components.models.families import build_network
 from components.monitoring.production import server_figures
 from components.serving.app import ServingConfig, create_app
-from components.serving.batcher import MicroBatcher
 from components.serving.limits import RequestLimits
 from components.serving.request_log import RequestLog, read_requests
 
@@ -126,34 +124,6 @@ def test_image_model_takes_base64_and_uploads(store: Path):
         assert broken.status_code == 400 and "cannot be decoded" in broken.text
         assert client.post("/predict", json={"images": ["%%%"]}).status_code == 400
         assert client.post("/predict", json={"rows": [[1, 2, 3]]}).status_code == 400
-
-
-def test_micro_batcher_groups_concurrent_requests_and_returns_each_its_rows():
-    """Requests are batched with others of the same model version only: a batch never mixes the
-    version that decoded a request with another (issue 15, case 8)."""
-    batch_sizes: list[int] = []
-    batches: list[tuple[str, int]] = []
-    doubling, tripling = "double", "triple"
-
-    def predict(batch: np.ndarray, model: str):
-        batches.append((model, len(batch)))
-        return batch * (2 if model == doubling else 3)
-
-    async def scenario():
-        batcher = MicroBatcher(predict, max_batch_size=8, max_wait_ms=20, on_batch=batch_sizes.append)
-        batcher.start()
-        requests = [np.full((1 + index % 3, 2), index, dtype=np.float32) for index in range(20)]
-        models = [doubling if index % 4 else tripling for index in range(20)]
-        answers = await asyncio.gather(*(batcher.submit(request, model) for request, model in zip(requests, models)))
-        await batcher.stop()
-        return requests, models, answers
-
-    requests, models, answers = asyncio.run(scenario())
-    for request, model, outputs in zip(requests, models, answers):
-        assert np.array_equal(outputs, request * (2 if model == doubling else 3))
-    assert sum(batch_sizes) == sum(len(request) for request in requests)
-    assert max(batch_sizes) > 1 and len(batch_sizes) < len(requests)
-    assert {model for model, _ in batches} == {doubling, tripling}
 
 
 def test_champion_switch_under_load_fails_no_request(store: Path):
