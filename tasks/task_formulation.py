@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import task
 
 from components.data.formulation import formulate_task
-from components.data.sources import detect_modality, image_table, load_dataset
+from components.data.images import image_table
+from components.data.sources import detect_modality, load_dataset
 from components.manifests import TaskManifest
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 

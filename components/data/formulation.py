@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.config import TaskFormulationParams
-from components.data.sources import RawDataset
+from components.data.dataset import RawDataset
 from components.errors import DataError
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 30

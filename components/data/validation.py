@@ -9,9 +9,10 @@ import numpy as np
 
 from components.config import DataPreparationParams, TaskFormulationParams
 from components.data.cleaning import find_duplicates
+from components.data.dataset import RawDataset
 from components.data.formulation import TaskFormulation, formulate_task
 from components.data.preparation import check_class_sizes, encode_target, split_dataset
-from components.data.sources import RawDataset, detect_modality, load_dataset
+from components.data.sources import detect_modality, load_dataset
 from components.errors import DataError, listing
 
 # What this process has validated already: the command line's pre-flight and the run it starts check

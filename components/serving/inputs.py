@@ -12,7 +12,8 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from components.data.sources import category_text, images_to_array
+from components.data.images import images_to_array
+from components.data.tables import category_text
 from components.serving.limits import RequestLimits, TooLarge, check_pixels
 from components.serving.model_store import ServingMetadata
 

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from components.data.preparation import Preprocessor
-from components.data.sources import load_table, load_unlabelled_inputs
+from components.data.sources import load_unlabelled_inputs
+from components.data.tables import load_table
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session
 from components.deployment.wrapper import DeployableModel
 from components.models.families import build_network

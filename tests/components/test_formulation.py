@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from components.config import TaskFormulationParams
+from components.data.dataset import RawDataset
 from components.data.formulation import class_labels, formulate_task, infer_task_type
-from components.data.sources import RawDataset
 from components.errors import DataError
 
 

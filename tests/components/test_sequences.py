@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from components.data.preparation import Preprocessor
-from components.data.sources import detect_modality, load_sequences, load_unlabelled_inputs
+from components.data.sequences import load_sequences
+from components.data.sources import detect_modality, load_unlabelled_inputs
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session
 from components.deployment.wrapper import DeployableModel
 from components.errors import DataError

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.data.sources import detect_modality, load_image_folder, load_table, load_unlabelled_inputs
+from components.data.images import load_image_folder
+from components.data.sources import detect_modality, load_unlabelled_inputs
+from components.data.tables import load_table
 from components.errors import DataError
 
 
