@@ -13,20 +13,10 @@ import pandas as pd
 from components.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
-
-
 SEQUENCE_SUFFIXES = {".npz"}
-
-
 SEQUENCE_ID_NAMES = {"id", "series", "series_id", "sequence", "sequence_id", "sample", "sample_id", "recording", "session"}
-
-
 TIME_NAMES = {"time", "timestamp", "step", "t", "time_step", "timestep", "tick", "frame"}
-
-
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -60,6 +50,7 @@ class RawDataset:
 
 
 def official_splits(values: pd.Series, path: Path, column: str) -> np.ndarray:
+    """Train, validation or test per sample, from a split column's values (``SPLIT_NAMES`` spellings)."""
     labels = values.astype(str).str.strip().str.lower()
     unknown = sorted(set(labels) - set(SPLIT_NAMES))
     if unknown:

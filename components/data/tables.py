@@ -75,8 +75,6 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 MAX_CATEGORIES_FLOOR = 50  # a text column with at most this many values (or 20% of the rows) is categorical
-
-
 MAX_CATEGORY_SHARE = 0.2
 
 
