@@ -19,6 +19,15 @@ def test_help_lists_every_command():
     run_help = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, check=True).stdout
     for option in ("--data", "--target", "--max-trials", "--max-minutes", "--strategy"):
         assert option in run_help
+    assert "[default: params.yaml, then" in run_help  # not taken for markup and dropped
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`dlautoml --help` in well under a second (benchmarks/cli_start.py measures it): its module
+    imports neither scikit-learn, PyTorch, Prefect nor MLflow until a command needs them."""
+    code = "import sys, dlautoml.cli; print(sorted(m for m in ('sklearn', 'torch', 'prefect', 'mlflow') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:

@@ -6,10 +6,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from sklearn.datasets import load_digits
-
 DEFAULT_DATA = "data/digits"
 """Where the bundled dataset lives in a workspace (params.yaml's default data path)."""
 
@@ -25,6 +21,10 @@ def write_digits_images(destination: Path) -> int:
     destination = Path(destination)
     if destination.exists():
         return 0
+    import numpy as np  # here, not at the top: the command line reads DEFAULT_DATA and must start fast
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
     destination.parent.mkdir(parents=True, exist_ok=True)
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
