@@ -125,3 +125,9 @@ def test_feedback_refuses_labels_that_are_not_classes_of_the_task(tmp_path: Path
     done = subprocess.run([*CLI, "feedback", "--file", "labels.csv"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0 and "stored 1 labels" in done.stdout
     assert read_requests(tmp_path / "serving" / "requests.db")[0]["labels"] == {0: "yes"}
+
+
+def test_nnictl_starts():
+    """`dlautoml ui nni` runs NNI's nnictl, which imports pkg_resources (setuptools before 81)."""
+    done = subprocess.run([str(Path(sys.executable).parent / "nnictl"), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
