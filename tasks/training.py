@@ -18,7 +18,7 @@ from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
-from components.search.history import first_trials, log_stopped_trials, search_fingerprint
+from components.search.history import first_trials, log_stopped_trials, mark_chosen_trial, search_fingerprint
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import (
@@ -177,6 +177,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "search.strategy_run": strategy, "chosen_trial": str(best.sequence + 1)})
+    mark_chosen_trial(settings.experiment_id, best.trial_id)
     if family.space is not None:
         table = architecture_table(
             family.space, architecture, preparation.input_shape, oneshot.probabilities if oneshot else None

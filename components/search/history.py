@@ -8,6 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 from components.manifests import ModelManifest, TrainingManifest
 from components.search.fidelity import logged_parameters
 from components.search.settings import TrialSettings
@@ -55,12 +57,13 @@ def log_stopped_trials(search, settings: TrialSettings) -> None:
             continue
         log_finished_run(
             settings.experiment_id,
-            run_name=f"trial-{trial.sequence}",
+            run_name=f"trial-{trial.sequence + 1}",
             parent_run_id=settings.parent_run_id,
             parameters={"family": settings.family, **logged_parameters(trial.parameters, trial.fidelity)},
             history=[{"val_score": value} for value in trial.intermediate],
             final_metrics={"trial_seconds": trial.seconds},
             tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},
+            started=trial.ended - trial.seconds if trial.ended else None,
         )
 
 
@@ -97,3 +100,13 @@ def first_trials(
     if defaults:
         parts.append(f"{len(defaults)} of the family's default configuration(s)")
     return previous + defaults, (" and ".join(parts) + " are the first trials") if parts else ""
+
+
+def mark_chosen_trial(experiment_id: str, trial_id: str) -> int:
+    """Tags the MLflow run of the trial the search chose (``dlautoml.chosen``), so that the runs table
+    shows which one was retrained; returns how many runs were tagged (0 when it has none)."""
+    client = MlflowClient()
+    runs = client.search_runs([experiment_id], f"tags.`nni.trial_id` = '{trial_id}'", max_results=5)
+    for run in runs:
+        client.set_tag(run.info.run_id, "dlautoml.chosen", "true")
+    return len(runs)

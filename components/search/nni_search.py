@@ -193,7 +193,10 @@ def run_search(request: SearchRequest) -> SearchResult:
     config = ExperimentConfig("local")
     config.experiment_name = "dlautoml-training"
     config.search_space = request.search_space
-    config.trial_command = f"{shlex.quote(sys.executable)} -m components.search.trial --settings {shlex.quote(str(Path(request.settings_file).resolve()))}"
+    config.trial_command = (
+        f"{shlex.quote(sys.executable)} -m components.search.trial --settings "
+        f"{shlex.quote(str(Path(request.settings_file).resolve()))} --first-trial {len(resumed) + 1}"
+    )
     config.trial_code_directory = str(Path(request.code_folder).resolve())
     config.trial_concurrency = request.concurrency
     config.max_trial_number = remaining_trials

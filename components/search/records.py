@@ -34,7 +34,7 @@ class TrialRecord:
 
     def row(self) -> dict[str, Any]:
         return {
-            "sequence": self.sequence,
+            "trial": self.sequence + 1,  # as the log, search.png and the MLflow run names number it
             "trial_id": self.trial_id,
             "status": self.status,
             "score": self.score,

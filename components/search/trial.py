@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Run one NNI search trial.")
     parser.add_argument("--settings", required=True, help="trial settings JSON written by the training stage")
+    parser.add_argument("--first-trial", type=int, default=1, help="the number of NNI's trial 0 (a resumed search goes on)")
     arguments = parser.parse_args(argv)
     started = psutil.Process().create_time()  # the cap counts the trial's start-up (imports: seconds) too
     settings = TrialSettings.load(arguments.settings)
@@ -155,18 +156,20 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(settings.tracking_uri)
     log_finished_run(
         settings.experiment_id,
-        run_name=f"trial-{nni.get_sequence_id()}",
+        run_name=f"trial-{arguments.first_trial + nni.get_sequence_id()}",  # as the log and search.png number it
         parent_run_id=settings.parent_run_id,
         parameters={"family": settings.family, **logged_parameters(*split_fidelity(parameters))},
         history=outcome.history,
         final_metrics={
-            **({} if outcome.violations else {"val_score": outcome.score}),
+            **({} if outcome.violations else {"best_val_score": outcome.score}),
             "trial_seconds": outcome.seconds,
             **outcome.cost,
         },
+        started=started,
         tags={
             **settings.tags,
             "nni.trial_id": nni.get_trial_id(),
+            "nni.sequence_id": str(nni.get_sequence_id()),
             "nni.experiment_id": nni.get_experiment_id(),
             "reached_deadline": str(outcome.reached_deadline).lower(),
             **({"violates_constraints": "; ".join(outcome.violations)} if outcome.violations else {}),

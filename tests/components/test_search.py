@@ -74,6 +74,13 @@ def test_two_trial_search_trains_reports_and_logs(tmp_path: Path):
     children = mlflow.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
     assert len(children) == 2
     assert children["metrics.val_score"].notna().all()
+    # Numbered as the log numbers them; the search's score for each trial under its own name; the
+    # run's real duration (it is written after the fact).
+    assert sorted(children["tags.mlflow.runName"]) == ["trial-1", "trial-2"]
+    scores = {trial.trial_id: trial.score for trial in result.trials}
+    for _, row in children.iterrows():
+        assert row["metrics.best_val_score"] == pytest.approx(scores[row["tags.nni.trial_id"]])
+        assert (row["end_time"] - row["start_time"]).total_seconds() > 1.0
     # Each record holds the configuration its trial trained (NNI 3.0's own record may hold the other's).
     logged = {row["tags.nni.trial_id"]: row for _, row in children.iterrows()}
     for trial in result.trials:

@@ -76,6 +76,8 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{training_run.info.run_id}'", output_format="list"
     )
     assert len(trials) == 2 and all("val_score" in trial.data.metrics for trial in trials)
+    chosen = [trial for trial in trials if trial.data.tags.get("dlautoml.chosen") == "true"]
+    assert [trial.info.run_name for trial in chosen] == [f"trial-{training_run.data.tags['chosen_trial']}"]
     assert all(trial.data.tags["data_version"] == version for trial in trials)
     assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
