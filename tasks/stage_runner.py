@@ -4,8 +4,10 @@ open an MLflow run, and record the stage in dvc.lock.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import TypeVar
 
 import mlflow
 from filelock import FileLock, Timeout
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
@@ -169,6 +171,8 @@ def execute_stage(
             mlflow.log_params(flatten(stage, section.model_dump()))
             manifest = body(StageInputs(params, staging, root, run.info.run_id, context))
             manifest.write(staging)
+            if manifest.metrics and not (staging / METRICS_FILE).exists():  # the headline figures, for dvc metrics
+                (staging / METRICS_FILE).write_text(json.dumps(manifest.metrics, indent=2) + "\n")
             if manifest.metrics:
                 mlflow.log_metrics(manifest.metrics)
             for warning in manifest.warnings:
@@ -233,6 +237,14 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
     status = "FAILED"
     try:
         yield context
+        from tasks.summary import summary_figures
+
+        metrics, summary_tags = summary_figures(root)  # so that the runs table compares pipelines
+        client.log_batch(
+            parent.info.run_id,
+            metrics=[Metric(key, value, int(time.time() * 1000), 0) for key, value in metrics.items()],
+            tags=[RunTag(key, value) for key, value in summary_tags.items()],
+        )
         status = "FINISHED"
     finally:
         client.set_terminated(parent.info.run_id, status=status)

@@ -24,6 +24,29 @@ def architecture_line(family: str, architecture: dict, root: Path) -> str:
     return space.summary(architecture, PreparationManifest.read(root).input_shape)
 
 
+def summary_figures(workspace: str | Path = ".") -> tuple[dict[str, float], dict[str, str]]:
+    """The figures that compare pipeline runs in MLflow's runs table, as the parent run's metrics and
+    tags: test score, ONNX latency, search size, monitoring calibration; model version and family."""
+    root = Path(workspace)
+    training = TrainingManifest.read(root)
+    deployment = DeploymentManifest.read(root)
+    monitoring = MonitoringManifest.read(root)
+    metrics = {
+        f"test_{training.test_metric}": training.test_score,
+        "trials": float(training.trial_count),
+        "onnx_latency_batch1_p50_ms": deployment.metrics["batch1_onnxruntime_p50_ms"],
+        "onnx_latency_batch64_p50_ms": deployment.metrics["batch64_onnxruntime_p50_ms"],
+        "conformal_test_coverage": monitoring.metrics["conformal_test_coverage"],
+    }
+    tags = {
+        "model_family": ModelManifest.read(root).family,
+        "registered_model": deployment.registered_model,
+        "model_version": str(deployment.registered_version),
+        "test_metric": training.test_metric,
+    }
+    return metrics, tags
+
+
 def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> str:
     root = Path(workspace)
     params = load_params(root / params_file)

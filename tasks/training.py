@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import torch
 from prefect import task
 
@@ -264,6 +265,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
         )[task.metric]
     torch.save(final_network.state_dict(), inputs.output / "model.pt")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
+    curve = pd.DataFrame(fitted.history)
+    curve.insert(0, "epoch", range(1, len(curve) + 1))
+    curve.to_csv(inputs.output / "learning_curve.csv", index=False)  # for dvc plots
+    artefacts.append("learning_curve.csv")
     artefacts.append("learning_curve.png")
     if task.task_type == "classification":
         report = class_report(outputs, splits.targets["test"], task.class_names or [])

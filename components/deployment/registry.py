@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import onnx
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
@@ -24,6 +25,19 @@ class Registration:
     version: str
     alias: str
     uri: str
+
+
+def onnx_signature(onnx_path: Path, input_example: np.ndarray) -> ModelSignature:
+    """The model's named input and outputs with their types and shapes, from ONNX Runtime's answer to
+    the example: MLflow does not infer one for an ONNX model, and the registry then shows an empty
+    schema."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = session.run(None, {name: input_example.astype(np.float32)})
+    answers = {output.name: value for output, value in zip(session.get_outputs(), outputs)}
+    return infer_signature({name: input_example.astype(np.float32)}, answers)
 
 
 def register_onnx_model(
@@ -54,6 +68,7 @@ def register_onnx_model(
         name="model",
         registered_model_name=name,
         input_example=input_example.astype(np.float32),
+        signature=onnx_signature(onnx_path, input_example),
         metadata={**tags, "serving": metadata or {}},
     )
     version = str(info.registered_model_version)

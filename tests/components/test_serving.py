@@ -60,6 +60,11 @@ def png(seed: int) -> bytes:
 
 def test_table_predictions_metrics_and_request_log(store: Path):
     register(store, "table", "mlp", seed=0)
+    signature = mlflow.models.get_model_info("models:/table/1").signature  # the registry shows its schema
+    assert signature.inputs.to_dict() == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 3)}, "name": "input"}
+    ]
+    assert signature.outputs.to_dict()[0]["name"] == "probabilities"
     with client_for(store, "table") as client:
         assert client.get("/health").json() == {"status": "ok", "model": "table", "version": "1", "alias": "champion"}
         answer = client.post("/predict", json={"rows": [[0.1, 0.2, None], {"a": 1, "b": 2, "c": 3}]})

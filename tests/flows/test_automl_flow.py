@@ -83,6 +83,10 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
     champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
     assert champion.tags["data_version"] == version
+    # The parent run carries the figures that compare pipelines in the runs table.
+    assert parent.data.metrics["test_accuracy"] == training_run.data.metrics["test_accuracy"]
+    assert parent.data.metrics["onnx_latency_batch1_p50_ms"] > 0 and parent.data.metrics["trials"] == 2
+    assert parent.data.tags["model_version"] == champion.version and parent.data.tags["model_family"] == "cnn"
 
     assert "up to date" in dvc(root, venv_environment, "status")
     assert stage_run_counts(experiment_id) == Counter(STAGES)

@@ -25,6 +25,19 @@ def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment
         ["dvc", "metrics", "show"], cwd=root, env=venv_environment, capture_output=True, text=True, check=True
     )
     assert "samples_used" in metrics.stdout and "label_errors" in metrics.stdout
+    for stage, figure in (
+        ("training", "test_accuracy"),
+        ("deployment", "batch1_onnxruntime_p50_ms"),
+        ("monitoring", "conformal_test_coverage"),
+    ):
+        assert f"metrics/{stage}.json" in metrics.stdout and figure in metrics.stdout, metrics.stdout
+    plots = subprocess.run(
+        ["dvc", "plots", "show", "--json"], cwd=root, env=venv_environment, capture_output=True, text=True, check=True
+    )
+    shown = json.loads(plots.stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    for path in ("outputs/training/learning_curve.csv", "outputs/training/trials.csv", "outputs/deployment/sweep.csv"):
+        assert shown[path][0]["type"] == "vega" and shown[path][0]["content"], path
     quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
     assert quality["samples_loaded"] == 150 and quality["leakage"] == {"shared_inputs": {}}
     assert "<h2>Label errors</h2>" in (root / "outputs" / "data_preparation" / "quality.html").read_text()
