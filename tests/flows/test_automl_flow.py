@@ -86,7 +86,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     # The parent run carries the figures that compare pipelines in the runs table.
     assert parent.data.metrics["test_accuracy"] == training_run.data.metrics["test_accuracy"]
     assert parent.data.metrics["onnx_latency_batch1_p50_ms"] > 0 and parent.data.metrics["trials"] == 2
-    assert parent.data.tags["model_version"] == champion.version and parent.data.tags["model_family"] == "cnn"
+    assert parent.data.tags["model_version"] == str(champion.version) and parent.data.tags["model_family"] == "cnn"
 
     assert "up to date" in dvc(root, venv_environment, "status")
     assert stage_run_counts(experiment_id) == Counter(STAGES)

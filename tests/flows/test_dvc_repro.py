@@ -37,7 +37,7 @@ def test_dvc_repro_runs_the_pipeline_on_a_table(tmp_path: Path, venv_environment
     shown = json.loads(plots.stdout)
     assert not shown.get("errors"), shown.get("errors")
     for path in ("outputs/training/learning_curve.csv", "outputs/training/trials.csv", "outputs/deployment/sweep.csv"):
-        assert shown[path][0]["type"] == "vega" and shown[path][0]["content"], path
+        assert shown["data"][path][0]["type"] == "vega" and shown["data"][path][0]["content"]["data"]["values"], path
     quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
     assert quality["samples_loaded"] == 150 and quality["leakage"] == {"shared_inputs": {}}
     assert "<h2>Label errors</h2>" in (root / "outputs" / "data_preparation" / "quality.html").read_text()
