@@ -16,6 +16,9 @@ from mlflow.tracking import MlflowClient
 from components.transient import bound_server_requests
 
 Result = TypeVar("Result")
+# MLflow 3's UI opens an experiment in its GenAI view unless the experiment says it trains models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def with_retries(action: Callable[[], Result], attempts: int = 5, delay: float = 0.5) -> Result:
@@ -41,13 +44,17 @@ def configure_tracking(tracking_uri: str, experiment: str, artifact_folder: Path
     client = MlflowClient()
     existing = with_retries(lambda: client.get_experiment_by_name(experiment))
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # an experiment from an earlier release
+            with_retries(lambda: client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING))
         mlflow.set_experiment(experiment_id=existing.experiment_id)
         return existing.experiment_id
     location = None
     if tracking_uri.startswith("sqlite:") or "://" not in tracking_uri:
         location = (Path(artifact_folder).resolve() / experiment).as_uri()
     try:
-        experiment_id = client.create_experiment(experiment, artifact_location=location)
+        experiment_id = client.create_experiment(
+            experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+        )
     except MlflowException:
         experiment_id = client.get_experiment_by_name(experiment).experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -276,3 +276,15 @@ def test_first_trials_are_the_previous_best_then_the_family_portfolio_within_hal
     # The previous search's best come first; a default it already holds is not repeated.
     assert chosen == [previous, PORTFOLIO[1], PORTFOLIO[0]]
     assert line.startswith("the previous search's 2 best configuration(s) and 1 of the family's default")
+
+
+def test_experiments_open_in_mlflows_model_training_view(tmp_path: Path):
+    """MLflow 3 shows an experiment without the kind tag in its GenAI view; an existing experiment gets it too."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = configure_tracking(uri, "new", tmp_path / "artifacts")
+    assert MlflowClient(uri).get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    older = MlflowClient(uri).create_experiment("older")
+    configure_tracking(uri, "older", tmp_path / "artifacts")
+    assert MlflowClient(uri).get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
