@@ -31,7 +31,19 @@ def automl(
     strategy: Strategy | None = None,
     modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] | None = None,
 ) -> str:
-    """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's."""
+    """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's.
+
+    Args:
+        workspace: the project folder on the worker (it holds params.yaml and dvc.yaml); set by the deployment.
+        params_file: the parameters file in the workspace; set by the deployment.
+        data_path: a CSV or Parquet table, sequences (.npz), or a folder of images; empty: params.yaml's data_path.
+        target: the target column of a table; empty: params.yaml's target.
+        task_type: classification or regression, or auto to infer it; empty: params.yaml's task_formulation.task_type.
+        max_trials: NNI search trials; empty: params.yaml's training.max_trials.
+        max_minutes: the training stage's budget, search and final training together; empty: params.yaml's training.max_minutes.
+        strategy: the search strategy (tpe, random, evolution, successive_halving, darts, auto); empty: params.yaml's training.strategy.
+        modality: tabular, image, sequence, text or multimodal, or auto to detect it; empty: params.yaml's task_formulation.modality.
+    """
     root = Path(workspace)
     with workspace_lock(root):  # before the options are written: a second run changes nothing
         prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy, modality)

@@ -201,8 +201,10 @@ def _record(params: PipelineParams, root: Path, report: dict, source: str) -> No
     tracking = params.tracking
     experiment_id = configure_tracking(tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder)
     numbers = {key: float(value) for key, value in report.items() if isinstance(value, (int, float, bool))}
-    tags = {"source": source, "judged_version": str(report.get("judged_version", ""))}
-    with mlflow.start_run(run_name="monitor", experiment_id=experiment_id, tags=tags):
+    model, version = DeploymentManifest.read(root).registered_model, str(report.get("judged_version", ""))
+    outcome = "skipped" if report.get("skipped") else "drift" if report.get("drift") else "no drift"
+    tags = {"source": source, "judged_version": version, "registered_model": model, "outcome": outcome}
+    with mlflow.start_run(run_name=f"{model} v{version}: {outcome}", experiment_id=experiment_id, tags=tags):
         mlflow.log_metrics(numbers)
         mlflow.log_dict(report, "report.json")
     try:

@@ -131,3 +131,15 @@ def test_nnictl_starts():
     """`dlautoml ui nni` runs NNI's nnictl, which imports pkg_resources (setuptools before 81)."""
     done = subprocess.run([str(Path(sys.executable).parent / "nnictl"), "--help"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_prefect_run_forms_describe_every_field():
+    """The Prefect UI builds its run forms from the flows' parameter schemas (descriptions from the docstrings)."""
+    from flows.automl import automl
+    from flows.monitor import monitor
+
+    for flow in (automl, monitor):
+        fields = flow.parameters.model_dump()["properties"]
+        assert all(field.get("description") for field in fields.values()), [
+            name for name, field in fields.items() if not field.get("description")
+        ]

@@ -154,6 +154,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
     logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
     assert logged[0].data.metrics["drift"] == 1.0
+    assert [run.info.run_name for run in logged[:2]] == ["dlautoml-images v1: drift", f"dlautoml-images v{expected}: drift"]
 
     # The monitor flow without a file reads the serving endpoint's request log since its last check.
     model = load_deployable(root)
