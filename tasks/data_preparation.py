@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import mlflow
 import numpy as np
@@ -12,9 +13,9 @@ from prefect import task
 from components.data.cleaning import (
     describe_blocks,
     find_duplicates,
-    find_label_errors,
     find_outliers,
     input_blocks,
+    label_issues,
     shared_groups,
     shared_inputs,
 )
@@ -32,7 +33,16 @@ from components.data.sources import load_dataset
 from components.errors import DataError
 from components.manifests import PreparationManifest, TaskManifest
 from components.training.augmentation import choose_augmentation
-from tasks.stage_runner import METRICS_FILE, STAGE_TASK, RunContext, StageInputs, execute_stage, publish_markdown, run_standalone
+from tasks.stage_runner import (
+    METRICS_FILE,
+    STAGE_TASK,
+    RunContext,
+    StageInputs,
+    artifact_key,
+    execute_stage,
+    publish_markdown,
+    run_standalone,
+)
 
 STAGE = "data_preparation"
 
@@ -57,7 +67,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     table_categories = sum(column != text_column for column in dataset.categories)
     blocks = input_blocks(task.modality, features, dataset.text_length, dataset.image_shape, table_categories)
 
-    def show(positions) -> list[dict]:
+    def show(positions, notes: list[str] | None = None) -> list[dict]:
         return examples(
             features,
             list(positions),
@@ -68,6 +78,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
             limit,
             dataset.categories,
             dataset.image_shape,
+            notes,
         )
 
     # Duplicates first, on the whole dataset: a copy in two splits would leak test inputs into training.
@@ -88,12 +99,16 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
 
     if task.task_type == "classification" and params.label_errors != "off":
         remaining = np.array(sorted(set(range(len(targets))) - dropped), dtype=int)
-        found = remaining[find_label_errors(features[remaining], targets[remaining], seed, params.label_error_filter, blocks)]
+        issues = label_issues(features[remaining], targets[remaining], seed, params.label_error_filter, blocks)
+        found = remaining[issues.positions]  # the likeliest first
         method = (
             f"out-of-fold probabilities of an RBF SVM on {describe_blocks(blocks)}, cleanlab filter '{params.label_error_filter}'"
         )
         findings["label_errors"] = _finding(sorted(found.tolist()), params.label_errors, ids, method)
-        example_sets["label_errors"] = show(found)
+        names = task.class_names or []
+        example_sets["label_errors"] = show(
+            found, [f"{names[int(c)]} (p {p:.2f})" for c, p in zip(issues.suggested, issues.probability)]
+        )
         if params.label_errors == "drop":
             dropped |= set(found.tolist())
         decisions.append(
@@ -220,6 +235,8 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         )
     report = {
         "data_path": task.data_path,
+        "data_version": inputs.context.data_version,
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "modality": task.modality,
         "task_type": task.task_type,
         "samples_loaded": int(len(targets)),
@@ -243,7 +260,9 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     (inputs.output / METRICS_FILE).write_text(json.dumps(figures, indent=2) + "\n")
     for path in (json_path, html_path):
         mlflow.log_artifact(str(path), artifact_path=STAGE)
-    publish_markdown("data-quality", quality_markdown(report), f"Data quality of {task.data_path}")
+    publish_markdown(
+        artifact_key("data-quality", inputs.workspace), quality_markdown(report), f"Data quality of {task.data_path}"
+    )
 
     manifest = PreparationManifest(
         split_sizes=splits.sizes(),
@@ -276,7 +295,7 @@ def quality_markdown(report: dict) -> str:
             lines.append(f"| {key.replace('_', ' ')} | {report[key]:.4g} |")
     for kind in ("duplicates", "conflicts", "outliers", "label_errors"):
         lines.append(f"| {kind.replace('_', ' ')} | {report[kind]['count']} ({report[kind]['policy']}) |")
-    lines.append(f"| splits | {report['splits']} |")
+    lines.append(f"| splits | {', '.join(f'{name} {size:,}' for name, size in report['splits'].items())} |")
     lines += ["", *[f"- {decision}" for decision in report["decisions"]], *[f"- warning: {w}" for w in report["warnings"]]]
     return "\n".join(lines)
 

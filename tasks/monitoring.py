@@ -28,14 +28,14 @@ from components.monitoring.feature_drift import fit_feature_detector
 from components.monitoring.log_window import LogWindow
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.reference import fetch_reference, publish_reference
-from components.monitoring.report import MonitorReference, check_batch
+from components.monitoring.report import MonitorReference, check_batch, drift_table
 from components.monitoring.retraining import RETRAINING_FILE, quiet_seconds_left, record_started
 from components.monitoring.uncertainty import ConformalCalibration, interval_coverage, set_coverage
 from components.serving.request_log import ENDPOINT_FILE, read_requests, read_window
 from components.tracking import configure_tracking
 from components.transient import is_transient
 from tasks.deployment import load_deployable
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, artifact_key, execute_stage, run_standalone
 
 STAGE = "monitoring"
 NOISE_SCALE = 0.5
@@ -211,9 +211,9 @@ def _record(params: PipelineParams, root: Path, report: dict, source: str) -> No
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            table=[{"figure": key, "value": value} for key, value in report.items() if not isinstance(value, dict)],
-            key="drift-report",
-            description=f"Monitoring check of {source}",
+            table=drift_table(report, params.monitoring.p_value),
+            key=artifact_key("drift-report", root),
+            description=f"Monitoring check of {source}: {model} version {version}, {outcome}",
         )
     except Exception as error:  # outside a flow run there is nowhere to attach the artifact
         print(f"[monitor] no Prefect artifact: {error}")

@@ -4,7 +4,9 @@ open an MLflow run, and record the stage in dvc.lock.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -95,6 +97,14 @@ class StageInputs:
 
 def say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
+
+
+def artifact_key(kind: str, workspace: str | Path) -> str:
+    """A Prefect artifact key of this workspace's own (keys are global on a server: two projects would
+    otherwise show each other's latest report): the kind, the folder's name and a hash of its path."""
+    folder = Path(workspace).resolve()
+    name = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")[:40] or "workspace"
+    return f"{kind}-{name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
 
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:

@@ -261,14 +261,25 @@ def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: i
     )
 
 
-def find_label_errors(
+@dataclass
+class LabelIssues:
+    """Likely label errors, the likeliest first, each with the class the out-of-fold model suggests
+    and the probability it gives that class."""
+
+    positions: np.ndarray
+    suggested: np.ndarray
+    probability: np.ndarray
+
+
+def label_issues(
     features: np.ndarray,
     targets: np.ndarray,
     seed: int,
     method: str = "predicted_neq_given",
     blocks: tuple[Block, ...] = (),
-) -> np.ndarray:
-    """Positions whose given class is likely wrong (cleanlab, confident-learning family of filters).
+) -> LabelIssues:
+    """Samples whose given class is likely wrong (cleanlab, confident-learning family of filters),
+    ranked by the model's confidence in the given label, lowest first.
 
     ``predicted_neq_given`` flags a sample when the out-of-fold model prefers another class; the
     other cleanlab filters (``prune_by_noise_rate``, ``both``, ...) flag fewer samples, each more surely.
@@ -278,10 +289,24 @@ def find_label_errors(
 
     counts = np.bincount(targets)
     if len(counts) < 2 or counts[counts > 0].min() < 2 or (counts == 0).any():
-        return np.empty(0, dtype=int)
+        return LabelIssues(np.empty(0, dtype=int), np.empty(0, dtype=int), np.empty(0))
     probabilities = out_of_fold_probabilities(features, targets, seed, blocks)
-    issues = find_label_issues(targets, probabilities, filter_by=method)
-    return np.flatnonzero(issues)
+    positions = np.asarray(
+        find_label_issues(targets, probabilities, filter_by=method, return_indices_ranked_by="self_confidence"), dtype=int
+    )
+    suggested = probabilities[positions].argmax(axis=1)
+    return LabelIssues(positions, suggested, probabilities[positions, suggested])
+
+
+def find_label_errors(
+    features: np.ndarray,
+    targets: np.ndarray,
+    seed: int,
+    method: str = "predicted_neq_given",
+    blocks: tuple[Block, ...] = (),
+) -> np.ndarray:
+    """The positions of :func:`label_issues`, in order."""
+    return np.sort(label_issues(features, targets, seed, method, blocks).positions)
 
 
 def shared_inputs(features_by_split: dict[str, np.ndarray]) -> dict[str, int]:

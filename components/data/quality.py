@@ -78,15 +78,22 @@ def examples(
     limit: int,
     categories: dict[str, list[str]] | None = None,
     image_shape: tuple[int, ...] | list[int] = (),
+    notes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """A few flagged samples to show: an inline image (with the row's values when the table lists
-    images next to other columns), the text, or the row's values."""
+    """A few flagged samples to show, in the order given: an inline image (with the row's values when
+    the table lists images next to other columns), the text, or the row's values; ``notes`` (one per
+    position: a suggested label, say) go into the caption or a column of their own."""
     shown = []
     categories = categories or {}
-    for position in positions[:limit]:
+    for index, position in enumerate(positions[:limit]):
+        note = notes[index] if notes else ""
         entry: dict[str, Any] = {"id": ids[position], "label": labels[position]}
+        if note:
+            entry["note"] = note
         if modality == "image":
-            entry["html"] = _image_tag(features[position], f"{ids[position]} (label {labels[position]})")
+            entry["html"] = _image_tag(
+                features[position], f"{ids[position]} (label {labels[position]}{'; ' + note if note else ''})"
+            )
         elif modality == "multimodal" and image_shape:
             width = len(names) - 1
             row = features[position]
@@ -123,7 +130,8 @@ def render_html(report: dict[str, Any], example_sets: dict[str, list[dict[str, A
     sections = [
         f"<h1>Data quality: {html.escape(report['data_path'])}</h1>",
         f"<p>{report['samples_loaded']} samples loaded ({html.escape(report['modality'])}, {html.escape(report['task_type'])}), "
-        f"{report['samples_used']} used after cleaning.</p>",
+        f"{report['samples_used']} used after cleaning. Data version {html.escape(str(report.get('data_version', 'untracked')))}, "
+        f"report of {html.escape(str(report.get('created', '')))}.</p>",
         "<h2>Decisions</h2><ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in report["decisions"]) + "</ul>",
     ]
     if report["warnings"]:
@@ -167,8 +175,12 @@ def render_html(report: dict[str, Any], example_sets: dict[str, list[dict[str, A
             sections.append('<div class="examples">' + "".join(entry["html"] for entry in shown) + "</div>")
         elif shown:
             columns = list(shown[0]["values"])
-            rows = [[entry["id"], entry["label"], *entry["values"].values()] for entry in shown]
-            sections.append(_table(rows, ["id", "label", *columns]))
+            noted = any("note" in entry for entry in shown)
+            rows = [
+                [entry["id"], entry["label"], *([entry.get("note", "")] if noted else []), *entry["values"].values()]
+                for entry in shown
+            ]
+            sections.append(_table(rows, ["id", "label", *(["model suggests"] if noted else []), *columns]))
         if finding["ids"]:
             listed = ", ".join(finding["ids"][:200]) + (" ..." if len(finding["ids"]) > 200 else "")
             sections.append(f"<details><summary>All ids</summary><p>{html.escape(listed)}</p></details>")

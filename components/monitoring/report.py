@@ -64,3 +64,17 @@ def check_batch(reference: MonitorReference, raw: np.ndarray, embeddings: np.nda
         report.update({"mean_interval_width": float(widths.mean()), "mean_prediction": float(outputs.mean())})
     report["drift"] = bool(drift)
     return report
+
+
+def drift_table(report: dict, p_value: float) -> list[dict[str, str]]:
+    """The check's figures as people read them: named in words, four significant digits, the threshold
+    they were held to and the action taken."""
+    rows = [{"figure": "decision", "value": "drift" if report.get("drift") else "no drift"}]
+    rows.append({"figure": "p-value threshold", "value": f"{p_value:g} (below it: drift)"})
+    rows.append({"figure": "action", "value": str(report.get("retraining", "none"))})
+    for key, value in report.items():
+        if isinstance(value, dict) or key in ("drift", "retraining"):
+            continue
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        rows.append({"figure": key.replace("_", " "), "value": shown})
+    return rows

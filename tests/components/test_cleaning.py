@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from components.data.cleaning import find_duplicates, find_label_errors, find_outliers, input_blocks, shared_inputs
+from components.data.cleaning import (
+    find_duplicates,
+    find_label_errors,
+    find_outliers,
+    input_blocks,
+    label_issues,
+    shared_inputs,
+)
 from components.data.quality import examples, headline_metrics, render_html
 from components.data.sources import load_dataset
 
@@ -19,12 +26,19 @@ def test_most_planted_label_flips_on_the_digits_are_flagged_and_few_clean_sample
     flipped = rng.choice(len(images), size=int(0.05 * len(images)), replace=False)
     labels = digits.target.copy()
     labels[flipped] = (labels[flipped] + rng.integers(1, 10, len(flipped))) % 10
+    issues = label_issues(images, labels, seed=0)
     flagged = np.zeros(len(labels), dtype=bool)
-    flagged[find_label_errors(images, labels, seed=0)] = True
+    flagged[issues.positions] = True
     planted = np.zeros(len(labels), dtype=bool)
     planted[flipped] = True
     assert flagged[planted].mean() >= 0.8
     assert flagged[~planted].mean() < 0.05
+    # The likeliest first (the report shows the first few), each with the class the model suggests.
+    ranked = planted[issues.positions]
+    assert ranked[: len(ranked) // 3].mean() > ranked.mean()
+    found = issues.positions[ranked]
+    assert (issues.suggested[ranked] == digits.target[found]).mean() >= 0.9
+    assert (issues.suggested != labels[issues.positions]).all()  # another class than the one given
 
 
 def _flip_scores(features: np.ndarray, labels: np.ndarray, blocks) -> tuple[float, float]:

@@ -112,3 +112,22 @@ def test_server_figures_between_two_scrapes_and_after_a_restart():
     restarted = {**second, "started_at": 205.0, "answered": 10.0, "errors": 0.0, "cpu_seconds": 1.0}
     figures = server_utilisation(restarted, first)
     assert figures["server_requests"] == 10.0 and figures["server_error_rate"] == 0.0 and figures["server_cpu_share"] == 0.2
+
+
+def test_the_drift_table_reads_as_words_with_its_threshold_and_action():
+    from components.monitoring.report import drift_table
+
+    rows = drift_table({"drift": True, "embedding_mmd_p_value": 1.4835e-74, "inputs": 60, "retraining": "started"}, 0.05)
+    shown = {row["figure"]: row["value"] for row in rows}
+    assert shown["decision"] == "drift" and shown["action"] == "started" and shown["p-value threshold"].startswith("0.05")
+    assert shown["embedding mmd p value"] == "1.483e-74" and shown["inputs"] == "60"
+
+
+def test_artifact_keys_belong_to_their_workspace(tmp_path):
+    import re
+
+    from tasks.stage_runner import artifact_key
+
+    first, second = artifact_key("drift-report", tmp_path / "My Project"), artifact_key("drift-report", tmp_path / "other")
+    assert first != second and first.startswith("drift-report-my-project-")
+    assert all(re.fullmatch(r"[a-z0-9-]+", key) for key in (first, second))  # what Prefect accepts

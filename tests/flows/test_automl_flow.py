@@ -23,7 +23,7 @@ from components.serving.request_log import RequestLog
 from flows.automl import automl
 from flows.monitor import monitor
 from tasks.deployment import load_deployable
-from tasks.stage_runner import SKIPPED_TAG
+from tasks.stage_runner import SKIPPED_TAG, artifact_key
 from tasks.versioning import track_data
 from tests.conftest import PROJECT, make_workspace, write_images
 
@@ -57,8 +57,13 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     with get_client(sync_client=True) as client:
         flow_runs = client.read_flow_runs()
         task_runs = client.read_task_runs()
+        artifacts = client.read_artifacts()
     assert [run.state_name for run in flow_runs] == ["Completed"]
     assert sorted(run.name for run in task_runs) == sorted(STAGES)
+    # The data-quality report under this workspace's own key, its splits in words (not a Python dict).
+    quality = [artifact for artifact in artifacts if artifact.key and artifact.key.startswith("data-quality-")]
+    assert [artifact.key for artifact in quality] == [artifact_key("data-quality", root)]
+    assert "| splits | train " in quality[0].data and "{" not in quality[0].data
 
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     experiment_id = mlflow.get_experiment_by_name("dlautoml").experiment_id
