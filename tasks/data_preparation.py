@@ -82,6 +82,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
         )
 
     # Duplicates first, on the whole dataset: a copy in two splits would leak test inputs into training.
+    inputs.say(f"[{STAGE}] {len(targets):,} samples loaded: looking for duplicates and conflicting labels")
     groups = find_duplicates(features, targets)
     findings = {
         "duplicates": _finding(
@@ -99,6 +100,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
 
     if task.task_type == "classification" and params.label_errors != "off":
         remaining = np.array(sorted(set(range(len(targets))) - dropped), dtype=int)
+        inputs.say(f"[{STAGE}] looking for label errors: out-of-fold probabilities of {len(remaining):,} samples (cleanlab)")
         issues = label_issues(features[remaining], targets[remaining], seed, params.label_error_filter, blocks)
         found = remaining[issues.positions]  # the likeliest first
         method = (
@@ -145,6 +147,8 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     if shared:
         warnings.append(f"identical inputs in two splits: {shared}; set data_preparation.duplicates to drop to remove them")
 
+    sizes = ", ".join(f"{name} {size:,}" for name, size in splits.sizes().items())
+    inputs.say(f"[{STAGE}] split into {sizes}: fitting the outlier detector on the training split")
     outliers = {
         split: find_outliers(splits.features["train"], splits.features[split], params.outlier_share, seed, blocks)
         for split in SPLITS

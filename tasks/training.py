@@ -147,7 +147,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
         )
     )
     search_seconds = budget.elapsed()
-    mlflow.set_tags({"nni.experiment_id": search.experiment_id, "nni.web_url": search.web_url})
+    # The search's web UI closes with it: the tag says how to open it again.
+    mlflow.set_tags(
+        {"nni.experiment_id": search.experiment_id, "nni.view": f"dlautoml ui nni (experiment {search.experiment_id})"}
+    )
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
 
