@@ -119,6 +119,9 @@ def monitor(
     serve_deployments: bool = typer.Option(
         False, "--serve", help="serve the 'monitor' (on monitoring.schedule) and 'automl' deployments until stopped"
     ),
+    prefect_port: int = typer.Option(
+        4200, min=1, max=65535, help="port of the local Prefect server --serve starts when none is configured"
+    ),
 ) -> None:
     """Check new inputs for drift and uncertainty (Prefect flow 'monitor'); results go to MLflow.
 
@@ -131,7 +134,7 @@ def monitor(
         from flows.deployments import serve_deployments as serve_both
 
         try:
-            serve_both(params, say=typer.echo)
+            serve_both(params, say=typer.echo, port=prefect_port)
         except RuntimeError as error:
             _fail(str(error), code=1)
         return

@@ -15,47 +15,64 @@ from pathlib import Path
 
 from components.config import load_params
 
-LOCAL_SERVER = "http://127.0.0.1:4200/api"
 SERVER_LOG = ".prefect-server.log"
 
 
-def start_local_server(say: Callable[[str], None] = print) -> None:
-    """Starts `prefect server start` on 127.0.0.1:4200 for this process's lifetime and points Prefect at it.
+def start_local_server(say: Callable[[str], None] = print, port: int = 4200) -> str:
+    """Starts `prefect server start` on 127.0.0.1:``port`` for this process's lifetime; returns its API URL.
 
     Raises:
         RuntimeError: the server did not start.
     """
+    url = f"http://127.0.0.1:{port}/api"
     log = open(SERVER_LOG, "ab")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", "4200"],
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches the runner, which pauses the deployments on this server first
     )
-    atexit.register(server.terminate)
+    atexit.register(_stop, server)
     for _ in range(120):
         try:
-            urllib.request.urlopen(f"{LOCAL_SERVER}/health", timeout=1)
+            urllib.request.urlopen(f"{url}/health", timeout=1)
             break
         except OSError:
             if server.poll() is not None:
-                raise RuntimeError(f"the Prefect server did not start: see {SERVER_LOG} (is port 4200 taken?)") from None
+                raise RuntimeError(
+                    f"the Prefect server did not start: see {SERVER_LOG} (is port {port} taken? choose another with --prefect-port)"
+                ) from None
             time.sleep(0.5)
-    os.environ["PREFECT_API_URL"] = LOCAL_SERVER
-    say(f"Prefect server and UI on http://127.0.0.1:4200 (log: {SERVER_LOG})")
+    os.environ["PREFECT_API_URL"] = url
+    say(f"Prefect server and UI on http://127.0.0.1:{port} (log: {SERVER_LOG})")
+    return url
 
 
-def serve_deployments(params: Path, say: Callable[[str], None] = print) -> None:
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def serve_deployments(params: Path, say: Callable[[str], None] = print, port: int = 4200) -> None:
     """Serves both flows until stopped, against PREFECT_API_URL or a local server started here."""
     from prefect import serve
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     from flows.automl import automl
     from flows.monitor import monitor
 
     schedule = load_params(params).monitoring.schedule
-    if not os.environ.get("PREFECT_API_URL"):
-        start_local_server(say)
+    url = get_current_settings().api.url  # Prefect's own resolution: environment, profile, .env
+    if not url:
+        url = start_local_server(say, port)
     parameters = {"workspace": str(Path(".").resolve()), "params_file": str(params)}
-    serve(
-        automl.to_deployment(name="automl", parameters=parameters),
-        monitor.to_deployment(name="monitor", cron=schedule, parameters=parameters),
-    )
+    # Prefect read its settings when it was imported: the server started above must be named to it here,
+    # or it serves the deployments on a temporary server of its own that the UI above does not show.
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        serve(
+            automl.to_deployment(name="automl", parameters=parameters),
+            monitor.to_deployment(name="monitor", cron=schedule, parameters=parameters),
+        )

@@ -1,0 +1,52 @@
+"""`dlautoml monitor --serve` without a configured server: the deployments are served on the local
+server whose UI it announces (not on a temporary one of Prefect's), and Ctrl-C stops it cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from components.networking import free_port
+from tests.conftest import make_workspace
+
+
+def test_deployments_are_served_on_the_announced_server_and_ctrl_c_stops_it(tmp_path: Path, venv_environment):
+    root = make_workspace(tmp_path / "workspace", "data/digits")
+    port = free_port()
+    environment = {**venv_environment, "PYTHONUNBUFFERED": "1", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    environment.pop("PREFECT_API_URL", None)
+    log = root / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlautoml.cli", "monitor", "--serve", "--prefect-port", str(port)],
+        cwd=root,
+        env=environment,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while "being served" not in log.read_text() and time.time() < deadline and process.poll() is None:
+            time.sleep(1)
+        assert "being served" in log.read_text(), log.read_text()[-3000:]
+        served = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=10).json()
+        assert sorted(deployment["name"] for deployment in served) == ["automl", "monitor"]
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert code == 0 and "Traceback" not in output, output[-3000:]
+    assert "Starting temporary server" not in output and f"http://127.0.0.1:{port}/deployments" in output
+    time.sleep(2)
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+        still_up = True
+    except httpx.HTTPError:
+        still_up = False
+    assert not still_up  # the server it started stopped with it
