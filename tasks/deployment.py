@@ -9,9 +9,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.tracking import MlflowClient
 from prefect import task
 
 from components.data.preparation import Preprocessor, Splits
+from components.deployment.model_card import model_card
 from components.deployment.onnx_export import INPUT_NAME, check_parity, export_onnx, inference_session, measure_latency
 from components.deployment.optimisation import (
     choose_serving_settings,
@@ -186,6 +188,33 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         say(promotion)
         if gate.promoted:
             registration.alias, registration.uri = CHAMPION, f"models:/{name}@{CHAMPION}"
+    serving = {
+        "file": f"{serving_file}: {decision.reason}",
+        "latency": f"p50 {metrics['batch1_onnxruntime_p50_ms']:.3f} ms at batch 1, {metrics['batch64_onnxruntime_p50_ms']:.3f} ms at batch 64",
+        "threads and batches": f"{int(chosen['threads'])} thread(s), micro-batches of up to {int(chosen['max_batch_size'])}",
+        "alias": registration.alias or "none",
+        "promotion": promotion or ("first version: champion" if registration.alias == CHAMPION else "not offered"),
+        "warnings": "; ".join(warnings) or "none",
+    }
+    lineage = {
+        "data version": inputs.context.data_version,
+        "git commit": inputs.context.git_commit,
+        "pipeline run": inputs.context.parent_run_id or "(dvc repro)",
+        "deployment run": inputs.run_id,
+    }
+    card = model_card(
+        name,
+        registration.version,
+        task,
+        preparation,
+        training,
+        serving,
+        lineage,
+        root / "outputs" / "training" / "class_report.csv",
+    )
+    (out / "model_card.md").write_text(card)
+    mlflow.log_text(card, f"{STAGE}/model_card.md")
+    MlflowClient().update_model_version(name, registration.version, description=card)  # the registry page shows it
     return DeploymentManifest(
         promotion=promotion,
         serving_file=serving_file,

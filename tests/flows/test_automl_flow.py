@@ -88,6 +88,9 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
     champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
     assert champion.tags["data_version"] == version
+    card = champion.description  # the model card, on the version's registry page
+    assert card.startswith("# dlautoml-images version 1") and f"| data version | `{version}` |" in card
+    assert "### Per class (test split)" in card and "| alias | champion |" in card
     # The parent run carries the figures that compare pipelines in the runs table.
     assert parent.data.metrics["test_accuracy"] == training_run.data.metrics["test_accuracy"]
     assert parent.data.metrics["onnx_latency_batch1_p50_ms"] > 0 and parent.data.metrics["trials"] == 2
