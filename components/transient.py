@@ -12,6 +12,8 @@ import os
 
 import requests
 
+from components.errors import UserInputError
+
 # Per request to a tracking server, before the stage itself is retried. MLflow's own defaults (seven
 # attempts, two minutes each) keep a stage waiting a quarter of an hour on a dead server.
 REQUEST_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
@@ -40,7 +42,10 @@ def causes(error: BaseException) -> list[BaseException]:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True when ``error`` came from a server or store that may well answer a moment later."""
+    """True when ``error`` came from a server or store that may well answer a moment later. Bad input
+    never is, whatever it was raised from (a busy workspace's lock times out, for one)."""
+    if isinstance(error, UserInputError):
+        return False
     for cause in causes(error):
         if type(cause).__name__ == "TaskRunTimeoutError":  # a stage over its own time limit: not the server's
             return False

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from prefect import flow
 from prefect.testing.utilities import prefect_test_harness
 
+from components.errors import UserInputError
 from components.networking import free_port
 from components.transient import is_transient
 from tasks.stage_runner import RunContext, retry_when_transient
@@ -128,6 +129,13 @@ def test_transient_failures_are_told_from_the_rest(tmp_path: Path, monkeypatch):
         MlflowClient().get_run("0" * 32)
     assert not is_transient(missing.value)
     assert not is_transient(ValueError("a column of the table is empty"))
+    try:
+        try:
+            raise TimeoutError("the lock is held")
+        except TimeoutError as held:
+            raise UserInputError("another pipeline run is using this workspace") from held
+    except UserInputError as busy:
+        assert not is_transient(busy)
 
 
 def test_a_check_keeps_its_window_when_a_server_did_not_answer(tmp_path: Path, monkeypatch):
