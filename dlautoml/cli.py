@@ -351,6 +351,10 @@ def ui(
             str(port or 8080),
         ]
     typer.echo(" ".join(command))
+    if which is Interface.prefect:
+        from flows.deployments import server_environment
+
+        raise typer.Exit(subprocess.call(command, env=server_environment(host, port or 4200)))
     if which is Interface.nni:
         from components.networking import nni_environment
 

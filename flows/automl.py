@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow
+from pydantic.json_schema import SkipJsonSchema
 
 from components.config import Strategy
 from tasks.data_preparation import data_preparation
@@ -21,8 +22,8 @@ from tasks.training import training
 
 @flow(name="automl", log_prints=True)
 def automl(
-    workspace: str = ".",
-    params_file: str = "params.yaml",
+    workspace: SkipJsonSchema[str] = ".",
+    params_file: SkipJsonSchema[str] = "params.yaml",
     data_path: str | None = None,
     target: str | None = None,
     task_type: Literal["auto", "classification", "regression"] | None = None,
@@ -33,11 +34,14 @@ def automl(
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's.
 
+    ``workspace`` and ``params_file`` are fixed by the deployment, so the Prefect form leaves them out
+    (``SkipJsonSchema``): a run started from the UI cannot be pointed at another project by mistake.
+
     Args:
         workspace: the project folder on the worker (it holds params.yaml and dvc.yaml); set by the deployment.
         params_file: the parameters file in the workspace; set by the deployment.
-        data_path: a CSV or Parquet table, sequences (.npz), or a folder of images; empty: params.yaml's data_path.
-        target: the target column of a table; empty: params.yaml's target.
+        data_path: a CSV or Parquet table, sequences (.npz), or a folder of images; empty: params.yaml's task_formulation.data_path.
+        target: the target column of a table; empty: params.yaml's task_formulation.target.
         task_type: classification or regression, or auto to infer it; empty: params.yaml's task_formulation.task_type.
         max_trials: NNI search trials; empty: params.yaml's training.max_trials.
         max_minutes: the training stage's budget, search and final training together; empty: params.yaml's training.max_minutes.

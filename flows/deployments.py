@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,12 @@ from pathlib import Path
 from components.config import load_params
 
 SERVER_LOG = ".prefect-server.log"
+# As prefect.yaml declares them for a work pool (a test keeps the two the same): one run of each at a time.
+DESCRIPTIONS = {
+    "automl": "The six-stage pipeline; options left empty keep params.yaml's.",
+    "monitor": "Drift, uncertainty and accuracy of the requests served since the last check.",
+}
+CONCURRENCY_LIMIT = 1
 
 
 def start_local_server(say: Callable[[str], None] = print, port: int = 4200) -> str:
@@ -30,6 +37,7 @@ def start_local_server(say: Callable[[str], None] = print, port: int = 4200) -> 
         [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=server_environment("127.0.0.1", port),
         start_new_session=True,  # Ctrl-C reaches the runner, which pauses the deployments on this server first
     )
     atexit.register(_stop, server)
@@ -46,6 +54,13 @@ def start_local_server(say: Callable[[str], None] = print, port: int = 4200) -> 
     os.environ["PREFECT_API_URL"] = url
     say(f"Prefect server and UI on http://127.0.0.1:{port} (log: {SERVER_LOG})")
     return url
+
+
+def server_environment(host: str, port: int) -> dict[str, str]:
+    """The environment of `prefect server start --host HOST --port PORT`: the same address in Prefect's own
+    settings, from which its UI learns where the API is. With the flags alone the pages it serves call
+    port 4200 ("Can't connect to Server API") whatever port the server listens on."""
+    return {**os.environ, "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)}
 
 
 def _stop(server: subprocess.Popen) -> None:
@@ -68,11 +83,28 @@ def serve_deployments(params: Path, say: Callable[[str], None] = print, port: in
     url = get_current_settings().api.url  # Prefect's own resolution: environment, profile, .env
     if not url:
         url = start_local_server(say, port)
-    parameters = {"workspace": str(Path(".").resolve()), "params_file": str(params)}
+    workspace = str(Path(".").resolve())
+    parameters = {"workspace": workspace, "params_file": str(params)}
     # Prefect read its settings when it was imported: the server started above must be named to it here,
     # or it serves the deployments on a temporary server of its own that the UI above does not show.
+    deployments = [
+        automl.to_deployment(name="automl", parameters=parameters),
+        monitor.to_deployment(name="monitor", cron=schedule, parameters=parameters),
+    ]
+    for deployment in deployments:
+        deployment.description = f"{DESCRIPTIONS[deployment.name]} Workspace: {workspace}."
+        deployment.concurrency_limit = CONCURRENCY_LIMIT
+        show_fallbacks(deployment._parameter_openapi_schema.properties, params)
     with temporary_settings(updates={PREFECT_API_URL: url}):
-        serve(
-            automl.to_deployment(name="automl", parameters=parameters),
-            monitor.to_deployment(name="monitor", cron=schedule, parameters=parameters),
-        )
+        serve(*deployments)
+
+
+def show_fallbacks(properties: dict[str, dict], params: Path) -> None:
+    """Adds to each form field whose description names a params.yaml entry ("empty: params.yaml's
+    training.max_trials") the value that entry holds now, so the form says what an empty field means."""
+    settings = load_params(params)
+    for field in properties.values():
+        named = re.search(r"params\.yaml's ([a-z_]+)\.([a-z_]+)", field.get("description", ""))
+        if named:
+            value = getattr(getattr(settings, named[1]), named[2])
+            field["description"] = field["description"].rstrip(".") + f" (now {value})."

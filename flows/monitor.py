@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from prefect import flow
+from pydantic.json_schema import SkipJsonSchema
 
 from tasks.monitoring import drift_check
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
+def monitor(
+    data_path: str | None = None, workspace: SkipJsonSchema[str] = ".", params_file: SkipJsonSchema[str] = "params.yaml"
+) -> dict:
     """Drift (embeddings; per feature for tables), uncertainty and the prediction distribution of the
     inputs at ``data_path``, or of every request the endpoint logged since the last check.
 

@@ -35,6 +35,14 @@ def test_deployments_are_served_on_the_announced_server_and_ctrl_c_stops_it(tmp_
         assert "being served" in log.read_text(), log.read_text()[-3000:]
         served = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=10).json()
         assert sorted(deployment["name"] for deployment in served) == ["automl", "monitor"]
+        # The run form: no field that would point a run at another project, each empty field says what
+        # it falls back to, and one run at a time (as prefect.yaml declares for a work pool).
+        form = next(deployment for deployment in served if deployment["name"] == "automl")
+        fields = form["parameter_openapi_schema"]["properties"]
+        assert "workspace" not in fields and "params_file" not in fields
+        assert fields["max_trials"]["description"].endswith("params.yaml's training.max_trials (now 2).")
+        assert all(deployment["global_concurrency_limit"]["limit"] == 1 for deployment in served)
+        assert str(root) in form["description"]
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
         code = process.wait(timeout=60)
     finally:
@@ -50,3 +58,13 @@ def test_deployments_are_served_on_the_announced_server_and_ctrl_c_stops_it(tmp_
     except httpx.HTTPError:
         still_up = False
     assert not still_up  # the server it started stopped with it
+
+
+def test_served_deployments_are_described_as_prefect_yaml_declares_them():
+    import yaml
+
+    from flows.deployments import CONCURRENCY_LIMIT, DESCRIPTIONS
+
+    declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())["deployments"]
+    assert {entry["name"]: entry["description"] for entry in declared} == DESCRIPTIONS
+    assert {entry["concurrency_limit"] for entry in declared} == {CONCURRENCY_LIMIT}
