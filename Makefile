@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test repro lint clean
+.PHONY: install browser run test repro lint clean
 
 install: $(VENV)/.installed
 
@@ -13,12 +13,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
+# Debian's Chromium and its driver, for the browser test of the three UIs (tests/ui).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 run: install
 	$(BIN)/dlautoml run
 
 # Two pytest workers, then the tests marked `timing` alone: their few-second wall-clock bounds do
 # not hold when a second worker shares the two cores.
-test: install
+test: install browser
 	$(BIN)/python -m pytest -n 2 -m "not timing"
 	$(BIN)/python -m pytest -m timing
 
@@ -30,4 +36,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf outputs .nni mlflow.db mlartifacts .dvc/cache .dvc-storage dvc.lock
+	rm -rf outputs .nni mlflow.db mlartifacts .dvc/cache .dvc-storage dvc.lock test-artifacts

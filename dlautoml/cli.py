@@ -315,51 +315,43 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="address to bind; the default keeps the UI local"),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file"),
 ) -> None:
-    """Open a UI on this machine: MLflow (runs and registry), Prefect (flow runs), NNI (the last search)."""
+    """Open a UI on this machine until Ctrl-C: MLflow (runs and registry), Prefect (flow runs), NNI (the last search)."""
     _quiet_services()
     from components.config import load_params
+    from components.networking import check_can_listen
 
-    tracking = load_params(params).tracking
+    port = port or {Interface.mlflow: 5000, Interface.prefect: 4200, Interface.nni: 8080}[which]
+    try:
+        check_can_listen(host, port)
+    except UserInputError as error:
+        _fail(str(error))
+    if which is Interface.nni:
+        _view_search(host, port)
+        return
     binary = Path(sys.executable).parent
     if which is Interface.mlflow:
-        command = [
-            str(binary / "mlflow"),
-            "ui",
-            "--backend-store-uri",
-            tracking.uri(),
-            "--host",
-            host,
-            "--port",
-            str(port or 5000),
-        ]
-    elif which is Interface.prefect:
-        command = [str(binary / "prefect"), "server", "start", "--host", host, "--port", str(port or 4200)]
+        tracking = load_params(params).tracking
+        command = [str(binary / "mlflow"), "ui", "--backend-store-uri", tracking.uri(), "--host", host, "--port", str(port)]
+        environment = None
     else:
-        from components.manifests import TrainingManifest
-
-        try:
-            experiment = TrainingManifest.read(".").nni_experiment_id
-        except FileNotFoundError as error:
-            _fail(f"{error}: there is no search to show yet")
-        command = [
-            str(binary / "nnictl"),
-            "view",
-            experiment,
-            "--experiment_dir",
-            str(Path(".nni").resolve()),
-            "--port",
-            str(port or 8080),
-        ]
-    typer.echo(" ".join(command))
-    if which is Interface.prefect:
         from flows.deployments import server_environment
 
-        raise typer.Exit(subprocess.call(command, env=server_environment(host, port or 4200)))
-    if which is Interface.nni:
-        from components.networking import nni_environment
+        command = [str(binary / "prefect"), "server", "start", "--host", host, "--port", str(port)]
+        environment = server_environment(host, port)
+    typer.echo(" ".join(command))
+    raise typer.Exit(subprocess.call(command, env=environment))
 
-        raise typer.Exit(subprocess.call(command, env=nni_environment(host)))
-    raise typer.Exit(subprocess.call(command))
+
+def _view_search(host: str, port: int) -> None:
+    from components.manifests import TrainingManifest
+    from components.search.nni_search import view_search
+
+    try:
+        experiment = TrainingManifest.read(".").nni_experiment_id
+    except FileNotFoundError as error:
+        _fail(f"{error}: there is no search to show yet")
+    typer.echo(f"NNI's UI of search {experiment}: http://{host}:{port} (Ctrl-C stops it)")
+    view_search(experiment, Path(".nni").resolve(), host, port)
 
 
 @app.command()

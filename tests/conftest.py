@@ -120,7 +120,7 @@ def _with_venv_path() -> dict[str, str]:
     return environment
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def venv_environment() -> dict[str, str]:
     """The environment with this interpreter's bin folder first, as `make` sets it."""
     return _with_venv_path()

@@ -128,7 +128,7 @@ def test_feedback_refuses_labels_that_are_not_classes_of_the_task(tmp_path: Path
 
 
 def test_nnictl_starts():
-    """`dlautoml ui nni` runs NNI's nnictl, which imports pkg_resources (setuptools before 81)."""
+    """NNI's own command line (nnictl) starts: it imports pkg_resources, which setuptools 81 dropped."""
     done = subprocess.run([str(Path(sys.executable).parent / "nnictl"), "--help"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 

@@ -284,3 +284,17 @@ def run_search(request: SearchRequest) -> SearchResult:
         return SearchResult(experiment.id, web_url, resumed + records, len(resumed))
     finally:
         experiment.stop()
+
+
+def view_search(experiment_id: str, experiment_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serves NNI's web UI of a finished search on ``host:port`` until Ctrl-C (or SIGTERM), then stops
+    its manager: `nnictl view` leaves the manager running in the background with no word of how to
+    stop it."""
+    from nni.experiment import Experiment
+    from nni.experiment.launcher import get_stopped_experiment_config
+
+    from components.networking import nni_bound_to
+
+    config = get_stopped_experiment_config(experiment_id, exp_dir=experiment_dir)
+    with nni_bound_to(host):
+        Experiment(config, id=experiment_id).view(port=port)
