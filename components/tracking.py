@@ -96,12 +96,14 @@ def log_finished_run(
     final_metrics: dict[str, float],
     tags: dict[str, str],
     started: float | None = None,
+    series: list[tuple[float, dict[str, float]]] = (),
 ) -> str:
     """Writes a whole run (parameters, per-epoch curves, final metrics) in one batch, after the fact.
 
     The run's start is ``started`` (``time.time()``) and its end now, so that MLflow shows how long it
     really took; the curve's epochs are spread over that time and the final metrics sit at its last
-    step. One batch per run keeps concurrent trial processes from contending for the SQLite store.
+    step. ``series`` are timed samples (the machine's use, :mod:`components.system_metrics`), one step
+    each. One batch per run keeps concurrent trial processes from contending for the SQLite store.
     """
     client = MlflowClient()
     all_tags = dict(tags)
@@ -114,6 +116,9 @@ def log_finished_run(
     last = max(len(history) - 1, 0)
     metrics = [Metric(key, float(value), at(step), step) for step, row in enumerate(history) for key, value in row.items()] + [
         Metric(key, float(value), now, last) for key, value in final_metrics.items()
+    ]
+    metrics += [
+        Metric(key, float(value), int(at * 1000), step) for step, (at, row) in enumerate(series) for key, value in row.items()
     ]
     params = [Param(key, value) for key, value in flatten("", parameters).items()]
     for start in range(0, max(len(metrics), 1), 900):

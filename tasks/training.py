@@ -14,6 +14,7 @@ from prefect import task
 import components
 from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
+from components.models.drawing import draw_chosen_network
 from components.models.families import FAMILIES, build_network, split_parameters
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints, violations_of
@@ -267,6 +268,13 @@ def train(inputs: StageInputs) -> TrainingManifest:
             task.task_type, test_outputs(fitted.network), splits.targets["test"]
         )[task.metric]
     torch.save(final_network.state_dict(), inputs.output / "model.pt")
+    draw_chosen_network(
+        fitted.network,
+        preprocessor.transform(splits.features["train"][:1]),
+        inputs.output / "network.png",
+        f"{model.family} of trial {best.sequence + 1}: {sum(p.numel() for p in fitted.network.parameters()):,} parameters",
+    )
+    artefacts.append("network.png")
     plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
     curve = pd.DataFrame(fitted.history)
     curve.insert(0, "epoch", range(1, len(curve) + 1))

@@ -140,7 +140,11 @@ def read_records(experiment, offset: int = 0, curves: bool = False, experiment_f
         final = job.finalMetricData[0].data if job.finalMetricData else None
         cut = _number(final, "reached_deadline") if final else None
         cost = {key: _number(final, key) for key in ("parameters", "mflops", "latency_ms")} if final else {}
-        seconds = max(0.0, (job.endTime - job.startTime) / 1000.0) if job.endTime and job.endTime > 0 else 0.0
+        # The trial's own measure (from its process's start), as its MLflow run shows it; NNI's job
+        # times, a second or two longer, for a trial that never reported.
+        seconds = _number(final, "seconds") if final else None
+        if seconds is None:
+            seconds = max(0.0, (job.endTime - job.startTime) / 1000.0) if job.endTime and job.endTime > 0 else 0.0
         records.append(
             TrialRecord(
                 job.trialJobId,

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     import nni
     import psutil
 
+    from components.system_metrics import SystemSampler
     from components.tracking import log_finished_run
 
     parser = argparse.ArgumentParser(description="Run one NNI search trial.")
@@ -142,12 +143,14 @@ def main(argv: list[str] | None = None) -> None:
     def report(epoch: int, row: dict[str, float]) -> None:
         nni.report_intermediate_result(row.get("val_score", float("nan")))
 
-    outcome = train_configuration(settings, parameters, on_epoch=report, started=started)
+    with SystemSampler() as machine:
+        outcome = train_configuration(settings, parameters, on_epoch=report, started=started)
     nni.report_final_result(
         {
             "default": outcome.score,
             "val_loss": outcome.loss if outcome.history else None,
             "reached_deadline": float(outcome.reached_deadline),
+            "seconds": outcome.seconds,  # the log, trials.csv and the MLflow run all show this one
             "violates_constraints": float(bool(outcome.violations)),
             **outcome.cost,
             **({"test_score": outcome.test_score} if outcome.test_score is not None else {}),
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             **outcome.cost,
         },
         started=started,
+        series=machine.series(),
         tags={
             **settings.tags,
             "nni.trial_id": nni.get_trial_id(),

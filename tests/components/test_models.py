@@ -47,3 +47,21 @@ def test_family_follows_modality():
 def test_family_override_must_read_the_data():
     with pytest.raises(ConfigurationError, match="reads image data, but the data is tabular"):
         choose_family("tabular", "cnn")
+
+
+@pytest.mark.parametrize("family_name, shape", [("mlp", [7]), ("cnn", [1, 8, 8]), ("sequence", [12, 2]), ("text", [9])])
+def test_the_chosen_network_is_drawn_block_by_block_with_every_parameter(family_name, shape, tmp_path):
+    from components.models.drawing import draw_chosen_network, network_blocks
+
+    family = FAMILIES[family_name]
+    keys, values = _choices(family.search_space_for(shape))
+    architecture, _ = split_parameters(family, dict(zip(keys, [options[-1] for options in values]), learning_rate=1e-3))
+    network = build_network(family_name, shape, 4, architecture)
+    features = (torch.randint(0, 2, (3, *shape)) if family_name == "text" else torch.randn(3, *shape)).float().numpy()
+    blocks = network_blocks(network, features)
+    assert blocks[0].label == "input" and blocks[0].shape == (1, *shape)
+    assert blocks[-1].shape == (1, 4)  # the head, last
+    # Each parameter is in exactly one block: none drawn twice, none left out.
+    assert sum(block.parameters for block in blocks) == sum(parameter.numel() for parameter in network.parameters())
+    picture = draw_chosen_network(network, features, tmp_path / "network.png", family_name)
+    assert picture.stat().st_size > 5_000

@@ -84,8 +84,17 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     chosen = [trial for trial in trials if trial.data.tags.get("dlautoml.chosen") == "true"]
     assert [trial.info.run_name for trial in chosen] == [f"trial-{training_run.data.tags['chosen_trial']}"]
     assert all(trial.data.tags["data_version"] == version for trial in trials)
+    # The machine's use while each trial trained, on the run's "System metrics" tab.
+    assert all(trial.data.metrics["system/cpu_utilization_percentage"] > 0 for trial in trials)
+    # One duration per trial: the MLflow run's, trials.csv's and the log's are the trial's own measure.
+    listed = pd.read_csv(root / "outputs" / "training" / "trials.csv").set_index("trial")["seconds"]
+    assert {
+        int(trial.info.run_name.removeprefix("trial-")): round(trial.data.metrics["trial_seconds"], 2) for trial in trials
+    } == {int(number): seconds for number, seconds in listed.items()}
     assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
+    drawn = MlflowClient().list_artifacts(training_run.info.run_id, "training")
+    assert "training/network.png" in [artifact.path for artifact in drawn]  # the chosen network, drawn
     champion = MlflowClient().get_model_version_by_alias("dlautoml-images", "champion")
     assert champion.tags["data_version"] == version
     card = champion.description  # the model card, on the version's registry page
