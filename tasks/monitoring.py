@@ -25,6 +25,7 @@ from components.monitoring.drift import (
     save_drift_detector,
 )
 from components.monitoring.feature_drift import fit_feature_detector
+from components.monitoring.history import record_check
 from components.monitoring.log_window import LogWindow
 from components.monitoring.production import labelled_accuracy, scrape_server, server_utilisation, utilisation
 from components.monitoring.reference import fetch_reference, publish_reference
@@ -197,16 +198,15 @@ def _server_figures(endpoint_file: Path, state: dict) -> tuple[dict, dict | None
 
 
 def _record(params: PipelineParams, root: Path, report: dict, source: str) -> None:
-    """Adds the check to the monitoring experiment (one run per check) and to a Prefect table artifact."""
+    """Adds the check to the monitoring experiment (a run per check, and a point of each figure's
+    series on the model version's run) and to a Prefect table artifact."""
     tracking = params.tracking
     experiment_id = configure_tracking(tracking.uri(root), f"{tracking.experiment}-monitoring", root / tracking.artifact_folder)
     numbers = {key: float(value) for key, value in report.items() if isinstance(value, (int, float, bool))}
     model, version = DeploymentManifest.read(root).registered_model, str(report.get("judged_version", ""))
     outcome = "skipped" if report.get("skipped") else "drift" if report.get("drift") else "no drift"
     tags = {"source": source, "judged_version": version, "registered_model": model, "outcome": outcome}
-    with mlflow.start_run(run_name=f"{model} v{version}: {outcome}", experiment_id=experiment_id, tags=tags):
-        mlflow.log_metrics(numbers)
-        mlflow.log_dict(report, "report.json")
+    record_check(experiment_id, model, version, outcome, numbers, report, tags)
     try:
         from prefect.artifacts import create_table_artifact
 

@@ -19,6 +19,7 @@ from components.config import STAGES
 from components.data.preparation import Splits
 from components.errors import DataError
 from components.manifests import DeploymentManifest, TrainingManifest
+from components.monitoring.history import SERIES_TAG
 from components.serving.request_log import RequestLog
 from flows.automl import automl
 from flows.monitor import monitor
@@ -170,8 +171,15 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert 0.0 <= result["uncertain_share"] <= 1.0 and 0.0 <= result["prediction_shift_p_value"] <= 1.0
     monitoring = mlflow.get_experiment_by_name("dlautoml-monitoring")
     logged = mlflow.search_runs([monitoring.experiment_id], output_format="list")
-    assert logged[0].data.metrics["drift"] == 1.0
-    assert [run.info.run_name for run in logged[:2]] == ["dlautoml-images v1: drift", f"dlautoml-images v{expected}: drift"]
+    checks = [run for run in logged if SERIES_TAG not in run.data.tags]
+    assert checks[0].data.metrics["drift"] == 1.0
+    assert [run.info.run_name for run in checks[:2]] == ["dlautoml-images v1: drift", f"dlautoml-images v{expected}: drift"]
+    # Each version's checks over time: a series run per version, each check nested under it.
+    series = {run.data.tags[SERIES_TAG]: run for run in logged if SERIES_TAG in run.data.tags}
+    assert sorted(series) == sorted({"dlautoml-images v1", f"dlautoml-images v{expected}"})
+    drift_over_time = MlflowClient().get_metric_history(series[f"dlautoml-images v{expected}"].info.run_id, "drift")
+    assert [point.step for point in drift_over_time] == list(range(len(drift_over_time))) and drift_over_time[-1].value == 1.0
+    assert checks[0].data.tags["mlflow.parentRunId"] == series["dlautoml-images v1"].info.run_id
 
     # The monitor flow without a file reads the serving endpoint's request log since its last check.
     model = load_deployable(root)
