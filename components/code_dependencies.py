@@ -7,7 +7,8 @@ asks DVC) run that stage again.
 
 Modules that run every stage without shaping its outputs are left out, so that changing how runs are
 recorded does not retrain every model: the stage runner and versioning (MLflow runs, dvc.lock), the
-tracking set-up, which failures are retried, the ledger of started servers, and the error types.
+tracking set-up and the machine's use sampled for it, which failures are retried, the ledger of
+started servers, and the error types.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ORCHESTRATION = (
     "tasks.stage_runner",
     "tasks.versioning",
     "components.tracking",
+    "components.system_metrics",
     "components.transient",
     "components.leftovers",
     "components.errors",

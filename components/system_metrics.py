@@ -1,5 +1,6 @@
 """The machine's use (CPU, memory, disk, network, GPU) while a piece of work runs, sampled with
-MLflow's own collectors, for runs that are written after the fact (:func:`components.tracking.log_finished_run`).
+MLflow's own collectors, for runs that are written after the fact (``log_finished_run`` in
+``components/tracking.py``).
 
 MLflow's ``SystemMetricsMonitor`` writes to a live run every few seconds; search trials write their
 whole run in one batch at the end (concurrent trials contend for a SQLite store otherwise), so this
