@@ -27,6 +27,9 @@ PCA_COMPONENTS = 50
 # (50 components: 18% of new digits flagged at 5% contamination after 150 training images; 10: 4%).
 OUTLIER_COMPONENTS = 10
 FOLDS = 5
+LABEL_MODEL_ROWS = 4000  # the label-error model's training rows per fold, at most
+PREDICT_CHUNK = 10_000
+MIN_CLASS_ROWS = 20
 
 
 @dataclass
@@ -68,7 +71,7 @@ def find_duplicates(features: np.ndarray, targets: np.ndarray) -> DuplicateGroup
     return found
 
 
-def _table_matrix(features: np.ndarray, reference: np.ndarray, blocks: tuple[Block, ...] = ()) -> np.ndarray:
+def table_matrix(features: np.ndarray, reference: np.ndarray, blocks: tuple[Block, ...] = ()) -> np.ndarray:
     """Flattened float inputs with missing values replaced by the reference's medians, except in
     category columns: there a missing value is a category of its own (the one-hot encoder's)."""
     flat = features.reshape(len(features), -1).astype(np.float64)
@@ -234,8 +237,8 @@ def find_outliers(
     blocks = blocks or _default_blocks(train)
     reducer = InputReducer(blocks, seed, components=OUTLIER_COMPONENTS)
     detector = make_pipeline(reducer, IsolationForest(contamination=contamination, random_state=seed))
-    detector.fit(_table_matrix(train, train, blocks))
-    return np.flatnonzero(detector.predict(_table_matrix(features, train, blocks)) == -1)
+    detector.fit(table_matrix(train, train, blocks))
+    return np.flatnonzero(detector.predict(table_matrix(features, train, blocks)) == -1)
 
 
 def _default_blocks(features: np.ndarray) -> tuple[Block, ...]:
@@ -243,22 +246,47 @@ def _default_blocks(features: np.ndarray) -> tuple[Block, ...]:
 
 
 def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: int, blocks: tuple[Block, ...] = ()) -> np.ndarray:
-    """Each sample's class probabilities from a cheap model that did not see it (5-fold)."""
+    """Each sample's class probabilities from a cheap model that did not see it (5 folds). Each fold's
+    model learns from at most ``LABEL_MODEL_ROWS`` rows of the other folds (a stratified sample: an
+    RBF SVM's cost grows with the square of its rows) and predicts its fold ``PREDICT_CHUNK`` rows at a
+    time, so that the cost grows linearly with the data and a SIGTERM is handled within seconds (Python
+    runs signal handlers only between calls into compiled code)."""
+    from sklearn.base import clone
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import SVC
 
     folds = min(FOLDS, int(np.bincount(targets).min()))
-    rows = len(features) * (folds - 1) // folds
+    rows = min(len(features) * (folds - 1) // folds, LABEL_MODEL_ROWS)
     calibration_folds = max(2, min(3, int(np.bincount(targets).min() * (folds - 1) // folds)))
     svm = CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=calibration_folds, ensemble=False)
     blocks = blocks or _default_blocks(features)
     model = make_pipeline(InputReducer(blocks, seed, rows), svm)
-    matrix = _table_matrix(features, features, blocks)
-    return cross_val_predict(
-        model, matrix, targets, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
-    )
+    matrix = table_matrix(features, features, blocks)
+    probabilities = np.zeros((len(targets), int(targets.max()) + 1))
+    for train, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(matrix, targets):
+        train = stratified_sample(train, targets, LABEL_MODEL_ROWS, seed)
+        fitted = clone(model).fit(matrix[train], targets[train])
+        for start in range(0, len(held_out), PREDICT_CHUNK):
+            chunk = held_out[start : start + PREDICT_CHUNK]
+            probabilities[np.ix_(chunk, fitted.classes_)] = fitted.predict_proba(matrix[chunk])
+    return probabilities
+
+
+def stratified_sample(positions: np.ndarray, targets: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """About ``size`` of ``positions``, each class in its share but with at least ``MIN_CLASS_ROWS``
+    rows (all of a smaller class: a class left out would make each of its samples look mislabelled)."""
+    if len(positions) <= size:
+        return positions
+    rng = np.random.default_rng(seed)
+    classes = targets[positions]
+    kept = []
+    for label in np.unique(classes):
+        members = positions[classes == label]
+        take = min(len(members), max(MIN_CLASS_ROWS, round(size * len(members) / len(positions))))
+        kept.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(kept))
 
 
 @dataclass
