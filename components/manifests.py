@@ -67,6 +67,7 @@ class TaskManifest(Manifest):
     class_names: list[str] | None = None
     sample_count: int
     reasons: list[str]
+    meta_features: dict[str, float] = {}  # components/data/meta_features.py: how this dataset compares with others
 
 
 class PreparationManifest(Manifest):

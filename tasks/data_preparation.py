@@ -14,13 +14,13 @@ from components.data.cleaning import (
     describe_blocks,
     find_duplicates,
     find_outliers,
-    input_blocks,
     label_issues,
     shared_groups,
     shared_inputs,
 )
 from components.data.feedback import FeedbackSet, feedback_splits
 from components.data.formulation import label_strings
+from components.data.meta_features import dataset_blocks
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
 from components.data.quality import (
     constant_columns,
@@ -63,9 +63,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     seed, limit = params.seed, params.report_examples
     decisions: list[str] = []
     warnings = list(dataset.warnings)
-    text_column = dataset.feature_names[-1] if dataset.text_length else None
-    table_categories = sum(column != text_column for column in dataset.categories)
-    blocks = input_blocks(task.modality, features, dataset.text_length, dataset.image_shape, table_categories)
+    blocks = dataset_blocks(dataset)
 
     def show(positions, notes: list[str] | None = None) -> list[dict]:
         return examples(

@@ -6,6 +6,8 @@ from prefect import task
 
 from components.data.formulation import formulate_task
 from components.data.images import image_table
+from components.data.meta_features import meta_features
+from components.data.preparation import encode_target
 from components.data.sources import detect_modality, load_dataset
 from components.manifests import TaskManifest
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
@@ -38,6 +40,9 @@ def formulate(inputs: StageInputs) -> TaskManifest:
     reasons += formulation.reasons
     for reason in reasons:
         inputs.say(f"[{STAGE}] {reason}")
+    targets = encode_target(dataset.target, formulation.task_type, formulation.class_names)
+    meta = meta_features(dataset, targets, formulation.task_type, inputs.params.data_preparation.seed)
+    inputs.say(f"[{STAGE}] meta-features: " + ", ".join(f"{key} {value:.4g}" for key, value in meta.items()))
     return TaskManifest(
         data_path=params.data_path,
         modality=modality,
@@ -49,7 +54,12 @@ def formulate(inputs: StageInputs) -> TaskManifest:
         sample_count=len(dataset),
         reasons=reasons,
         warnings=dataset.warnings,
-        metrics={"samples": float(len(dataset)), "classes": float(len(formulation.class_names or []))},
+        meta_features=meta,
+        metrics={
+            "samples": float(len(dataset)),
+            "classes": float(len(formulation.class_names or [])),
+            **{f"meta_{key}": value for key, value in meta.items()},
+        },
     )
 
 

@@ -77,6 +77,8 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     )
     assert sorted(run.info.run_name for run in stages) == sorted(STAGES)
     training_run = next(run for run in stages if run.info.run_name == "training")
+    formulation_run = next(run for run in stages if run.info.run_name == "task_formulation")
+    assert formulation_run.data.metrics["meta_height"] == 8 and "meta_linear_landmark" in formulation_run.data.metrics
     assert "training.max_trials" in training_run.data.params
     trials = mlflow.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{training_run.info.run_id}'", output_format="list"
