@@ -40,7 +40,7 @@ def start_local_server(say: Callable[[str], None] = print, port: int = 4200) -> 
         env=server_environment("127.0.0.1", port),
         start_new_session=True,  # Ctrl-C reaches the runner, which pauses the deployments on this server first
     )
-    atexit.register(_stop, server)
+    atexit.register(_stop, server, say)
     for _ in range(120):
         try:
             urllib.request.urlopen(f"{url}/health", timeout=1)
@@ -63,11 +63,13 @@ def server_environment(host: str, port: int) -> dict[str, str]:
     return {**os.environ, "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)}
 
 
-def _stop(server: subprocess.Popen) -> None:
+def _stop(server: subprocess.Popen, say: Callable[[str], None] = print) -> None:
+    say("stopping the Prefect server this command started")
     server.terminate()
     try:
-        server.wait(timeout=30)
+        server.wait(timeout=15)
     except subprocess.TimeoutExpired:
+        say("the Prefect server did not stop within 15 s of SIGTERM: killed")
         server.kill()
 
 
