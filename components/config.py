@@ -102,6 +102,7 @@ class TrainingParams(_Section):
     learning_rate_schedule: Literal["budget_cosine", "constant"] = "budget_cosine"
     warm_start: int = Field(3, ge=0)
     portfolio: bool = True  # the family's default configurations are among the first trials
+    meta: bool = True  # so are the best configurations of the nearest datasets in the tracking server's knowledge base
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"
     ensemble: bool = True  # a weighted ensemble of the final network and the best trials, if it scores higher on validation

@@ -17,6 +17,7 @@ from components.config import TaskFormulationParams, TrainingParams
 from components.data.digits import DEFAULT_DATA
 from components.errors import UserInputError, listing
 from components.serving.request_log import ENDPOINT_FILE
+from dlautoml.knowledge_cli import knowledge_app
 
 app = typer.Typer(
     help="Deep-learning AutoML: labelled data in, a searched, trained, ONNX-deployed and monitored model out.\n\n"
@@ -366,6 +367,9 @@ def dataset(destination: Path = typer.Argument(Path(DEFAULT_DATA), help="where t
         typer.echo(f"DVC version {track_data(destination, Path('.'))}")
     except UserInputError as error:
         _fail(str(error))
+
+
+app.add_typer(knowledge_app, name="knowledge")
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import torch
 from prefect import task
 
@@ -21,6 +20,7 @@ from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, mark_chosen_trial, search_fingerprint
+from components.search.knowledge import NEIGHBOURS_TAG, consult, knowledge_record, neighbours_tag
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import (
@@ -37,8 +37,8 @@ from components.search.selection import select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
-from components.training.fit import class_report, evaluation_metrics, fit_network, predict
-from components.training.plots import plot_confusion_matrix, plot_learning_curve
+from components.training.fit import evaluation_metrics, fit_network, predict
+from components.training.plots import write_final_reports
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "training"
@@ -116,8 +116,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
         if oneshot is not None:
             search_space = pin_architecture(search_space, oneshot.architecture)
     tuner = "tpe" if strategy in ONESHOT_STRATEGIES else strategy  # after a one-shot search, TPE tunes its training
+    learned, neighbours, line = consult(
+        params.meta, task.meta_features, task.modality, task.task_type, model.family, search_space, params.max_trials
+    )
+    progress(line)
+    if neighbours:
+        mlflow.set_tag(NEIGHBOURS_TAG, neighbours_tag(neighbours))
     warm_start, first = first_trials(
-        root, search_space, family.portfolio if params.portfolio else (), params.warm_start, params.max_trials
+        root, search_space, family.portfolio if params.portfolio else (), params.warm_start, params.max_trials, tuple(learned)
     )
     if first:
         progress(f"warm start: {first}")
@@ -154,6 +160,9 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
+    metrics, tags = knowledge_record(task.meta_features, task.modality, task.task_type, model.family, Path(task.data_path).name)
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(tags)  # its trials are now knowledge for the searches of other datasets
 
     def build(parameters: dict):
         architecture = split_parameters(family, parameters)[0]
@@ -275,20 +284,16 @@ def train(inputs: StageInputs) -> TrainingManifest:
         f"{model.family} of trial {best.sequence + 1}: {sum(p.numel() for p in fitted.network.parameters()):,} parameters",
     )
     artefacts.append("network.png")
-    plot_learning_curve(fitted.history, inputs.output / "learning_curve.png", f"{model.family}: chosen configuration")
-    curve = pd.DataFrame(fitted.history)
-    curve.insert(0, "epoch", range(1, len(curve) + 1))
-    curve.to_csv(inputs.output / "learning_curve.csv", index=False)  # for dvc plots
-    artefacts.append("learning_curve.csv")
-    artefacts.append("learning_curve.png")
-    if task.task_type == "classification":
-        report = class_report(outputs, splits.targets["test"], task.class_names or [])
-        report.to_csv(inputs.output / "class_report.csv", index=False, float_format="%.4f")
-        plot_confusion_matrix(
-            splits.targets["test"], outputs.argmax(axis=1), task.class_names or [], inputs.output / "confusion_matrix.png"
-        )
-        artefacts += ["class_report.csv", "confusion_matrix.png"]
-        worst = report.sort_values("f1").iloc[0]
+    written, worst = write_final_reports(
+        fitted.history,
+        outputs,
+        splits.targets["test"],
+        (task.class_names or []) if task.task_type == "classification" else None,
+        inputs.output,
+        f"{model.family}: chosen configuration",
+    )
+    artefacts += written
+    if worst is not None:
         progress(f"weakest class on the test split: '{worst['class']}' (F1 {worst['f1']:.3f}, recall {worst['recall']:.3f})")
     for name in artefacts:
         mlflow.log_artifact(str(inputs.output / name), artifact_path=STAGE)

@@ -81,25 +81,36 @@ def previous_best(root: Path, search_space: dict, count: int) -> list[dict]:
 
 
 def first_trials(
-    root: Path, search_space: dict, portfolio: tuple[dict, ...], warm_start: int, max_trials: int
+    root: Path,
+    search_space: dict,
+    portfolio: tuple[dict, ...],
+    warm_start: int,
+    max_trials: int,
+    learned: tuple[dict, ...] = (),
 ) -> tuple[list[dict], str]:
     """The configurations a search tries first, and a line that says which: the previous search's
-    best (at most ``warm_start``), then the family's portfolio (those in the space and not already
-    there); together at most half the trials, so that the rest of the budget explores."""
+    best (at most ``warm_start``), then the best of the nearest datasets (``learned``, from the
+    knowledge base), then the family's portfolio (those in the space and not already there); together
+    at most half the trials, so that the rest of the budget explores."""
     limit = max(1, max_trials // 2)
     previous = previous_best(root, search_space, min(warm_start, limit))
-    defaults = [
-        configuration
-        for configuration in compatible_configurations(list(portfolio), search_space)
-        if configuration not in previous
-    ]
-    defaults = defaults[: limit - len(previous)]
-    parts = []
+    chosen, parts = list(previous), []
     if previous:
         parts.append(f"the previous search's {len(previous)} best configuration(s)")
-    if defaults:
-        parts.append(f"{len(defaults)} of the family's default configuration(s)")
-    return previous + defaults, (" and ".join(parts) + " are the first trials") if parts else ""
+    for source, label in (
+        (learned, "of the nearest datasets' best configuration(s)"),
+        (portfolio, "of the family's default configuration(s)"),
+    ):
+        added = [
+            configuration
+            for configuration in compatible_configurations(list(source), search_space)
+            if configuration not in chosen
+        ]
+        added = added[: limit - len(chosen)]
+        chosen += added
+        if added:
+            parts.append(f"{len(added)} {label}")
+    return chosen, (" and ".join(parts) + " are the first trials") if parts else ""
 
 
 def mark_chosen_trial(experiment_id: str, trial_id: str) -> int:

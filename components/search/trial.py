@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     import nni
     import psutil
 
+    from components.search.knowledge import CONFIGURATION_TAG
     from components.system_metrics import SystemSampler
     from components.tracking import log_finished_run
 
@@ -157,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     mlflow.set_tracking_uri(settings.tracking_uri)
+    configuration, fidelity = split_fidelity(parameters)
     log_finished_run(
         settings.experiment_id,
         run_name=f"trial-{arguments.first_trial + nni.get_sequence_id()}",  # as the log and search.png number it
         parent_run_id=settings.parent_run_id,
-        parameters={"family": settings.family, **logged_parameters(*split_fidelity(parameters))},
+        parameters={"family": settings.family, **logged_parameters(configuration, fidelity)},
         history=outcome.history,
         final_metrics={
             **({} if outcome.violations else {"best_val_score": outcome.score}),
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             "nni.trial_id": nni.get_trial_id(),
             "nni.sequence_id": str(nni.get_sequence_id()),
             "nni.experiment_id": nni.get_experiment_id(),
+            CONFIGURATION_TAG: json.dumps(configuration),  # the knowledge base's copy, with its types
             "reached_deadline": str(outcome.reached_deadline).lower(),
             **({"violates_constraints": "; ".join(outcome.violations)} if outcome.violations else {}),
         },

@@ -64,3 +64,26 @@ def plot_confusion_matrix(targets, predicted, class_names: list[str], path: Path
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
     return Path(path)
+
+
+def write_final_reports(
+    history: list[dict[str, float]], outputs, targets, class_names: list[str] | None, folder: Path, title: str
+):
+    """The final training's learning curve (PNG, and CSV for ``dvc plots``) and, for a classifier's test
+    outputs, the per-class report and the confusion matrix; returns the files written and the weakest
+    class's row (None for a regression)."""
+    import pandas as pd
+
+    from components.training.fit import class_report
+
+    plot_learning_curve(history, folder / "learning_curve.png", title)
+    curve = pd.DataFrame(history)
+    curve.insert(0, "epoch", range(1, len(curve) + 1))
+    curve.to_csv(folder / "learning_curve.csv", index=False)
+    written = ["learning_curve.csv", "learning_curve.png"]
+    if class_names is None:
+        return written, None
+    report = class_report(outputs, targets, class_names)
+    report.to_csv(folder / "class_report.csv", index=False, float_format="%.4f")
+    plot_confusion_matrix(targets, outputs.argmax(axis=1), class_names, folder / "confusion_matrix.png")
+    return [*written, "class_report.csv", "confusion_matrix.png"], report.sort_values("f1").iloc[0]

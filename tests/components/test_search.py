@@ -276,6 +276,10 @@ def test_first_trials_are_the_previous_best_then_the_family_portfolio_within_hal
     # The previous search's best come first; a default it already holds is not repeated.
     assert chosen == [previous, PORTFOLIO[1], PORTFOLIO[0]]
     assert line.startswith("the previous search's 2 best configuration(s) and 1 of the family's default")
+    # The nearest datasets' best (the meta-model's) come next, then the defaults, within half the trials.
+    chosen, line = first_trials(tmp_path, SEARCH_SPACE, PORTFOLIO, 3, 8, learned=(previous, GOOD, SLOW))
+    assert chosen == [previous, PORTFOLIO[1], GOOD, SLOW]
+    assert "2 of the nearest datasets' best configuration(s)" in line and "default" not in line
 
 
 def test_experiments_open_in_mlflows_model_training_view(tmp_path: Path):

@@ -1,5 +1,6 @@
 """The whole pipeline as a Prefect flow on tiny images, then what DVC, MLflow and Prefect say about it."""
 
+import json
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -18,8 +19,9 @@ from prefect.testing.utilities import prefect_test_harness
 from components.config import STAGES
 from components.data.preparation import Splits
 from components.errors import DataError
-from components.manifests import DeploymentManifest, TrainingManifest
+from components.manifests import DeploymentManifest, ModelManifest, TaskManifest, TrainingManifest
 from components.monitoring.history import SERIES_TAG
+from components.search.knowledge import CONFIGURATION_TAG, KNOWLEDGE_TAG, consult
 from components.serving.request_log import RequestLog
 from flows.automl import automl
 from flows.monitor import monitor
@@ -95,6 +97,15 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
         int(trial.info.run_name.removeprefix("trial-")): round(trial.data.metrics["trial_seconds"], 2) for trial in trials
     } == {int(number): seconds for number, seconds in listed.items()}
     assert 0.0 <= training_run.data.metrics["test_accuracy"] <= 1.0
+    # The finished search is knowledge: a later search of similar data (here: the same) starts with its best.
+    assert training_run.data.tags[KNOWLEDGE_TAG] == "search" and training_run.data.metrics["meta_height"] == 8
+    task_manifest = TaskManifest.read(root)
+    space = ModelManifest.read(root).search_space
+    learned, neighbours, _ = consult(True, task_manifest.meta_features, "image", "classification", "cnn", space, 2)
+    top = max(trial.data.metrics.get("best_val_score", -1.0) for trial in trials)
+    best = [json.loads(t.data.tags[CONFIGURATION_TAG]) for t in trials if t.data.metrics.get("best_val_score") == top]
+    assert [n.run_id for n in neighbours] == [training_run.info.run_id] and neighbours[0].distance == 0.0
+    assert learned[0] in best
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
     drawn = MlflowClient().list_artifacts(training_run.info.run_id, "training")
     assert "training/network.png" in [artifact.path for artifact in drawn]  # the chosen network, drawn
