@@ -188,5 +188,5 @@ def consult(
         return [], [], f"meta-model: the knowledge base holds no finished search of a {family} on {modality} {task_type} data yet"
     described = ", ".join(neighbour.describe() for neighbour in neighbours)
     # At most one configuration per dataset consulted: the family's defaults keep a place among the first trials.
-    learned = portfolio(neighbours, min(trials, DATASETS))
+    learned = portfolio(neighbours, min(trials, len(neighbours)))
     return learned, neighbours, f"meta-model: the nearest datasets by meta-features are {described}"

@@ -88,11 +88,15 @@ def test_the_portfolio_takes_each_nearest_datasets_best_in_turn_and_can_be_turne
     assert consult(False, _figures(4000, 3), "tabular", "classification", "mlp", SEARCH_SPACE, 3)[0] == []
 
 
-def test_an_empty_knowledge_base_leaves_the_search_as_it_was(tmp_path: Path):
-    configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "fresh", tmp_path / "artifacts")
+def test_an_empty_knowledge_base_leaves_the_search_as_it_was_and_one_dataset_gives_one_configuration(tmp_path: Path):
+    experiment = configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "fresh", tmp_path / "artifacts")
     learned, neighbours, line = consult(True, _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
-    mlflow.set_tracking_uri(None)
     assert (learned, neighbours) == ([], []) and "holds no finished search of a mlp" in line
+    # One dataset known: its best configuration only, so that the family's defaults keep their places.
+    _record_search(experiment, "small.csv", _figures(300, 0), [(LINEAR, 0.95), (DEEP, 0.90)])
+    learned, neighbours, _ = consult(True, _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
+    mlflow.set_tracking_uri(None)
+    assert learned == [LINEAR] and neighbours[0].configurations == [LINEAR, DEEP]
 
 
 def test_the_knowledge_base_moves_to_another_tracking_server_as_a_file(corpus, tmp_path: Path):
