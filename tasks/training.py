@@ -20,7 +20,7 @@ from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, mark_chosen_trial, search_fingerprint
-from components.search.knowledge import NEIGHBOURS_TAG, consult, knowledge_record, neighbours_tag
+from components.search.knowledge import consult, record_knowledge
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import (
@@ -116,12 +116,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
         if oneshot is not None:
             search_space = pin_architecture(search_space, oneshot.architecture)
     tuner = "tpe" if strategy in ONESHOT_STRATEGIES else strategy  # after a one-shot search, TPE tunes its training
-    learned, neighbours, line = consult(
+    learned, _, line = consult(
         params.meta, task.meta_features, task.modality, task.task_type, model.family, search_space, params.max_trials
     )
     progress(line)
-    if neighbours:
-        mlflow.set_tag(NEIGHBOURS_TAG, neighbours_tag(neighbours))
     warm_start, first = first_trials(
         root, search_space, family.portfolio if params.portfolio else (), params.warm_start, params.max_trials, tuple(learned)
     )
@@ -160,9 +158,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
-    metrics, tags = knowledge_record(task.meta_features, task.modality, task.task_type, model.family, Path(task.data_path).name)
-    mlflow.log_metrics(metrics)
-    mlflow.set_tags(tags)  # its trials are now knowledge for the searches of other datasets
+    record_knowledge(task.meta_features, task.modality, task.task_type, model.family, Path(task.data_path).name)
 
     def build(parameters: dict):
         architecture = split_parameters(family, parameters)[0]

@@ -29,17 +29,21 @@ SHARES = ("missing_share", "minority_to_majority", "class_entropy", "linear_land
 LEFT_OUT = ("samples",)  # log10_samples says it on a scale where distances mean something
 
 
-def knowledge_record(meta_features: dict[str, float], modality: str, task_type: str, family: str, dataset: str):
-    """The metrics and tags that make a training run whose search finished part of the knowledge base."""
-    metrics = {f"{META_PREFIX}{key}": float(value) for key, value in meta_features.items()}
-    tags = {
-        KNOWLEDGE_TAG: "search",
-        "dlautoml.modality": modality,
-        "dlautoml.task_type": task_type,
-        "dlautoml.family": family,
-        "dlautoml.dataset": dataset,
-    }
-    return metrics, tags
+def record_knowledge(meta_features: dict[str, float], modality: str, task_type: str, family: str, dataset: str) -> None:
+    """Makes the active MLflow run (a training run whose search finished) part of the knowledge base:
+    its trials become knowledge for the searches of other datasets."""
+    import mlflow
+
+    mlflow.log_metrics({f"{META_PREFIX}{key}": float(value) for key, value in meta_features.items()})
+    mlflow.set_tags(
+        {
+            KNOWLEDGE_TAG: "search",
+            "dlautoml.modality": modality,
+            "dlautoml.task_type": task_type,
+            "dlautoml.family": family,
+            "dlautoml.dataset": dataset,
+        }
+    )
 
 
 @dataclass
@@ -166,26 +170,30 @@ def portfolio(neighbours: list[Neighbour], count: int) -> list[dict[str, Any]]:
     return chosen[:count]
 
 
-def neighbours_tag(neighbours: list[Neighbour]) -> str:
-    """The datasets the first trials came from, for the run's tags (MLflow keeps 8,000 characters)."""
-    return json.dumps(
-        [
-            {"dataset": n.dataset, "data_version": n.data_version, "run_id": n.run_id, "distance": round(n.distance, 4)}
-            for n in neighbours
-        ]
-    )[:8000]
+def _tag_neighbours(neighbours: list[Neighbour]) -> None:
+    """Names on the active run, if any, the datasets its first trials came from (MLflow keeps 8,000 characters)."""
+    import mlflow
+
+    described = [
+        {"dataset": n.dataset, "data_version": n.data_version, "run_id": n.run_id, "distance": round(n.distance, 4)}
+        for n in neighbours
+    ]
+    if mlflow.active_run() is not None:
+        mlflow.set_tag(NEIGHBOURS_TAG, json.dumps(described)[:8000])
 
 
 def consult(
     enabled: bool, meta_features: dict[str, float], modality: str, task_type: str, family: str, search_space: dict, trials: int
 ) -> tuple[list[dict[str, Any]], list[Neighbour], str]:
     """The meta-model's first configurations for a new search (at most ``trials``, and at most as many
-    as the datasets it consults), the datasets they came from, and a line that says what it found."""
+    as the datasets it consults), the datasets they came from (also tagged on the active run, if any), and a
+    line that says what it found."""
     if not enabled:
         return [], [], "meta-model off (training.meta): no configurations from other datasets"
     neighbours = nearest_datasets(meta_features, modality, task_type, family, search_space)
     if not neighbours:
         return [], [], f"meta-model: the knowledge base holds no finished search of a {family} on {modality} {task_type} data yet"
+    _tag_neighbours(neighbours)
     described = ", ".join(neighbour.describe() for neighbour in neighbours)
     # At most one configuration per dataset consulted: the family's defaults keep a place among the first trials.
     learned = portfolio(neighbours, min(trials, len(neighbours)))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import UserInputError
-from components.search.knowledge import CONFIGURATION_TAG, KNOWLEDGE_TAG, META_PREFIX, SCORE, knowledge_record
+from components.search.knowledge import CONFIGURATION_TAG, KNOWLEDGE_TAG, META_PREFIX, SCORE, record_knowledge
 
 FORMAT = "dlautoml-knowledge/1"
 IMPORT_EXPERIMENT = "dlautoml-knowledge"
@@ -114,10 +114,6 @@ def import_knowledge(path: Path, artifact_location: Path | None = None) -> tuple
     for search in document["searches"]:
         if search["origin"] in held:
             continue
-        metrics, tags = knowledge_record(
-            search["meta_features"], search["modality"], search["task_type"], search["family"], search["dataset"]
-        )
-        tags |= {ORIGIN_TAG: search["origin"], "data_version": search["data_version"]}
         with mlflow.start_run(
             experiment_id=experiment_id, run_name="training", tags={"data_version": search["data_version"]}
         ) as run:
@@ -134,7 +130,9 @@ def import_knowledge(path: Path, artifact_location: Path | None = None) -> tuple
                     },
                     tags={"dlautoml.trial": "true", CONFIGURATION_TAG: json.dumps(trial["configuration"])},
                 )
-            mlflow.log_metrics(metrics)
-            mlflow.set_tags(tags)
+            record_knowledge(
+                search["meta_features"], search["modality"], search["task_type"], search["family"], search["dataset"]
+            )
+            mlflow.set_tags({ORIGIN_TAG: search["origin"], "data_version": search["data_version"]})
         added += 1
     return added, len(document["searches"]) - added

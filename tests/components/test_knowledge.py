@@ -12,7 +12,7 @@ import pytest
 from components.data.dataset import RawDataset
 from components.data.meta_features import meta_features
 from components.models.mlp import SEARCH_SPACE
-from components.search.knowledge import CONFIGURATION_TAG, consult, knowledge_record, nearest_datasets, portfolio
+from components.search.knowledge import CONFIGURATION_TAG, consult, nearest_datasets, portfolio, record_knowledge
 from components.tracking import configure_tracking, log_finished_run
 
 LINEAR = {"depth": 0, "width": 64, "activation": "relu", "dropout": 0.0, "learning_rate": 0.01, "weight_decay": 1e-3}
@@ -49,9 +49,7 @@ def _record_search(experiment_id: str, dataset: str, figures: dict[str, float], 
                 final_metrics={"best_val_score": score},
                 tags={"dlautoml.trial": "true", CONFIGURATION_TAG: json.dumps(configuration)},
             )
-        metrics, tags = knowledge_record(figures, "tabular", "classification", "mlp", dataset)
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
+        record_knowledge(figures, "tabular", "classification", "mlp", dataset)
     return run.info.run_id
 
 
