@@ -100,7 +100,6 @@ def nearest_datasets(
     family: str,
     search_space: dict,
     count: int = DATASETS,
-    excluded_versions: tuple[str, ...] = (),
 ) -> list[Neighbour]:
     """The ``count`` datasets of the knowledge base (all experiments of the tracking server) nearest to
     these meta-features, searched with the same family for the same kind of task, each with its best
@@ -123,9 +122,7 @@ def nearest_datasets(
     )
     latest = {}  # one run per dataset version: its latest search
     for run in runs:
-        version = run.data.tags.get("data_version", run.info.run_id)
-        if version not in excluded_versions:
-            latest.setdefault(version, run)
+        latest.setdefault(run.data.tags.get("data_version", run.info.run_id), run)
     known = list(latest.values())
     figures = [
         {key.removeprefix(META_PREFIX): value for key, value in run.data.metrics.items() if key.startswith(META_PREFIX)}
