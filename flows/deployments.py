@@ -97,8 +97,22 @@ def serve_deployments(params: Path, say: Callable[[str], None] = print, port: in
         deployment.description = f"{DESCRIPTIONS[deployment.name]} Workspace: {workspace}."
         deployment.concurrency_limit = CONCURRENCY_LIMIT
         show_fallbacks(deployment._parameter_openapi_schema.properties, params)
+    _interrupt_at_once()
     with temporary_settings(updates={PREFECT_API_URL: url}):
         serve(*deployments)
+
+
+def _interrupt_at_once() -> None:
+    """Ctrl-C raises KeyboardInterrupt where the main thread is, as Python's own handler does. Under
+    ``asyncio.run`` (Prefect's ``serve``) the first Ctrl-C only cancels the main task, which does not
+    happen while the event loop's thread waits on another thread; in CI a Ctrl-C went unanswered for 60 s.
+    asyncio keeps a handler that is not Python's default one."""
+    import signal
+
+    def interrupted(number, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def show_fallbacks(properties: dict[str, dict], params: Path) -> None:

@@ -118,5 +118,6 @@ def test_a_run_killed_after_its_one_shot_search_reuses_the_architecture(tmp_path
     assert code == 0, second[-3000:]
     assert "the same one-shot search finished in an earlier run: its architecture is reused" in second
     assert "one-shot search chose" not in second
-    # the trial survives only because the search is the same: the same architecture pinned
-    assert re.search(r"resuming an interrupted search: 1 finished trial\(s\) kept", second), second[-3000:]
+    # the trials survive only because the search is the same: the same architecture pinned (under load
+    # the second trial may finish before the kill lands: then both are kept)
+    assert re.search(r"resuming an interrupted search: [12] finished trial\(s\) kept", second), second[-3000:]
