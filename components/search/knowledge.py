@@ -46,6 +46,27 @@ def record_knowledge(meta_features: dict[str, float], modality: str, task_type: 
     )
 
 
+def knowledge_runs(client, condition: str = "", order: str = "ASC", max_results: int = 10_000) -> list:
+    """The training runs of finished searches in every active experiment of the tracking server, by
+    start time (``condition``: more of MLflow's filter, starting with " and ")."""
+    from mlflow.entities import ViewType
+
+    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    if not experiments:
+        return []
+    return client.search_runs(
+        experiments,
+        f"tags.`{KNOWLEDGE_TAG}` = 'search'{condition}",
+        order_by=[f"attributes.start_time {order}"],
+        max_results=max_results,
+    )
+
+
+def run_meta_features(run) -> dict[str, float]:
+    """The meta-features a knowledge run recorded."""
+    return {key.removeprefix(META_PREFIX): value for key, value in run.data.metrics.items() if key.startswith(META_PREFIX)}
+
+
 @dataclass
 class Neighbour:
     """A dataset of the knowledge base, how far it is from the new one, and its best configurations."""
@@ -104,30 +125,22 @@ def nearest_datasets(
     """The ``count`` datasets of the knowledge base (all experiments of the tracking server) nearest to
     these meta-features, searched with the same family for the same kind of task, each with its best
     configurations that are points of ``search_space``, best first. Empty when the base holds none."""
-    from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
     from components.search.tuners import compatible_configurations
 
     client = MlflowClient()
-    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
-    if not experiments:
-        return []
-    runs = client.search_runs(
-        experiments,
-        f"tags.`{KNOWLEDGE_TAG}` = 'search' and tags.`dlautoml.modality` = '{modality}' "
-        f"and tags.`dlautoml.task_type` = '{task_type}' and tags.`dlautoml.family` = '{family}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1000,
+    runs = knowledge_runs(
+        client,
+        f" and tags.`dlautoml.modality` = '{modality}' and tags.`dlautoml.task_type` = '{task_type}' "
+        f"and tags.`dlautoml.family` = '{family}'",
+        order="DESC",
     )
     latest = {}  # one run per dataset version: its latest search
     for run in runs:
         latest.setdefault(run.data.tags.get("data_version", run.info.run_id), run)
     known = list(latest.values())
-    figures = [
-        {key.removeprefix(META_PREFIX): value for key, value in run.data.metrics.items() if key.startswith(META_PREFIX)}
-        for run in known
-    ]
+    figures = [run_meta_features(run) for run in known]
     neighbours = []
     for distance, run in sorted(zip(distances(meta_features, figures), known, strict=True), key=lambda pair: pair[0]):
         trials = client.search_runs(

@@ -10,22 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import UserInputError
-from components.search.knowledge import CONFIGURATION_TAG, KNOWLEDGE_TAG, META_PREFIX, SCORE, record_knowledge
+from components.search.knowledge import CONFIGURATION_TAG, SCORE, knowledge_runs, record_knowledge, run_meta_features
 
 FORMAT = "dlautoml-knowledge/1"
 IMPORT_EXPERIMENT = "dlautoml-knowledge"
 ORIGIN_TAG = "dlautoml.knowledge_origin"  # an imported search: the run it was exported from
-
-
-def _searches(client) -> list:
-    from mlflow.entities import ViewType
-
-    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
-    if not experiments:
-        return []
-    return client.search_runs(
-        experiments, f"tags.`{KNOWLEDGE_TAG}` = 'search'", order_by=["attributes.start_time ASC"], max_results=10_000
-    )
 
 
 def read_knowledge() -> list[dict[str, Any]]:
@@ -34,11 +23,11 @@ def read_knowledge() -> list[dict[str, Any]]:
 
     client = MlflowClient()
     searches = []
-    for run in _searches(client):
+    for run in knowledge_runs(client):
         trials = client.search_runs(
             [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=10_000
         )
-        tags, metrics = run.data.tags, run.data.metrics
+        tags = run.data.tags
         searches.append(
             {
                 "origin": tags.get(ORIGIN_TAG, run.info.run_id),
@@ -47,9 +36,7 @@ def read_knowledge() -> list[dict[str, Any]]:
                 "modality": tags.get("dlautoml.modality", ""),
                 "task_type": tags.get("dlautoml.task_type", ""),
                 "family": tags.get("dlautoml.family", ""),
-                "meta_features": {
-                    key.removeprefix(META_PREFIX): value for key, value in metrics.items() if key.startswith(META_PREFIX)
-                },
+                "meta_features": run_meta_features(run),
                 "trials": [
                     {
                         "configuration": json.loads(trial.data.tags[CONFIGURATION_TAG]),
