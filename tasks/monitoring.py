@@ -15,9 +15,9 @@ from prefect import task
 from components.config import PipelineParams, load_params
 from components.data.preparation import Splits
 from components.data.sources import load_unlabelled_inputs
-from components.errors import DataError
+from components.errors import DataError, UserInputError
 from components.leftovers import MONITOR_LEDGER, close_leftovers, record_servers
-from components.manifests import DeploymentManifest, MonitoringManifest, PreparationManifest, TaskManifest
+from components.manifests import MANIFEST_FILE, DeploymentManifest, MonitoringManifest, PreparationManifest, TaskManifest
 from components.monitoring.drift import (
     check_drift,
     fit_drift_detector,
@@ -235,7 +235,6 @@ def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
     The workspace's own outputs when the champion is the version this workspace deployed last;
     otherwise (a rejected challenger, a rollback) the champion's reference, fetched from MLflow.
     """
-    from components.errors import UserInputError
     from components.serving.model_store import alias_version
 
     deployment = DeploymentManifest.read(root)
@@ -260,6 +259,11 @@ def drift_check(data_path: str | None = None, workspace: str = ".", params_file:
     The window is used up even when its check fails, so that it cannot fail every later check; but not
     when a server did not answer, so that the retry (or the next check) judges the same requests.
     """
+    if not DeploymentManifest.file(MANIFEST_FILE, workspace).is_file():
+        if data_path:
+            raise UserInputError(f"nothing is deployed in {Path(workspace).resolve()} yet: run `dlautoml run` there first")
+        print(f"[monitor] nothing is deployed in {Path(workspace).resolve()} yet: no check until a run deploys a model")
+        return {"inputs": 0, "drift": False, "skipped": True}
     stopped = close_leftovers(workspace, MONITOR_LEDGER)
     if stopped:
         print(f"[monitor] stopped {len(stopped)} server(s) that a killed check left running")
