@@ -28,7 +28,7 @@ def say(name: str, value) -> None:
 def data(rows: int):
     import numpy as np
 
-    from benchmarks.mnist import load_mnist
+    from components.data.mnist import load_mnist
 
     images, labels = load_mnist()
     order = np.random.default_rng(0).permutation(len(labels))

@@ -35,8 +35,8 @@ import yaml
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from benchmarks.mnist import write_mnist  # noqa: E402
 from components.data.digits import write_digits_images  # noqa: E402
+from components.data.mnist import write_mnist  # noqa: E402
 from components.data.preparation import Splits  # noqa: E402
 from components.search.settings import BENCHMARK_VARIABLE  # noqa: E402
 
@@ -118,18 +118,24 @@ def anytime_curve(trials: pd.DataFrame, validation_rows: int, task_type: str) ->
         seen_rung = rung.iloc[: position + 1]
         top = seen[seen_rung == seen_rung.max()].sort_values(["score", "val_loss"], ascending=[False, True])
         ranked = [
-            SimpleNamespace(score=row.score, parameters=row.parameters, sequence=row.sequence, test_score=row.test_score)
+            SimpleNamespace(score=row.score, parameters=row.parameters, sequence=row.trial, test_score=row.test_score)
             for row in top.itertuples()
         ]
         chosen = select_configuration(ranked, validation_rows, task_type, lambda size: size).trial
-        rows.append({"seconds": float(done.iloc[position]["ended"]) - start, "test_score": float(chosen.test_score)})
-    return pd.DataFrame(rows, columns=["seconds", "test_score"])
+        rows.append(
+            {
+                "seconds": float(done.iloc[position]["ended"]) - start,
+                "val_score": float(chosen.score),
+                "test_score": float(chosen.test_score),
+            }
+        )
+    return pd.DataFrame(rows, columns=["seconds", "val_score", "test_score"])
 
 
-def at_fraction(curve: pd.DataFrame, seconds: float) -> float:
-    """The anytime test score ``seconds`` into the search (NaN before the first trial ends)."""
+def at_fraction(curve: pd.DataFrame, seconds: float, column: str = "test_score") -> float:
+    """The anytime test (or validation) score ``seconds`` into the search (NaN before the first trial ends)."""
     reached = curve[curve["seconds"] <= seconds]
-    return float(reached["test_score"].iloc[-1]) if len(reached) else float("nan")
+    return float(reached[column].iloc[-1]) if len(reached) else float("nan")
 
 
 def run_strategy(dataset: str, strategy: str, folder: Path, minutes: float, seed: int = 0) -> tuple[dict, pd.DataFrame, Path]:

