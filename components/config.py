@@ -102,13 +102,21 @@ class TrainingParams(_Section):
     learning_rate_schedule: Literal["budget_cosine", "constant"] = "budget_cosine"
     warm_start: int = Field(3, ge=0)
     portfolio: bool = True  # the family's default configurations are among the first trials
-    meta: bool = True  # so are the best configurations of the nearest datasets in the tracking server's knowledge base
+    # so are the best configurations of the nearest datasets in the tracking server's knowledge base
+    # (nearest; static: of its most central datasets, the same whatever the new data; off: none)
+    meta: Literal["nearest", "static", "off"] = "nearest"
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"
     ensemble: bool = True  # a weighted ensemble of the final network and the best trials, if it scores higher on validation
     max_parameters: int | None = Field(None, ge=1)  # hardware limits enforced inside the search (None: none)
     max_mflops: float | None = Field(None, gt=0)
     max_latency_ms: float | None = Field(None, gt=0)  # ONNX Runtime, batch 1, one thread, on this machine
+
+    @field_validator("meta", mode="before")
+    @classmethod
+    def _meta_switch(cls, value):
+        """``true`` and ``false``, as the first parameters files wrote it: nearest and off."""
+        return {True: "nearest", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     def constraints(self) -> dict[str, float | int | None]:
         return {"max_parameters": self.max_parameters, "max_mflops": self.max_mflops, "max_latency_ms": self.max_latency_ms}

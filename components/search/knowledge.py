@@ -121,10 +121,15 @@ def nearest_datasets(
     family: str,
     search_space: dict,
     count: int = DATASETS,
+    static: bool = False,
 ) -> list[Neighbour]:
     """The ``count`` datasets of the knowledge base (all experiments of the tracking server) nearest to
     these meta-features, searched with the same family for the same kind of task, each with its best
-    configurations that are points of ``search_space``, best first. Empty when the base holds none."""
+    configurations that are points of ``search_space``, best first. Empty when the base holds none.
+
+    ``static``: the most central datasets instead (the smallest mean distance to the base's others),
+    the same whatever the new dataset: a static portfolio learned from the base, as Auto-sklearn 2.0's
+    is, against which the nearest datasets' choice shows what the meta-features add."""
     from mlflow.tracking import MlflowClient
 
     from components.search.tuners import compatible_configurations
@@ -141,8 +146,13 @@ def nearest_datasets(
         latest.setdefault(run.data.tags.get("data_version", run.info.run_id), run)
     known = list(latest.values())
     figures = [run_meta_features(run) for run in known]
+    if static:
+        between = [distances(own, figures) for own in figures]
+        order = [sum(row) / max(len(row) - 1, 1) for row in between]
+    else:
+        order = distances(meta_features, figures)
     neighbours = []
-    for distance, run in sorted(zip(distances(meta_features, figures), known, strict=True), key=lambda pair: pair[0]):
+    for distance, run in sorted(zip(order, known, strict=True), key=lambda pair: pair[0]):
         trials = client.search_runs(
             [run.info.experiment_id],
             f"tags.mlflow.parentRunId = '{run.info.run_id}' and metrics.{SCORE} > -1e308",
@@ -193,18 +203,23 @@ def _tag_neighbours(neighbours: list[Neighbour]) -> None:
 
 
 def consult(
-    enabled: bool, meta_features: dict[str, float], modality: str, task_type: str, family: str, search_space: dict, trials: int
+    mode: str, meta_features: dict[str, float], modality: str, task_type: str, family: str, search_space: dict, trials: int
 ) -> tuple[list[dict[str, Any]], list[Neighbour], str]:
     """The meta-model's first configurations for a new search (at most ``trials``, and at most as many
     as the datasets it consults), the datasets they came from (also tagged on the active run, if any), and a
-    line that says what it found."""
-    if not enabled:
+    line that says what it found. ``mode``: training.meta (nearest, static or off)."""
+    if mode == "off":
         return [], [], "meta-model off (training.meta): no configurations from other datasets"
-    neighbours = nearest_datasets(meta_features, modality, task_type, family, search_space)
+    neighbours = nearest_datasets(meta_features, modality, task_type, family, search_space, static=mode == "static")
     if not neighbours:
         return [], [], f"meta-model: the knowledge base holds no finished search of a {family} on {modality} {task_type} data yet"
     _tag_neighbours(neighbours)
     described = ", ".join(neighbour.describe() for neighbour in neighbours)
+    chosen = (
+        "the most central datasets (static portfolio; mean distance to the others)"
+        if mode == "static"
+        else "the nearest datasets by meta-features"
+    )
     # At most one configuration per dataset consulted: the family's defaults keep a place among the first trials.
     learned = portfolio(neighbours, min(trials, len(neighbours)))
-    return learned, neighbours, f"meta-model: the nearest datasets by meta-features are {described}"
+    return learned, neighbours, f"meta-model: {chosen} are {described}"

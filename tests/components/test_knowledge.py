@@ -80,19 +80,35 @@ def test_the_nearest_dataset_follows_the_meta_features(corpus):
 
 
 def test_the_portfolio_takes_each_nearest_datasets_best_in_turn_and_can_be_turned_off(corpus):
-    learned, neighbours, line = consult(True, _figures(4000, 3, missing=0.2), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
+    learned, neighbours, line = consult(
+        "nearest", _figures(4000, 3, missing=0.2), "tabular", "classification", "mlp", SEARCH_SPACE, 3
+    )
     assert learned == [DEEP, LINEAR, WIDE] == portfolio(neighbours, 3)
     assert line.startswith("meta-model: the nearest datasets by meta-features are large.csv (distance ")
-    assert consult(False, _figures(4000, 3), "tabular", "classification", "mlp", SEARCH_SPACE, 3)[0] == []
+    assert consult("off", _figures(4000, 3), "tabular", "classification", "mlp", SEARCH_SPACE, 3)[0] == []
+
+
+def test_the_static_portfolio_is_the_same_whatever_the_new_dataset(corpus):
+    """static: the base's most central datasets (by mean distance to the others), not the nearest ones."""
+    like_large, like_small = _figures(4000, 3, missing=0.2), _figures(250, 4)
+    static_large, central, line = consult("static", like_large, "tabular", "classification", "mlp", SEARCH_SPACE, 3)
+    assert static_large == consult("static", like_small, "tabular", "classification", "mlp", SEARCH_SPACE, 3)[0]
+    assert "static portfolio" in line
+    mean_distances = [neighbour.distance for neighbour in central]
+    assert mean_distances == sorted(mean_distances) and len(central) == 3
+    # The nearest choice differs between the two: the meta-features decide it.
+    nearest_large = consult("nearest", like_large, "tabular", "classification", "mlp", SEARCH_SPACE, 3)[1]
+    nearest_small = consult("nearest", like_small, "tabular", "classification", "mlp", SEARCH_SPACE, 3)[1]
+    assert nearest_large[0].dataset != nearest_small[0].dataset
 
 
 def test_an_empty_knowledge_base_leaves_the_search_as_it_was_and_one_dataset_gives_one_configuration(tmp_path: Path):
     experiment = configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "fresh", tmp_path / "artifacts")
-    learned, neighbours, line = consult(True, _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
+    learned, neighbours, line = consult("nearest", _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
     assert (learned, neighbours) == ([], []) and "holds no finished search of a mlp" in line
     # One dataset known: its best configuration only, so that the family's defaults keep their places.
     _record_search(experiment, "small.csv", _figures(300, 0), [(LINEAR, 0.95), (DEEP, 0.90)])
-    learned, neighbours, _ = consult(True, _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
+    learned, neighbours, _ = consult("nearest", _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
     mlflow.set_tracking_uri(None)
     assert learned == [LINEAR] and neighbours[0].configurations == [LINEAR, DEEP]
 
