@@ -1,5 +1,6 @@
-"""``dlautoml knowledge``: what the knowledge base of the tracking server holds, and moving it between
-servers as a file (the meta-model of the training stage reads it; see components/search/knowledge.py)."""
+"""``dlautoml knowledge``: seeding the knowledge base of the tracking server from a corpus of public
+datasets (flows/knowledge.py), what it holds, and moving it between servers as a file (the meta-model
+of the training stage reads it; see components/search/knowledge.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,33 @@ def _point_at_server(params: Path) -> Path:
     tracking = load_params(params).tracking
     mlflow.set_tracking_uri(tracking.uri(Path(".")))
     return Path(tracking.artifact_folder).resolve()
+
+
+@knowledge_app.command()
+def build(
+    datasets: list[str] = typer.Argument(None, help="corpus datasets to search [default: all of them]", show_default=False),
+    minutes: float = typer.Option(0.5, min=0.1, help="training budget of each dataset's search (training.max_minutes)"),
+    folder: Path = typer.Option(Path(".dlautoml/corpus"), help="where the datasets' workspaces go (each replaced)"),
+    params: Path = PARAMS,
+) -> None:
+    """Seed the knowledge base: search each dataset of the corpus (tables, sequences and images that the
+    package registries carry) on this tracking server. Each search starts cold; `knowledge show` lists them."""
+    from components.data.corpus import CORPUS
+    from dlautoml.cli import _quiet_services
+
+    _quiet_services()
+    names = datasets or list(CORPUS)
+    try:
+        from flows.knowledge import knowledge_build
+
+        workspaces = knowledge_build(names, str(folder), params_file=str(params), minutes=minutes)
+    except UserInputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except Exception as error:  # a search failed: the flow has logged which and why
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"searched {len(workspaces)} dataset(s) into the knowledge base; their workspaces are under {folder}")
 
 
 @knowledge_app.command()

@@ -226,8 +226,9 @@ def check_workspace_free(workspace: str | Path = ".") -> None:
 
 
 @contextmanager
-def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iterator[RunContext]:
-    """One pipeline run's MLflow parent run for all six stages; the caller holds ``workspace_lock``."""
+def pipeline_run(workspace: str = ".", params_file: str = "params.yaml", summarise: bool = True) -> Iterator[RunContext]:
+    """One pipeline run's MLflow parent run for all six stages (``summarise``: their figures on it at
+    the end; off for a run of the first stages only); the caller holds ``workspace_lock``."""
     root = Path(workspace)
     context = RunContext(workspace=str(root), params_file=params_file, git_commit=git_commit(root), orchestrated=True)
     params = context.params()
@@ -247,14 +248,15 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml") -> Iter
     status = "FAILED"
     try:
         yield context
-        from tasks.summary import summary_figures
+        if summarise:
+            from tasks.summary import summary_figures
 
-        metrics, summary_tags = summary_figures(root)  # so that the runs table compares pipelines
-        client.log_batch(
-            parent.info.run_id,
-            metrics=[Metric(key, value, int(time.time() * 1000), 0) for key, value in metrics.items()],
-            tags=[RunTag(key, value) for key, value in summary_tags.items()],
-        )
+            metrics, summary_tags = summary_figures(root)  # so that the runs table compares pipelines
+            client.log_batch(
+                parent.info.run_id,
+                metrics=[Metric(key, value, int(time.time() * 1000), 0) for key, value in metrics.items()],
+                tags=[RunTag(key, value) for key, value in summary_tags.items()],
+            )
         status = "FINISHED"
     finally:
         client.set_terminated(parent.info.run_id, status=status)

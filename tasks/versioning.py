@@ -60,3 +60,23 @@ def data_version(path: Path) -> str:
         return "untracked"
     outs = (yaml.safe_load(record.read_text()) or {}).get("outs") or [{}]
     return str(outs[0].get("md5", "untracked"))
+
+
+def new_workspace(project: Path, root: Path, params: dict) -> Path:
+    """A fresh git + DVC project at ``root`` with ``project``'s pipeline (dvc.yaml and the code its
+    stages depend on) and ``params`` as its params.yaml; whatever ``root`` held is replaced."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for name in ("components", "tasks"):
+        if (project / name).is_dir():
+            shutil.copytree(project / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        if (project / name).is_file():
+            shutil.copy2(project / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    Repo.init(str(root)).close()
+    return root
