@@ -210,10 +210,7 @@ def plot_curves(curves: dict[tuple[str, str], pd.DataFrame], path: Path) -> Path
         axis.set_xlabel("seconds into the search")
         axis.set_ylabel("test score of the current choice")
         axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
-    return path
+    return plotting.save(figure, path)
 
 
 def main() -> None:
