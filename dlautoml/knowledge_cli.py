@@ -38,12 +38,14 @@ def build(
 ) -> None:
     """Seed the knowledge base: search each dataset of the corpus (tables, sequences and images that the
     package registries carry) on this tracking server. Each search starts cold; `knowledge show` lists them."""
-    from components.data.corpus import CORPUS
+    from components.data.corpus import CORPUS, corpus_dataset
     from dlautoml.cli import _quiet_services
 
     _quiet_services()
     names = datasets or list(CORPUS)
     try:
+        for name in names:  # every name checked before a flow run starts
+            corpus_dataset(name)
         from flows.knowledge import knowledge_build
 
         workspaces = knowledge_build(names, str(folder), params_file=str(params), minutes=minutes)

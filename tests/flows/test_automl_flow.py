@@ -104,7 +104,7 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     learned, neighbours, _ = consult(True, task_manifest.meta_features, "image", "classification", "cnn", space, 2)
     top = max(trial.data.metrics.get("best_val_score", -1.0) for trial in trials)
     best = [json.loads(t.data.tags[CONFIGURATION_TAG]) for t in trials if t.data.metrics.get("best_val_score") == top]
-    assert [n.run_id for n in neighbours] == [training_run.info.run_id] and neighbours[0].distance == 0.0
+    assert [n.run_id for n in neighbours] == [training_run.info.run_id] and neighbours[0].distance == pytest.approx(0.0, abs=1e-6)
     assert learned[0] in best
     first_weights = (root / "outputs" / "training" / "model.pt").read_bytes()
     drawn = MlflowClient().list_artifacts(training_run.info.run_id, "training")

@@ -145,6 +145,10 @@ def test_a_check_keeps_its_window_when_a_server_did_not_answer(tmp_path: Path, m
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     (tmp_path / "params.yaml").write_text("{}\n")
     state_file = tmp_path / "serving" / monitoring.STATE_FILE
+    # A deployed workspace (the check itself is replaced below): one with nothing deployed skips the check.
+    deployed = monitoring.DeploymentManifest.file(monitoring.MANIFEST_FILE, tmp_path)
+    deployed.parent.mkdir(parents=True)
+    deployed.write_text("{}\n")
 
     def tracking_server_down(data_path, root, params, window):
         window.read = True
