@@ -73,7 +73,7 @@ class DataPreparationParams(_Section):
 
 
 class ModelFormulationParams(_Section):
-    family: Literal["auto", "mlp", "cnn", "sequence", "text", "fusion", "image_fusion"] = "auto"
+    family: Literal["auto", "mlp", "cnn", "sequence", "rocket", "text", "fusion", "image_fusion"] = "auto"
     loss: Literal["auto", "cross_entropy", "weighted_cross_entropy", "focal", "mse", "huber"] = "auto"
     imbalance_ratio: float = Field(3.0, ge=1.0)
     balancing: Literal["loss", "sampler"] = "loss"

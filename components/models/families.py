@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn_space, fusion, mlp, sequence_space, text_space
+from components.models import cnn_space, fusion, mlp, rocket, sequence_space, text_space
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ FAMILIES: dict[str, Family] = {
         "blocks of dilated convolutions over time or bidirectional GRUs, searched block by block (NNI model space): "
         "the order of the steps carries the signal",
         space=sequence_space,
+    ),
+    "rocket": Family(
+        "rocket",
+        "sequence",
+        rocket.SEARCH_SPACE,
+        rocket.ARCHITECTURE_KEYS,
+        rocket.build,
+        "MiniRocket's random convolution kernels (fixed, biases fitted on training data) and a trained linear or MLP head: "
+        "fast and strong on small sequence sets",
+        portfolio=rocket.PORTFOLIO,
     ),
     "text": Family(
         "text",

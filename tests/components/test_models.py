@@ -15,7 +15,16 @@ def _choices(space):
 
 @pytest.mark.parametrize(
     "family_name, shape",
-    [("mlp", [7]), ("cnn", [1, 8, 8]), ("cnn", [3, 13, 9]), ("sequence", [12, 2]), ("sequence", [1, 3]), ("text", [9])],
+    [
+        ("mlp", [7]),
+        ("cnn", [1, 8, 8]),
+        ("cnn", [3, 13, 9]),
+        ("sequence", [12, 2]),
+        ("sequence", [1, 3]),
+        ("rocket", [12, 2]),
+        ("rocket", [1, 3]),
+        ("text", [9]),
+    ],
 )
 def test_every_architecture_in_the_space_runs_forward(family_name, shape):
     """Every architecture of a small space; 24 random ones of a model space (millions of them)."""
@@ -49,7 +58,9 @@ def test_family_override_must_read_the_data():
         choose_family("tabular", "cnn")
 
 
-@pytest.mark.parametrize("family_name, shape", [("mlp", [7]), ("cnn", [1, 8, 8]), ("sequence", [12, 2]), ("text", [9])])
+@pytest.mark.parametrize(
+    "family_name, shape", [("mlp", [7]), ("cnn", [1, 8, 8]), ("sequence", [12, 2]), ("rocket", [30, 2]), ("text", [9])]
+)
 def test_the_chosen_network_is_drawn_block_by_block_with_every_parameter(family_name, shape, tmp_path):
     from components.models.drawing import draw_chosen_network, network_blocks
 

@@ -226,12 +226,15 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert monitor(workspace=".", params_file="params.yaml")["skipped"]
 
 
-def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harness):
-    """Sequences in long format: detected, searched block by block (dilated convolutions, GRUs), exported with their
-    standardisation, registered, and monitored from an .npz of new sequences."""
+@pytest.mark.parametrize("family", ["auto", "rocket"])
+def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harness, family: str):
+    """Sequences in long format: detected, searched block by block (dilated convolutions, GRUs) or as
+    MiniRocket's fixed kernels with a trained head, exported with their standardisation (and the kernels),
+    registered, and monitored from an .npz of new sequences."""
     from tests.components.test_sequences import sequences, write_long
 
-    root = make_workspace(tmp_path / "workspace", "data/walks.csv")
+    overrides = {"model_formulation": {"family": family}}
+    root = make_workspace(tmp_path / "workspace", "data/walks.csv", overrides=overrides)
     (root / "data").mkdir()
     features, labels = sequences(count=60, length=12)
     write_long(root / "data" / "walks.csv", features, labels)
@@ -242,7 +245,10 @@ def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harnes
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     assert task["modality"] == "sequence" and task["class_names"] == ["down", "up"]
     training = TrainingManifest.read(root)
-    assert training.family == "sequence" and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
+    if family == "rocket":
+        assert training.family == "rocket" and training.architecture["features"] in (840, 2016, 4200)
+    else:
+        assert training.family == "sequence" and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
     assert training.test_score >= 0.8
     preparation = yaml.safe_load((root / "outputs" / "data_preparation" / "manifest.json").read_text())
     assert preparation["input_shape"] == [12, 2] and preparation["augmentation"]["kind"] == "sequence"

@@ -1,0 +1,94 @@
+"""The MiniRocket family: biases fitted from the first training batch and kept in the state dict, a
+linear head that learns a real sequence set, and the transform inside the exported ONNX graph."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.data.corpus import corpus_dataset
+from components.data.preparation import Preprocessor
+from components.deployment.onnx_export import check_parity, export_onnx, inference_session
+from components.deployment.wrapper import DeployableModel
+from components.models import rocket
+from components.models.families import build_network, choose_family
+from components.training.fit import fit_network, predict
+from tests.components.test_sequences import sequences
+
+LINEAR = {"features": 840, "head_width": 0, "dropout": 0.0}
+
+
+def test_dilations_grow_with_the_length_and_share_out_the_features():
+    assert rocket.dilations(12, 840) == ([1], [10])
+    values, counts = rocket.dilations(500, 2016)
+    assert values[0] == 1 and values[-1] == 62 and sum(counts) == 2016 // 84  # (500 - 1) / 8: about 2^6
+    assert build_network("rocket", [500, 1], 3, {**LINEAR, "features": 2016}).transform.size == 2016
+
+
+def test_biases_are_fitted_from_the_first_training_batch_and_kept_in_the_state_dict():
+    torch.manual_seed(0)
+    batch = torch.randn(64, 40, 2)
+    network = build_network("rocket", [40, 2], 2, LINEAR)
+    transform = network.transform
+    assert not transform.fitted and not transform.bias0.any()
+    network.train()(batch)
+    assert transform.fitted and transform.bias0.abs().sum() > 0
+    # A bias at quantile level q of a kernel's output leaves about 1 - q of its values above it.
+    proportions = transform(batch).mean(dim=0).numpy()
+    levels = np.concatenate(
+        [np.tile(getattr(transform, f"levels{n}").numpy(), len(rocket.KERNELS)) for n in range(len(transform.dilations))]
+    )
+    assert np.corrcoef(proportions, 1 - levels)[0, 1] > 0.9
+    fitted = transform.bias0.clone()
+    network(torch.randn(64, 40, 2) * 5)  # later batches leave the biases alone
+    assert torch.equal(transform.bias0, fitted)
+    rebuilt = build_network("rocket", [40, 2], 2, LINEAR)
+    rebuilt.load_state_dict(network.state_dict())
+    assert torch.allclose(rebuilt.eval()(batch), network.eval()(batch))
+
+
+def test_the_family_is_chosen_for_sequences_only_when_asked():
+    assert choose_family("sequence")[0].name == "sequence"
+    assert choose_family("sequence", "rocket")[0].name == "rocket"
+
+
+def test_a_linear_head_learns_a_real_sequence_set_and_exports_with_the_preprocessing(tmp_path: Path):
+    """GunPoint (the UCR archive inside sktime): 50 training and 150 test sequences of 150 steps."""
+    dataset = corpus_dataset("GunPoint")
+    data_path, _ = dataset.write(tmp_path)
+    with np.load(tmp_path / data_path, allow_pickle=True) as arrays:
+        features, labels = arrays["X"].astype(np.float32), arrays["y"]
+    targets = np.unique(labels, return_inverse=True)[1]
+    preprocessor = Preprocessor.fit(features[:50], "sequence")
+    encoded = preprocessor.transform(features)
+    torch.manual_seed(0)
+    network = build_network("rocket", list(features.shape[1:]), 2, {**LINEAR, "features": 2016})
+    fitted = fit_network(
+        network,
+        "classification",
+        (encoded[:50], targets[:50]),
+        (encoded[50:100], targets[50:100]),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        max_epochs=30,
+        batch_size=16,
+        seed=0,
+    )
+    accuracy = (predict(fitted.network.eval(), encoded[100:]).argmax(1) == targets[100:]).mean()
+    assert accuracy >= 0.9  # 0.98 here; MiniRocket with ridge: about 0.99 on the archive's full test split
+    model = DeployableModel(fitted.network, preprocessor, "classification").eval()
+    parity = check_parity(
+        model, inference_session(export_onnx(model, features[:20], tmp_path / "rocket.onnx"), 1), features[:20], 1e-3
+    )
+    assert parity.class_agreement == 1.0
+
+
+@pytest.mark.parametrize("head_width", [0, 128])
+def test_padded_sequences_export(tmp_path: Path, head_width: int):
+    features, labels = sequences()
+    preprocessor = Preprocessor.fit(features, "sequence")
+    network = build_network("rocket", [12, 2], 2, {**LINEAR, "head_width": head_width})
+    network.train()(torch.from_numpy(preprocessor.transform(features)))
+    model = DeployableModel(network, preprocessor, "classification").eval()
+    parity = check_parity(model, inference_session(export_onnx(model, features, tmp_path / "padded.onnx"), 1), features, 1e-4)
+    assert parity.class_agreement == 1.0 and model.embed(torch.from_numpy(features)).shape == (24, head_width or 840)
