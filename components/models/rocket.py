@@ -102,7 +102,8 @@ class MiniRocketFeatures(nn.Module):
         kernels = torch.arange(len(KERNELS), device=sequences.device)
         for number in range(len(self.dilations)):
             drawn = torch.randint(len(sequences), (len(KERNELS),), generator=generator)
-            outputs = self._convolve(sequences, number)[drawn.to(kernels.device), kernels]  # (kernels, time)
+            # (kernels, time); in half precision under autocast, which torch.quantile does not take
+            outputs = self._convolve(sequences, number)[drawn.to(kernels.device), kernels].float()
             biases = torch.quantile(outputs, getattr(self, f"levels{number}"), dim=1).T
             getattr(self, f"bias{number}").copy_(biases)
         self.fitted.fill_(True)
