@@ -82,9 +82,15 @@ class SearchResult:
                     f"({min(over, key=lambda trial: trial.cost.get('parameters', 0)).cost}, the smallest): "
                     "relax training.max_parameters / max_mflops / max_latency_ms"
                 )
+            if failed:
+                raise RuntimeError(
+                    f"no search trial finished successfully ({len(failed)} failed): "
+                    f"see the trial logs under NNI experiment {self.experiment_id}"
+                )
             raise RuntimeError(
-                f"no search trial finished successfully ({len(failed)} failed): "
-                f"see the trial logs under NNI experiment {self.experiment_id}"
+                f"no search trial reported a validation score before the search's deadline ({len(self.trials)} "
+                "started, none failed): the budget is too short for this data on this machine; raise "
+                "training.max_minutes (or lower training.trial_min_steps)"
             )
         return scored[0]
 

@@ -292,3 +292,14 @@ def test_experiments_open_in_mlflows_model_training_view(tmp_path: Path):
     older = MlflowClient(uri).create_experiment("older")
     configure_tracking(uri, "older", tmp_path / "artifacts")
     assert MlflowClient(uri).get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_search_without_a_score_says_whether_its_trials_failed_or_ran_out_of_time():
+    from components.search.records import SearchResult, TrialRecord
+
+    stopped = TrialRecord("a", 0, "USER_CANCELED", {}, None, 12.0, reached_deadline=True)
+    failed = TrialRecord("b", 1, "FAILED", {}, None, 1.0)
+    with pytest.raises(RuntimeError, match=r"before the search's deadline \(1 started, none failed\).*training.max_minutes"):
+        _ = SearchResult("e1", "", [stopped]).best
+    with pytest.raises(RuntimeError, match=r"\(1 failed\): see the trial logs under NNI experiment e2"):
+        _ = SearchResult("e2", "", [stopped, failed]).best
