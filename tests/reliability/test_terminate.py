@@ -2,15 +2,16 @@
 during data preparation ends the run within seconds, with its Prefect temporary server stopped, its
 MLflow runs marked failed and no staging folder left."""
 
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 
 from components.config import DataPreparationParams, TaskFormulationParams
 from components.data.validation import validate_dataset
@@ -18,19 +19,9 @@ from tests.conftest import make_workspace, write_table
 from tests.reliability.test_kill_and_rerun import _orphans
 
 
-def _available(stream) -> str:
-    """What the pipe holds now, without waiting for its end: a server left running would hold it open."""
-    os.set_blocking(stream.fileno(), False)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(stream.fileno(), 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+def _read_into(stream, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
 
 
 def test_the_same_data_is_validated_once_and_again_when_it_changes(tmp_path: Path):
@@ -58,7 +49,8 @@ def test_sigterm_during_data_preparation_stops_the_run_and_what_it_started(tmp_p
         comments="",
         header="a,b,c,d,e,f,label",
     )
-    environment = {**venv_environment, "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: should the run hang, SIGABRT makes it print every thread's stack (below).
+    environment = {**venv_environment, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     environment.pop("PREFECT_API_URL", None)  # a temporary server of the run's own
     process = subprocess.Popen(
         [sys.executable, "-m", "dlautoml.cli", "run"],
@@ -76,8 +68,18 @@ def test_sigterm_during_data_preparation_stops_the_run_and_what_it_started(tmp_p
             process.send_signal(signal.SIGTERM)
             signalled = time.time()
             break
-    code = process.wait(timeout=120)
-    output = "".join(lines) + _available(process.stdout)
+    # The rest of the output is read while the run unwinds, so that a full pipe cannot hold it up.
+    reader = threading.Thread(target=_read_into, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        pytest.fail("the run did not end within 120 s of SIGTERM; where its threads were:\n" + "".join(lines)[-8000:])
+    reader.join(timeout=10)  # a server left running would hold the pipe open: the assertions below say so
+    output = "".join(lines)
     assert code == 128 + signal.SIGTERM and "terminated (SIGTERM)" in output, output[-3000:]
     assert time.time() - signalled < 60, output[-3000:]
     assert "Stopping temporary server" in output
