@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from components.data.preparation import Preprocessor
-from components.models.families import FAMILIES, build_network
+from components.models.families import FAMILIES, build_network, split_parameters
 from components.training.fit import fit_network, predict
 
 SCRATCH = {
@@ -108,8 +108,7 @@ def main() -> None:
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0])
     parser.add_argument("--steps", type=int, default=250, help="optimiser steps of each network's training")
     arguments = parser.parse_args()
-    rocket = {key: value for key, value in FAMILIES["rocket"].portfolio[0].items()}
-    rocket_architecture = {key: rocket.pop(key) for key in FAMILIES["rocket"].architecture_keys}
+    rocket_architecture, rocket = split_parameters(FAMILIES["rocket"], FAMILIES["rocket"].portfolio[0])
     warm = archive_split(arguments.datasets[0], "train")
     minirocket_ridge(*warm, *warm)  # numba compiles MiniRocket's kernels once: not a cost of the first dataset
     rows = []
