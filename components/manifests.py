@@ -93,8 +93,9 @@ class PreparationManifest(Manifest):
 class ModelManifest(Manifest):
     stage: ClassVar[str] = "model_formulation"
 
-    family: str
+    family: str  # the modality's default family; with several, the first
     family_reason: str
+    families: list[str] = []  # the families the search chooses among (search_space is their joint space); empty: family alone
     loss: str
     loss_reason: str
     class_weights: list[float] | None = None

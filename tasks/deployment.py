@@ -28,7 +28,7 @@ from components.deployment.promotion import promote_if_better
 from components.deployment.registry import CHALLENGER, CHAMPION, register_onnx_model
 from components.deployment.wrapper import DeployableModel
 from components.manifests import DeploymentManifest, PreparationManifest, TaskManifest, TrainingManifest
-from components.models.families import FAMILIES, build_network, split_parameters
+from components.models.families import build_network, network_for
 from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
@@ -45,12 +45,12 @@ def load_deployable(root) -> DeployableModel:
     training = TrainingManifest.read(root)
     preprocessor = Preprocessor.load(PreparationManifest.file(preparation.preprocessor_file, root))
 
-    def build(architecture: dict):
-        return build_network(training.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
-
-    network = build(training.architecture)
-    if training.ensemble:
-        members = [build(split_parameters(FAMILIES[training.family], member["configuration"])[0]) for member in training.ensemble]
+    shape, outputs = preparation.input_shape, preparation.output_size
+    network = build_network(training.family, shape, outputs, training.architecture, preprocessor)
+    if training.ensemble:  # members of a joint search may be of other families than the chosen one
+        members = [
+            network_for(member["configuration"], training.family, shape, outputs, preprocessor) for member in training.ensemble
+        ]
         network = Ensemble(members, [member["weight"] for member in training.ensemble], task.task_type)
     network.load_state_dict(torch.load(TrainingManifest.file(training.model_file, root), map_location="cpu", weights_only=True))
     return DeployableModel(network.eval(), preprocessor, task.task_type).eval()

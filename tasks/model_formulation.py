@@ -10,7 +10,7 @@ from prefect import task
 from components.data.preparation import Splits
 from components.errors import ConfigurationError
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest
-from components.models.families import choose_family
+from components.models.families import choose_families, joint_search_space
 from components.training.losses import choose_loss
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
@@ -21,7 +21,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
     params = inputs.params.model_formulation
     task = TaskManifest.read(inputs.workspace)
     preparation = PreparationManifest.read(inputs.workspace)
-    family, family_reason = choose_family(task.modality, params.family, "image" if preparation.image_shape else "text")
+    families, family_reason = choose_families(task.modality, params.family, "image" if preparation.image_shape else "text")
     splits = Splits.load(PreparationManifest.file(preparation.splits_file, inputs.workspace))
     try:
         loss = choose_loss(
@@ -35,10 +35,11 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
         )
     except ValueError as error:
         raise ConfigurationError(f"model_formulation.loss: {error}") from error
-    search_space = family.search_space_for(preparation.input_shape)
+    search_space = joint_search_space(families, preparation.input_shape)
     manifest = ModelManifest(
-        family=family.name,
+        family=families[0].name,
         family_reason=family_reason,
+        families=[family.name for family in families] if len(families) > 1 else [],
         loss=loss.name,
         loss_reason=loss.reason,
         class_weights=loss.class_weights,

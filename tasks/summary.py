@@ -24,6 +24,11 @@ def architecture_line(family: str, architecture: dict, root: Path) -> str:
     return space.summary(architecture, PreparationManifest.read(root).input_shape)
 
 
+def chosen_among(model: ModelManifest) -> str:
+    """Where the search chose the family: among which."""
+    return f" (chosen among {', '.join(model.families)} on validation)" if model.families else ""
+
+
 def summary_figures(workspace: str | Path = ".") -> tuple[dict[str, float], dict[str, str]]:
     """The figures that compare pipeline runs in MLflow's runs table, as the parent run's metrics and
     tags: test score, ONNX latency, search size, monitoring calibration; model version and family."""
@@ -39,7 +44,7 @@ def summary_figures(workspace: str | Path = ".") -> tuple[dict[str, float], dict
         "conformal_test_coverage": monitoring.metrics["conformal_test_coverage"],
     }
     tags = {
-        "model_family": ModelManifest.read(root).family,
+        "model_family": training.family,
         "registered_model": deployment.registered_model,
         "model_version": str(deployment.registered_version),
         "test_metric": training.test_metric,
@@ -61,7 +66,7 @@ def pipeline_summary(workspace: str = ".", params_file: str = "params.yaml") -> 
         "Pipeline finished",
         f"  task        {task.task_type} on {task.modality} data from {task.data_path} "
         f"({task.sample_count} samples), metric {task.metric}, success threshold {task.success_threshold:.3f}",
-        f"  network     {model.family}, {architecture_line(model.family, training.architecture, root)}"
+        f"  network     {training.family}{chosen_among(model)}, {architecture_line(training.family, training.architecture, root)}"
         + (
             f"; an ensemble of {len(training.ensemble)} ({', '.join(m['label'] for m in training.ensemble)})"
             if training.ensemble

@@ -14,26 +14,19 @@ import components
 from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.drawing import draw_chosen_network
-from components.models.families import FAMILIES, build_network, split_parameters
+from components.models.families import FAMILIES, architecture_of, build_network, joint_portfolio, network_for
 from components.search.budget import Budget, EpochLines, duration
-from components.search.constraints import Constraints, violations_of
+from components.search.constraints import Constraints
 from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, mark_chosen_trial, search_fingerprint
 from components.search.knowledge import consult, record_knowledge
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
-from components.search.oneshot import (
-    OneShotRequest,
-    architecture_table,
-    choose_strategy,
-    finished_before,
-    keep_finished,
-    pin_architecture,
-    run_oneshot,
-)
+from components.search.oneshot import architecture_table, choose_strategy, pin_architecture
+from components.search.oneshot_phase import architecture_first
 from components.search.pareto import measure_latencies, write_search_report
-from components.search.selection import select_configuration
+from components.search.selection import family_race, family_scores, select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
@@ -92,16 +85,18 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "linear model is often what small data calls for)"
         )
     family = FAMILIES[model.family]
+    competing = [FAMILIES[name] for name in model.families or [model.family]]
+    searched = "+".join(candidate.name for candidate in competing)  # the knowledge base's name for what was searched
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     oneshot = None
-    strategy, reason = choose_strategy(params.strategy, family.space is not None, len(splits.targets["train"]))
+    strategy, reason = choose_strategy(params.strategy, family.space is not None, len(splits.targets["train"]), len(competing))
     progress(f"strategy {strategy} ({reason})")
     search_space = model.search_space
     if strategy in ONESHOT_STRATEGIES:
         identity = {"one-shot": strategy, "budget": [params.max_minutes, params.oneshot_share], "space": search_space}
         oneshot = architecture_first(
-            inputs,
+            root / NNI_FOLDER,
             params,
             strategy,
             budget,
@@ -117,11 +112,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
             search_space = pin_architecture(search_space, oneshot.architecture)
     tuner = "tpe" if strategy in ONESHOT_STRATEGIES else strategy  # after a one-shot search, TPE tunes its training
     learned, _, line = consult(
-        params.meta, task.meta_features, task.modality, task.task_type, model.family, search_space, params.max_trials
+        params.meta, task.meta_features, task.modality, task.task_type, searched, search_space, params.max_trials
     )
     progress(line)
+    portfolio = tuple(joint_portfolio(competing, search_space)) if params.portfolio else ()
     warm_start, first = first_trials(
-        root, search_space, family.portfolio if params.portfolio else (), params.warm_start, params.max_trials, tuple(learned)
+        root, search_space, portfolio, params.warm_start, params.max_trials, tuple(learned), len(competing)
     )
     if first:
         progress(f"warm start: {first}")
@@ -158,11 +154,10 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
     log_stopped_trials(search, settings)
     top = search.best  # raises, naming the trials' fate, when none succeeded
-    record_knowledge(task.meta_features, task.modality, task.task_type, model.family, Path(task.data_path).name)
+    record_knowledge(task.meta_features, task.modality, task.task_type, searched, Path(task.data_path).name)
 
     def build(parameters: dict):
-        architecture = split_parameters(family, parameters)[0]
-        return build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
+        return network_for(parameters, model.family, preparation.input_shape, preparation.output_size, preprocessor)
 
     def size_of(parameters: dict) -> int:
         return sum(parameter.numel() for parameter in build(parameters).parameters())
@@ -171,21 +166,22 @@ def train(inputs: StageInputs) -> TrainingManifest:
         search.ranked(), len(splits.targets["validation"]), task.task_type, size_of, params.selection
     )
     best = selection.trial
-    architecture, hyperparameters = split_parameters(family, best.parameters)
-    progress(
-        f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, architecture {architecture}"
-    )
+    chosen, architecture, hyperparameters = architecture_of(best.parameters, model.family)
+    family = FAMILIES[chosen]
+    progress(f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, {chosen} {architecture}")
+    if len(competing) > 1:
+        progress(family_race(search.trials, model.family, chosen))
 
     measure_latencies(
         search.trials,
         build,
-        lambda parameters: split_parameters(family, parameters)[0],
+        lambda parameters: architecture_of(parameters, model.family)[:2],
         preprocessor,
         task.task_type,
         splits.features["train"][:2],
     )
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
-    mlflow.log_params(flatten("chosen", {**architecture, **hyperparameters}))
+    mlflow.log_params(flatten("chosen", {"family": chosen, **architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "search.strategy_run": strategy, "chosen_trial": str(best.sequence + 1)})
     mark_chosen_trial(settings.experiment_id, best.trial_id)
     if family.space is not None:
@@ -214,7 +210,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
     torch.manual_seed(params.seed)
-    network = build_network(model.family, preparation.input_shape, preparation.output_size, architecture, preprocessor)
+    network = build_network(chosen, preparation.input_shape, preparation.output_size, architecture, preprocessor)
     trained_weights = weights_file(settings.checkpoint_folder, best.parameters, best.fidelity)
     from_trial = trained_weights.is_file()
     if from_trial:
@@ -277,7 +273,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         fitted.network,
         preprocessor.transform(splits.features["train"][:1]),
         inputs.output / "network.png",
-        f"{model.family} of trial {best.sequence + 1}: {sum(p.numel() for p in fitted.network.parameters()):,} parameters",
+        f"{chosen} of trial {best.sequence + 1}: {sum(p.numel() for p in fitted.network.parameters()):,} parameters",
     )
     artefacts.append("network.png")
     written, worst = write_final_reports(
@@ -286,7 +282,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         splits.targets["test"],
         (task.class_names or []) if task.task_type == "classification" else None,
         inputs.output,
-        f"{model.family}: chosen configuration",
+        f"{chosen}: chosen configuration",
     )
     artefacts += written
     if worst is not None:
@@ -303,7 +299,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         + ("" if single is None else f"; the single final network's: {single:.4f}")
     )
     return TrainingManifest(
-        family=model.family,
+        family=chosen,
         architecture=architecture,
         hyperparameters=hyperparameters,
         best_trial=best.trial_id,
@@ -318,6 +314,11 @@ def train(inputs: StageInputs) -> TrainingManifest:
         metrics={
             **{f"test_{name}": value for name, value in scores.items()},
             "best_validation_score": float(top.score),
+            **{
+                f"best_validation_score_{name}": float(best_score)
+                for name, (best_score, _) in family_scores(search.trials, model.family).items()
+                if best_score is not None and len(competing) > 1
+            },
             "chosen_validation_score": float(best.score),
             "chosen_parameters": float(selection.parameters),
             **{f"chosen_{key}": value for key, value in best.cost.items() if key in ("mflops", "latency_ms")},
@@ -339,54 +340,6 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "budget_seconds": budget.total_seconds,
         },
     )
-
-
-def architecture_first(
-    inputs, params, strategy: str, budget: Budget, family, splits, preprocessor, task_type, preparation, progress, fingerprint
-):
-    """One-shot strategies: NNI trains the family's model space as a supernet for ``oneshot_share`` of
-    the search's time and exports an architecture; the multi-trial search then tunes its training.
-    None (and a line saying why) where the family has no model space or the architecture breaks a
-    hardware limit: the multi-trial search then searches the whole space, limits enforced."""
-    if family.space is None:
-        progress(
-            f"strategy {strategy} searches model spaces (the image, sequence and text families); {family.name} is searched by tpe"
-        )
-        return None
-    folder = inputs.workspace / NNI_FOLDER
-    result = finished_before(folder, fingerprint)
-    if result is not None:
-        progress("the same one-shot search finished in an earlier run: its architecture is reused")
-        return result
-    training_target = lambda split: preprocessor.training_target(task_type, splits.targets[split])  # noqa: E731
-    result = run_oneshot(
-        OneShotRequest(
-            strategy=strategy,
-            space=family.space,
-            space_options={"cardinalities": preprocessor.cardinalities},
-            task_type=task_type,
-            input_shape=preparation.input_shape,
-            output_size=preparation.output_size,
-            train=(preprocessor.transform(splits.features["train"]), training_target("train")),
-            validation=(preprocessor.transform(splits.features["validation"]), training_target("validation")),
-            working_folder=folder,
-            deadline=budget.started + budget.search_seconds * params.oneshot_share,
-            max_epochs=params.trial_max_epochs,
-            batch_size=params.batch_size,
-            seed=params.seed,
-            progress=progress,
-        )
-    )
-    keep_finished(folder, fingerprint, result)
-    progress(f"one-shot search chose {result.architecture} in {duration(result.seconds)} ({result.epochs} supernet epoch(s))")
-    constraints = Constraints(**params.constraints())
-    if constraints.active:
-        network = build_network(family.name, preparation.input_shape, preparation.output_size, result.architecture)
-        over = violations_of(network, preprocessor, task_type, splits.features["train"], constraints)
-        if over:
-            progress(f"the one-shot architecture breaks {', '.join(over)}: the multi-trial search takes the whole space")
-            return None
-    return result
 
 
 @task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)

@@ -11,6 +11,7 @@ from torch import nn
 
 from components.errors import ConfigurationError
 from components.models import cnn_space, fusion, mlp, rocket, sequence_space, text_space
+from components.models.joint_space import interleave, joint_space, resolve
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ FAMILIES: dict[str, Family] = {
         "blocks of dilated convolutions over time or bidirectional GRUs, searched block by block (NNI model space): "
         "the order of the steps carries the signal",
         space=sequence_space,
+        portfolio=sequence_space.PORTFOLIO,
     ),
     "rocket": Family(
         "rocket",
@@ -109,9 +111,10 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def choose_family(modality: str, override: str = "auto", parts: str = "") -> tuple[Family, str]:
-    """Picks the family for a modality (multimodal: ``parts`` says whether a text or an image sits
-    next to the table), or honours the override when it can read that data."""
+def choose_families(modality: str, override: str = "auto", parts: str = "") -> tuple[list[Family], str]:
+    """The families a search chooses among for a modality (multimodal: ``parts`` says whether a text
+    or an image sits next to the table): ``auto``, every family that reads the data, the first being
+    the modality's default; otherwise the one set, if it can read that data."""
     if modality != "multimodal":
         parts = ""
     elif not parts:
@@ -122,12 +125,29 @@ def choose_family(modality: str, override: str = "auto", parts: str = "") -> tup
             data = f"tables with {parts}" if parts else modality
             reads = f"tables with {family.parts}" if family.parts else family.modality
             raise ConfigurationError(f"model_formulation.family '{override}' reads {reads} data, but the data is {data}")
-        return family, f"{family.name}: set in params.yaml"
-    for family in FAMILIES.values():
-        if family.modality == modality and family.parts == parts:
-            what = f"table and {parts}" if parts else modality
-            return family, f"{family.name} for {what} data: {family.description}"
-    raise ConfigurationError(f"no network family reads {modality} data")
+        return [family], f"{family.name}: set in params.yaml"
+    readers = [family for family in FAMILIES.values() if family.modality == modality and family.parts == parts]
+    if not readers:
+        raise ConfigurationError(f"no network family reads {modality} data")
+    what = f"table and {parts}" if parts else modality
+    if len(readers) == 1:
+        return readers, f"{readers[0].name} for {what} data: {readers[0].description}"
+    names = " or ".join(family.name for family in readers)
+    return readers, f"{names} for {what} data, chosen by the search on validation: " + "; ".join(
+        f"{family.name}, {family.description}" for family in readers
+    )
+
+
+def joint_search_space(families: list[Family], input_shape: list[int]) -> dict[str, Any]:
+    """The search space of one family, or the joint space of several (components.models.joint_space)."""
+    if len(families) == 1:
+        return families[0].search_space_for(input_shape)
+    return joint_space({family.name: family.search_space_for(input_shape) for family in families})
+
+
+def joint_portfolio(families: list[Family], search_space: dict[str, Any]) -> list[dict[str, Any]]:
+    """The families' default configurations as points of the search space, in turns."""
+    return interleave({family.name: family.portfolio for family in families}, search_space)
 
 
 def split_parameters(family: Family, parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -159,3 +179,18 @@ def build_network(
         text_length=text_length,
         image_shape=image_shape,
     )
+
+
+def architecture_of(parameters: dict[str, Any], default_family: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A searched configuration's family (of a joint space: the one it trains), architecture and
+    training hyper-parameters."""
+    family, own = resolve(parameters, default_family)
+    return (family, *split_parameters(FAMILIES[family], own))
+
+
+def network_for(
+    parameters: dict[str, Any], default_family: str, input_shape: list[int], output_size: int, preprocessor=None
+) -> nn.Module:
+    """The network of a searched configuration (of a joint space: its family's)."""
+    family, architecture, _ = architecture_of(parameters, default_family)
+    return build_network(family, input_shape, output_size, architecture, preprocessor)

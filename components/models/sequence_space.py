@@ -120,6 +120,23 @@ def json_search_space(input_shape=(8, 1)) -> dict[str, dict[str, Any]]:
 
 LABELS = tuple(json_search_space())
 ARCHITECTURE_KEYS = (*LABELS, "width", "dropout")
+# The first trial of every search of the family: two residual dilated convolutions of width 64, a
+# mid-sized network that learns most sequence sets (benchmarks/transfer.py's from-scratch network).
+PORTFOLIO = (
+    {
+        "depth": 2,
+        "block1_op": "conv5",
+        "block1_skip": "residual",
+        "block2_op": "conv5",
+        "block2_skip": "residual",
+        "block3_op": "conv3",
+        "block3_skip": "none",
+        "width": 64,
+        "dropout": 0.1,
+        "learning_rate": 3e-3,
+        "weight_decay": 1e-4,
+    },
+)
 
 
 def build(input_shape, output_size: int, architecture: dict[str, Any], **_) -> nn.Module:

@@ -11,6 +11,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from components.manifests import ModelManifest, TrainingManifest
+from components.models.joint_space import resolve
 from components.search.fidelity import logged_parameters
 from components.search.settings import TrialSettings
 from components.search.tuners import compatible_configurations
@@ -38,7 +39,7 @@ def search_fingerprint(settings: TrialSettings, search_space: dict, model: Model
     digest = hashlib.sha256(Path(settings.splits_file).read_bytes()).hexdigest()
     identity = {
         "space": search_space,
-        "family": model.family,
+        "family": model.families or model.family,
         "loss": [model.loss, model.class_weights, model.balancing],
         "augmentation": settings.augmentation,
         "splits": digest,
@@ -55,11 +56,12 @@ def log_stopped_trials(search, settings: TrialSettings) -> None:
     for trial in search.trials[search.resumed :]:
         if trial.status == "SUCCEEDED":
             continue
+        family, own = resolve(trial.parameters, settings.family)
         log_finished_run(
             settings.experiment_id,
             run_name=f"trial-{trial.sequence + 1}",
             parent_run_id=settings.parent_run_id,
-            parameters={"family": settings.family, **logged_parameters(trial.parameters, trial.fidelity)},
+            parameters={"family": family, **logged_parameters(own, trial.fidelity)},
             history=[{"val_score": value} for value in trial.intermediate],
             final_metrics={"trial_seconds": trial.seconds},
             tags={**settings.tags, "nni.trial_id": trial.trial_id, "nni.status": trial.status},
@@ -87,19 +89,21 @@ def first_trials(
     warm_start: int,
     max_trials: int,
     learned: tuple[dict, ...] = (),
+    families: int = 1,
 ) -> tuple[list[dict], str]:
     """The configurations a search tries first, and a line that says which: the previous search's
     best (at most ``warm_start``), then the best of the nearest datasets (``learned``, from the
-    knowledge base), then the family's portfolio (those in the space and not already there); together
-    at most half the trials, so that the rest of the budget explores."""
-    limit = max(1, max_trials // 2)
+    knowledge base), then the families' portfolios (those in the space and not already there); together
+    at most half the trials, so that the rest of the budget explores, but at least one per family
+    where several compete (the portfolios take them in turns), so that a small budget tries each."""
+    limit = min(max(1, families, max_trials // 2), max_trials)
     previous = previous_best(root, search_space, min(warm_start, limit))
     chosen, parts = list(previous), []
     if previous:
         parts.append(f"the previous search's {len(previous)} best configuration(s)")
     for source, label in (
         (learned, "of the nearest datasets' best configuration(s)"),
-        (portfolio, "of the family's default configuration(s)"),
+        (portfolio, "of the families' default configuration(s)" if families > 1 else "of the family's default configuration(s)"),
     ):
         added = [
             configuration

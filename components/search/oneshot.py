@@ -103,8 +103,14 @@ def finished_before(folder: Path, fingerprint: str) -> OneShotResult | None:
 ONESHOT_MINIMUM_ROWS = 2000
 
 
-def choose_strategy(setting: str, has_model_space: bool, train_rows: int) -> tuple[str, str]:
-    """The strategy to run for ``training.strategy`` (``auto`` resolved), and why."""
+def choose_strategy(setting: str, has_model_space: bool, train_rows: int, families: int = 1) -> tuple[str, str]:
+    """The strategy to run for ``training.strategy`` (``auto`` resolved), and why. Where several
+    families compete, one-shot search (one family's supernet) gives way to TPE over all of them."""
+    if families > 1 and (setting == "auto" or setting in STRATEGIES):
+        reason = f"{families} families compete, and one-shot search trains one family's supernet"
+        if setting == "auto":
+            return "tpe", f"auto: {reason}"
+        return "tpe", f"{setting} set in params.yaml, but {reason} (model_formulation.family picks one)"
     if setting != "auto":
         return setting, "set in params.yaml"
     if has_model_space and train_rows >= ONESHOT_MINIMUM_ROWS:

@@ -49,3 +49,27 @@ def select_configuration(
         f"score {best.score:.4f}: {sizes[id(chosen)]:,} parameters"
     )
     return Selection(chosen, len(pool), error, sizes[id(chosen)], reason)
+
+
+def family_scores(trials: list, default_family: str) -> dict[str, tuple[float | None, int]]:
+    """Where several families competed in one search: each family's best validation score among its
+    successful trials (None if none succeeded) and its number of trials, in the order they first ran."""
+    from components.models.joint_space import resolve
+
+    scores: dict[str, tuple[float | None, int]] = {}
+    for trial in sorted(trials, key=lambda trial: trial.sequence):
+        family = resolve(trial.parameters, default_family)[0]
+        best, count = scores.get(family, (None, 0))
+        if trial.status == "SUCCEEDED" and trial.score is not None and (best is None or trial.score > best):
+            best = trial.score
+        scores[family] = (best, count + 1)
+    return scores
+
+
+def family_race(trials: list, default_family: str, chosen: str) -> str:
+    """One line: each competing family's best validation score and trials, and the family chosen."""
+    parts = [
+        f"{family} {'no score' if best is None else f'{best:.4f}'} ({count} trial{'s' if count != 1 else ''})"
+        for family, (best, count) in family_scores(trials, default_family).items()
+    ]
+    return f"families on validation: {', '.join(parts)}; {chosen} is retrained"

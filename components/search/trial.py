@@ -20,6 +20,7 @@ import torch
 
 from components.data.preparation import Preprocessor, Splits
 from components.models.families import FAMILIES, build_network, split_parameters
+from components.models.joint_space import resolve
 from components.search.constraints import PENALTY_SCORE, Constraints, measure_cost
 from components.search.fidelity import logged_parameters, split_fidelity, weights_file
 from components.search.records import PARAMETERS_FILE
@@ -55,9 +56,10 @@ def train_configuration(
         split: preprocessor.training_target(settings.task_type, splits.targets[split]) for split in ("train", "validation")
     }
     configuration, fidelity = split_fidelity(parameters)
-    architecture, hyperparameters = split_parameters(FAMILIES[settings.family], configuration)
+    family, own = resolve(configuration, settings.family)  # a joint space's configuration trains its family
+    architecture, hyperparameters = split_parameters(FAMILIES[family], own)
     torch.manual_seed(settings.seed)
-    network = build_network(settings.family, settings.input_shape, settings.output_size, architecture, preprocessor)
+    network = build_network(family, settings.input_shape, settings.output_size, architecture, preprocessor)
     constraints = Constraints(**settings.constraints)
     cost = measure_cost(network, preprocessor, settings.task_type, splits.features["train"][:2], constraints)
     violations = cost.violations(constraints)
@@ -159,11 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     mlflow.set_tracking_uri(settings.tracking_uri)
     configuration, fidelity = split_fidelity(parameters)
+    family, own = resolve(configuration, settings.family)  # logged: what the trial trained
     log_finished_run(
         settings.experiment_id,
         run_name=f"trial-{arguments.first_trial + nni.get_sequence_id()}",  # as the log and search.png number it
         parent_run_id=settings.parent_run_id,
-        parameters={"family": settings.family, **logged_parameters(configuration, fidelity)},
+        parameters={"family": family, **logged_parameters(own, fidelity)},
         history=outcome.history,
         final_metrics={
             **({} if outcome.violations else {"best_val_score": outcome.score}),

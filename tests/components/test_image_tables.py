@@ -19,7 +19,7 @@ from components.data.sources import detect_modality, load_dataset, load_unlabell
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session
 from components.deployment.wrapper import DeployableModel
 from components.errors import ConfigurationError, DataError
-from components.models.families import FAMILIES, build_network, choose_family, split_parameters
+from components.models.families import FAMILIES, build_network, choose_families, split_parameters
 from components.serving.inputs import RequestError, rows_to_array
 from components.serving.model_store import ServingMetadata
 from components.training.augmentation import augment, choose_augmentation
@@ -85,7 +85,7 @@ def test_image_tables_from_loading_to_onnx_serving_and_monitoring(tmp_path: Path
     assert abs(encoded[:90, 0].mean()) < 1e-5 and set(np.unique(encoded[:, 1])) <= {1.0, 2.0, 3.0}
     assert abs(encoded[:90, 2:].mean()) < 1e-5 and abs(encoded[:90, 2:].std() - 1) < 1e-3  # pixels per channel
 
-    assert choose_family("multimodal", parts="image")[0].name == "image_fusion"
+    assert choose_families("multimodal", parts="image")[0][0].name == "image_fusion"
     torch.manual_seed(0)
     network = build_network("image_fusion", [66], 2, ARCHITECTURE, preprocessor).eval()
     model = DeployableModel(network, preprocessor, "classification").eval()
@@ -167,8 +167,8 @@ def test_every_image_fusion_architecture_runs_forward():
 
 
 def test_family_overrides_must_match_what_sits_next_to_the_table():
-    assert choose_family("multimodal")[0].name == "fusion"
+    assert choose_families("multimodal")[0][0].name == "fusion"
     with pytest.raises(ConfigurationError, match="'fusion' reads tables with text data, but the data is tables with image"):
-        choose_family("multimodal", "fusion", parts="image")
+        choose_families("multimodal", "fusion", parts="image")
     with pytest.raises(ConfigurationError, match="'image_fusion' reads tables with image data, but the data is tabular"):
-        choose_family("tabular", "image_fusion")
+        choose_families("tabular", "image_fusion")

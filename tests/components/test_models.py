@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from components.errors import ConfigurationError
-from components.models.families import FAMILIES, build_network, choose_family, split_parameters
+from components.models.families import FAMILIES, build_network, choose_families, split_parameters
 
 
 def _choices(space):
@@ -45,17 +45,17 @@ def test_every_architecture_in_the_space_runs_forward(family_name, shape):
 
 
 def test_family_follows_modality():
-    assert choose_family("tabular")[0].name == "mlp"
-    assert choose_family("image")[0].name == "cnn"
-    assert choose_family("sequence")[0].name == "sequence"
-    assert choose_family("text")[0].name == "text"
-    assert choose_family("multimodal")[0].name == "fusion"
-    assert choose_family("image", "cnn")[1].endswith("set in params.yaml")
+    assert choose_families("tabular")[0][0].name == "mlp"
+    assert choose_families("image")[0][0].name == "cnn"
+    assert choose_families("sequence")[0][0].name == "sequence"
+    assert choose_families("text")[0][0].name == "text"
+    assert choose_families("multimodal")[0][0].name == "fusion"
+    assert choose_families("image", "cnn")[1].endswith("set in params.yaml")
 
 
 def test_family_override_must_read_the_data():
     with pytest.raises(ConfigurationError, match="reads image data, but the data is tabular"):
-        choose_family("tabular", "cnn")
+        choose_families("tabular", "cnn")
 
 
 @pytest.mark.parametrize(

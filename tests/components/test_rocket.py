@@ -12,7 +12,7 @@ from components.data.preparation import Preprocessor
 from components.deployment.onnx_export import check_parity, export_onnx, inference_session
 from components.deployment.wrapper import DeployableModel
 from components.models import rocket
-from components.models.families import build_network, choose_family
+from components.models.families import build_network, choose_families
 from components.training.fit import fit_network, predict
 from tests.components.test_sequences import sequences
 
@@ -48,9 +48,9 @@ def test_biases_are_fitted_from_the_first_training_batch_and_kept_in_the_state_d
     assert torch.allclose(rebuilt.eval()(batch), network.eval()(batch))
 
 
-def test_the_family_is_chosen_for_sequences_only_when_asked():
-    assert choose_family("sequence")[0].name == "sequence"
-    assert choose_family("sequence", "rocket")[0].name == "rocket"
+def test_the_family_competes_for_sequences_and_is_alone_when_asked():
+    assert [family.name for family in choose_families("sequence")[0]] == ["sequence", "rocket"]
+    assert [family.name for family in choose_families("sequence", "rocket")[0]] == ["rocket"]
 
 
 def test_a_linear_head_learns_a_real_sequence_set_and_exports_with_the_preprocessing(tmp_path: Path):

@@ -226,8 +226,8 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert monitor(workspace=".", params_file="params.yaml")["skipped"]
 
 
-@pytest.mark.parametrize("family", ["auto", "rocket"])
-def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harness, family: str):
+@pytest.mark.parametrize("family", ["auto", "sequence"])
+def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, caplog, harness, family: str):
     """Sequences in long format: detected, searched block by block (dilated convolutions, GRUs) or as
     MiniRocket's fixed kernels with a trained head, exported with their standardisation (and the kernels),
     registered, and monitored from an .npz of new sequences."""
@@ -245,10 +245,17 @@ def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, harnes
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     assert task["modality"] == "sequence" and task["class_names"] == ["down", "up"]
     training = TrainingManifest.read(root)
-    if family == "rocket":
-        assert training.family == "rocket" and training.architecture["features"] in (840, 2016, 4200)
+    if family == "auto":  # both families compete in one search, and its log names each one's best
+        assert ModelManifest.read(root).families == ["sequence", "rocket"]
+        assert "families on validation: sequence " in caplog.text and ", rocket " in caplog.text
+    if training.family == "rocket":
+        assert family != "sequence" and training.architecture["features"] in (840, 2016, 4200)
     else:
-        assert training.family == "sequence" and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
+        assert (
+            family != "rocket"
+            and training.family == "sequence"
+            and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
+        )
     assert training.test_score >= 0.8
     preparation = yaml.safe_load((root / "outputs" / "data_preparation" / "manifest.json").read_text())
     assert preparation["input_shape"] == [12, 2] and preparation["augmentation"]["kind"] == "sequence"
