@@ -10,7 +10,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,corpus]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,corpus,transfer]"
 	touch $@
 
 # Debian's Chromium and its driver, for the browser test of the three UIs (tests/ui).

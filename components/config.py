@@ -72,8 +72,13 @@ class DataPreparationParams(_Section):
     feedback_version: str | None = None
 
 
+FamilyName = Literal["auto", "mlp", "cnn", "efficientnet", "sequence", "rocket", "text", "fusion", "image_fusion"]
+
+
 class ModelFormulationParams(_Section):
-    family: Literal["auto", "mlp", "cnn", "sequence", "rocket", "text", "fusion", "image_fusion"] = "auto"
+    # auto: every family that reads the data competes in one search (on a machine without a GPU, the
+    # pretrained image backbone only when listed); one name: that family alone; a list: those compete
+    family: FamilyName | list[FamilyName] = "auto"
     loss: Literal["auto", "cross_entropy", "weighted_cross_entropy", "focal", "mse", "huber"] = "auto"
     imbalance_ratio: float = Field(3.0, ge=1.0)
     balancing: Literal["loss", "sampler"] = "loss"

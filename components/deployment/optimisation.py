@@ -89,7 +89,7 @@ def quantise_int8(
     with tempfile.TemporaryDirectory(prefix="dlautoml-quantise-") as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        if family == "cnn":
+        if family in ("cnn", "efficientnet"):  # convolutional networks: calibrated static quantisation
             quantize_static(
                 str(prepared),
                 str(destination),

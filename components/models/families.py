@@ -10,8 +10,9 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn_space, fusion, mlp, rocket, sequence_space, text_space
+from components.models import cnn_space, efficientnet, fusion, mlp, rocket, sequence_space, text_space
 from components.models.joint_space import interleave, joint_space, resolve
+from components.models.pretrained import missing_extra
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Family:
     # these families only.
     space: ModuleType | None = None
     portfolio: tuple[dict[str, Any], ...] = ()  # configurations every search of the family tries first
+    # Families whose parts come from an optional extra: whether it is installed (components.models.pretrained).
+    available: Callable[[], bool] = lambda: True
+    # Whether ``family: auto`` lets it compete on a machine without a GPU (a pretrained backbone costs
+    # tens of times a searched CNN per image there: it competes when listed, or where a GPU is).
+    auto_on_cpu: bool = True
 
     def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
         """The multi-trial tuners' space: the architecture choices and the training hyper-parameters
@@ -58,6 +64,18 @@ FAMILIES: dict[str, Family] = {
         lambda shape, outputs, arch, **_: cnn_space.build(shape, outputs, arch),
         "a convolutional network searched cell by cell (NNI model space): images have local, translation-invariant structure",
         space=cnn_space,
+    ),
+    "efficientnet": Family(
+        "efficientnet",
+        "image",
+        efficientnet.SEARCH_SPACE,
+        efficientnet.ARCHITECTURE_KEYS,
+        efficientnet.build,
+        "an ImageNet-pretrained EfficientNet-Lite0 backbone and a new head (transfer learning), its images resized and "
+        "normalised inside the network, fine-tuned as a linear probe, its top blocks or whole, as the search chooses",
+        portfolio=efficientnet.PORTFOLIO,
+        available=efficientnet.available,
+        auto_on_cpu=False,
     ),
     "sequence": Family(
         "sequence",
@@ -111,31 +129,50 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def choose_families(modality: str, override: str = "auto", parts: str = "") -> tuple[list[Family], str]:
+def choose_families(modality: str, override: str | list[str] = "auto", parts: str = "") -> tuple[list[Family], str]:
     """The families a search chooses among for a modality (multimodal: ``parts`` says whether a text
-    or an image sits next to the table): ``auto``, every family that reads the data, the first being
-    the modality's default; otherwise the one set, if it can read that data."""
+    or an image sits next to the table): ``auto``, every family that reads the data (on a machine
+    without a GPU, those cheap enough there), the first being the modality's default; otherwise the
+    one set, or those listed, if each can read that data and is installed."""
     if modality != "multimodal":
         parts = ""
     elif not parts:
         parts = "text"
+    what = f"table and {parts}" if parts else modality
     if override != "auto":
-        family = FAMILIES[override]
-        if family.modality != modality or family.parts != parts:
-            data = f"tables with {parts}" if parts else modality
-            reads = f"tables with {family.parts}" if family.parts else family.modality
-            raise ConfigurationError(f"model_formulation.family '{override}' reads {reads} data, but the data is {data}")
-        return [family], f"{family.name}: set in params.yaml"
+        names = [override] if isinstance(override, str) else list(dict.fromkeys(override))
+        chosen = [FAMILIES[name] for name in names]
+        for family in chosen:
+            if family.modality != modality or family.parts != parts:
+                data = f"tables with {parts}" if parts else modality
+                reads = f"tables with {family.parts}" if family.parts else family.modality
+                raise ConfigurationError(f"model_formulation.family '{family.name}' reads {reads} data, but the data is {data}")
+            if not family.available():
+                raise missing_extra(f"the '{family.name}' family's pretrained parts")
+        if len(chosen) == 1:
+            return chosen, f"{chosen[0].name}: set in params.yaml"
+        return chosen, f"{' or '.join(names)} for {what} data, listed in params.yaml and chosen by the search on validation"
     readers = [family for family in FAMILIES.values() if family.modality == modality and family.parts == parts]
     if not readers:
         raise ConfigurationError(f"no network family reads {modality} data")
-    what = f"table and {parts}" if parts else modality
-    if len(readers) == 1:
-        return readers, f"{readers[0].name} for {what} data: {readers[0].description}"
-    names = " or ".join(family.name for family in readers)
-    return readers, f"{names} for {what} data, chosen by the search on validation: " + "; ".join(
-        f"{family.name}, {family.description}" for family in readers
+    gpu = _has_gpu()
+    competing = [family for family in readers if family.available() and (family.auto_on_cpu or gpu)]
+    left_out = [family.name for family in readers if family not in competing]
+    note = ""
+    if left_out:
+        note = f" ({', '.join(left_out)} left out: {'its extra is not installed' if gpu else 'no GPU here; list it in model_formulation.family to search it'})"
+    if len(competing) == 1:
+        return competing, f"{competing[0].name} for {what} data: {competing[0].description}{note}"
+    names = " or ".join(family.name for family in competing)
+    return competing, f"{names} for {what} data, chosen by the search on validation{note}: " + "; ".join(
+        f"{family.name}, {family.description}" for family in competing
     )
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def joint_search_space(families: list[Family], input_shape: list[int]) -> dict[str, Any]:
@@ -170,6 +207,7 @@ def build_network(
     cardinalities = preprocessor.cardinalities if preprocessor is not None else []
     text_length = preprocessor.text_length if preprocessor is not None else 0
     image_shape = preprocessor.image_shape if preprocessor is not None else []
+    pixels = (preprocessor.means, preprocessor.scales) if preprocessor is not None and preprocessor.modality == "image" else None
     return FAMILIES[family_name].build(
         input_shape,
         output_size,
@@ -178,6 +216,7 @@ def build_network(
         cardinalities=cardinalities,
         text_length=text_length,
         image_shape=image_shape,
+        pixel_statistics=pixels,
     )
 
 

@@ -186,6 +186,7 @@ def fit_network(
             seconds=None if deadline is None else max(deadline - time.time(), 0.001),
             kind=schedule,
         ),
+        float(hyperparameters.get("backbone_learning_rate_ratio", 1.0)),
     )
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]

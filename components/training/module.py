@@ -32,6 +32,7 @@ class SupervisedModule(pl.LightningModule):
         loss: nn.Module | None = None,
         augmentation: AugmentationPolicy | None = None,
         schedule: BudgetSchedule | None = None,
+        backbone_learning_rate_ratio: float = 1.0,  # pretrained families: their backbone's step, relative to the head's
     ) -> None:
         super().__init__()
         self.augmentation = augmentation if augmentation is not None and augmentation.active else None
@@ -40,6 +41,7 @@ class SupervisedModule(pl.LightningModule):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.schedule = schedule
+        self.backbone_learning_rate_ratio = backbone_learning_rate_ratio
         self.loss = loss or (nn.CrossEntropyLoss() if task_type == "classification" else nn.MSELoss())
         self._validation_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -74,7 +76,13 @@ class SupervisedModule(pl.LightningModule):
         self.log("val_score", validation_score(self.task_type, outputs, targets))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        groups = getattr(self.network, "parameter_groups", None)  # a pretrained backbone learns at its own rate
+        trained = (
+            groups(self.learning_rate, self.backbone_learning_rate_ratio)
+            if groups
+            else [parameter for parameter in self.parameters() if parameter.requires_grad]
+        )
+        optimizer = torch.optim.AdamW(trained, lr=self.learning_rate, weight_decay=self.weight_decay)
         if self.schedule is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
