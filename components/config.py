@@ -90,6 +90,10 @@ class ModelFormulationParams(_Section):
 Strategy = Literal["auto", "tpe", "random", "evolution", "successive_halving", "darts"]
 
 
+# A registered model version: models:/NAME@ALIAS or models:/NAME/VERSION (training.init_from).
+MODEL_URI_PATTERN = r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$"
+
+
 class TrainingParams(_Section):
     seed: int = 0
     strategy: Strategy = "auto"
@@ -112,6 +116,9 @@ class TrainingParams(_Section):
     meta: Literal["nearest", "static", "off"] = "nearest"
     early_stopping_start: int = Field(5, ge=0)
     selection: Literal["one_standard_error", "best"] = "one_standard_error"
+    # models:/NAME@ALIAS or models:/NAME/VERSION: start from that registered network (same modality and
+    # input shape), its head replaced; the search then tunes its training (components/training/init_from.py)
+    init_from: str | None = Field(None, pattern=MODEL_URI_PATTERN)
     ensemble: bool = True  # a weighted ensemble of the final network and the best trials, if it scores higher on validation
     max_parameters: int | None = Field(None, ge=1)  # hardware limits enforced inside the search (None: none)
     max_mflops: float | None = Field(None, gt=0)

@@ -122,6 +122,7 @@ class TrainingManifest(Manifest):
     test_score: float
     top_configurations: list[dict[str, Any]] = []
     warm_started: int = 0
+    lineage: dict[str, str] = {}  # training.init_from: the registered model version it started from, and its data version
 
 
 class DeploymentManifest(Manifest):

@@ -75,6 +75,11 @@ def run(
         None,
         help="NNI strategy: a tuner that proposes architectures (successive_halving: many short trials, the best third of each rung trained longer), or one-shot NAS over the image, sequence or text family's model space (darts), then tpe over its training; auto: darts for those families from 2,000 training rows, tpe otherwise",
     ),
+    init_from: str | None = typer.Option(
+        None,
+        help="start from a registered model, models:/NAME@ALIAS or models:/NAME/VERSION, of the same modality and input "
+        "shape: its network is kept, its head replaced, and the search tunes its training",
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="parameters file (one section per stage)"),
 ) -> None:
     """Run the six-stage pipeline (Prefect flow 'automl'); unchanged stages are skipped.
@@ -101,6 +106,7 @@ def run(
             max_minutes=max_minutes,
             strategy=strategy and strategy.value,
             modality=modality and modality.value,
+            init_from=init_from,
         )
     except UserInputError as error:
         _fail(str(error))

@@ -31,6 +31,7 @@ def automl(
     max_minutes: float | None = None,
     strategy: Strategy | None = None,
     modality: Literal["auto", "tabular", "image", "sequence", "text", "multimodal"] | None = None,
+    init_from: str | None = None,
 ) -> str:
     """Runs the whole pipeline and returns a printed summary; options left empty keep params.yaml's.
 
@@ -47,10 +48,22 @@ def automl(
         max_minutes: the training stage's budget, search and final training together; empty: params.yaml's training.max_minutes.
         strategy: the search strategy (tpe, random, evolution, successive_halving, darts, auto); empty: params.yaml's training.strategy.
         modality: tabular, image, sequence, text or multimodal, or auto to detect it; empty: params.yaml's task_formulation.modality.
+        init_from: a registered model to start from, models:/NAME@ALIAS or models:/NAME/VERSION (same modality and input shape; its head is replaced); empty: params.yaml's training.init_from.
     """
     root = Path(workspace)
     with workspace_lock(root):  # before the options are written: a second run changes nothing
-        prepare_run(root, root / params_file, data_path, target, task_type, max_trials, max_minutes, strategy, modality)
+        prepare_run(
+            root,
+            root / params_file,
+            data_path,
+            target,
+            task_type,
+            max_trials,
+            max_minutes,
+            strategy,
+            modality,
+            init_from=init_from,
+        )
         with pipeline_run(workspace, params_file) as run:
             task_formulation(run)
             data_preparation(run)

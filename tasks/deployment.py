@@ -32,6 +32,7 @@ from components.models.families import build_network, network_for
 from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
+from components.training.init_from import log_network, network_record
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
 STAGE = "deployment"
@@ -153,7 +154,13 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
         "meets_hardware_limits": str(not over_limits).lower(),
         "quantisation": decision.reason,
         **quantisation.tags(),
+        **training.lineage,
     }
+    # The PyTorch network the ONNX graph came from, next to it: what training.init_from starts from.
+    log_network(
+        TrainingManifest.file(training.model_file, root),
+        network_record(training.family, training.architecture, task.modality, preparation.input_shape, bool(training.ensemble)),
+    )
     registration = register_onnx_model(
         out / serving_file,
         name,

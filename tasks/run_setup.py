@@ -95,6 +95,7 @@ def prepare_run(
     strategy: str | None = None,
     modality: str | None = None,
     say: Callable[[str], None] = print,
+    init_from: str | None = None,
 ) -> str:
     """Validates the data before anything is written, then records the options and versions the data.
     The caller holds the workspace lock.
@@ -114,7 +115,7 @@ def prepare_run(
         Path(params_file),
         {
             "task_formulation": {"data_path": data_path, "target": target, "task_type": task_type, "modality": modality},
-            "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy},
+            "training": {"max_trials": max_trials, "max_minutes": max_minutes, "strategy": strategy, "init_from": init_from},
         },
     )
     version = track_data(workspace / data_path, workspace)

@@ -15,6 +15,7 @@ from components.data.preparation import Preprocessor, Splits
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest, TrainingManifest
 from components.models.drawing import draw_chosen_network
 from components.models.families import FAMILIES, architecture_of, build_network, joint_portfolio, network_for
+from components.models.pretrained import encoder_tags
 from components.search.budget import Budget, EpochLines, duration
 from components.search.constraints import Constraints
 from components.search.ensemble import closing_passes
@@ -31,6 +32,7 @@ from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
 from components.training.fit import evaluation_metrics, fit_network, predict
+from components.training.init_from import fetch_source, load_matching, pinned_space
 from components.training.plots import write_final_reports
 from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
 
@@ -48,10 +50,18 @@ def train(inputs: StageInputs) -> TrainingManifest:
     epochs = trial_epochs(
         params.trial_max_epochs, preparation.split_sizes.get("train", 0), params.batch_size, params.trial_min_steps
     )
+    # training.init_from: a registered network of the same modality and shape, its head replaced
+    source = (
+        fetch_source(params.init_from, inputs.output / "init_from", task.modality, preparation.input_shape)
+        if params.init_from
+        else None
+    )
+    default = source.family if source else model.family
     settings = TrialSettings(
         splits_file=str(PreparationManifest.file(preparation.splits_file, root).resolve()),
         preprocessor_file=str(PreparationManifest.file(preparation.preprocessor_file, root).resolve()),
-        family=model.family,
+        family=default,
+        init_weights=str(source.weights.resolve()) if source else None,
         task_type=task.task_type,
         input_shape=preparation.input_shape,
         output_size=preparation.output_size,
@@ -84,15 +94,26 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "median-stop assessor stays off (a trial costs little more than its start-up, and a slow starter such as a "
             "linear model is often what small data calls for)"
         )
-    family = FAMILIES[model.family]
-    competing = [FAMILIES[name] for name in model.families or [model.family]]
+    family = FAMILIES[default]
+    competing = [family] if source else [FAMILIES[name] for name in model.families or [model.family]]
     searched = "+".join(candidate.name for candidate in competing)  # the knowledge base's name for what was searched
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     oneshot = None
-    strategy, reason = choose_strategy(params.strategy, family.space is not None, len(splits.targets["train"]), len(competing))
+    strategy, reason = choose_strategy(
+        params.strategy, family.space is not None and source is None, len(splits.targets["train"]), len(competing)
+    )
     progress(f"strategy {strategy} ({reason})")
     search_space = model.search_space
+    if source is not None:
+        search_space = pinned_space(family.search_space_for(preparation.input_shape), source.architecture)
+        mlflow.set_tags(source.lineage_tags())
+        network = build_network(default, preparation.input_shape, preparation.output_size, source.architecture, preprocessor)
+        loaded, new = load_matching(network, source.weights)
+        progress(
+            f"starting from {source.uri} (version {source.version}, {source.family}, data version {source.data_version[:12]}): "
+            f"{loaded} tensors loaded, {new} new (the head); its architecture is kept and the search tunes its training"
+        )
     if strategy in ONESHOT_STRATEGIES:
         identity = {"one-shot": strategy, "budget": [params.max_minutes, params.oneshot_share], "space": search_space}
         oneshot = architecture_first(
@@ -115,13 +136,14 @@ def train(inputs: StageInputs) -> TrainingManifest:
         params.meta, task.meta_features, task.modality, task.task_type, searched, search_space, params.max_trials
     )
     progress(line)
-    portfolio = tuple(joint_portfolio(competing, search_space)) if params.portfolio else ()
+    portfolio = tuple(joint_portfolio(competing, search_space, params.seed)) if params.portfolio else ()
     warm_start, first = first_trials(
         root, search_space, portfolio, params.warm_start, params.max_trials, tuple(learned), len(competing)
     )
     if first:
         progress(f"warm start: {first}")
-    fingerprint = search_fingerprint(settings, search_space, model, params)
+    identity = {"space": search_space, "init_from": source.lineage_tags()} if source else search_space
+    fingerprint = search_fingerprint(settings, identity, model, params)
     settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
     settings_file = inputs.output / "trial_settings.json"
     settings.save(settings_file)
@@ -157,7 +179,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     record_knowledge(task.meta_features, task.modality, task.task_type, searched, Path(task.data_path).name)
 
     def build(parameters: dict):
-        return network_for(parameters, model.family, preparation.input_shape, preparation.output_size, preprocessor)
+        return network_for(parameters, default, preparation.input_shape, preparation.output_size, preprocessor)
 
     def size_of(parameters: dict) -> int:
         return sum(parameter.numel() for parameter in build(parameters).parameters())
@@ -166,16 +188,16 @@ def train(inputs: StageInputs) -> TrainingManifest:
         search.ranked(), len(splits.targets["validation"]), task.task_type, size_of, params.selection
     )
     best = selection.trial
-    chosen, architecture, hyperparameters = architecture_of(best.parameters, model.family)
+    chosen, architecture, hyperparameters = architecture_of(best.parameters, default)
     family = FAMILIES[chosen]
     progress(f"chose trial {best.sequence + 1} ({selection.reason}): validation score {best.score:.4f}, {chosen} {architecture}")
     if len(competing) > 1:
-        progress(family_race(search.trials, model.family, chosen))
+        progress(family_race(search.trials, default, chosen))
 
     measure_latencies(
         search.trials,
         build,
-        lambda parameters: architecture_of(parameters, model.family)[:2],
+        lambda parameters: architecture_of(parameters, default)[:2],
         preprocessor,
         task.task_type,
         splits.features["train"][:2],
@@ -183,6 +205,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     artefacts = write_search_report(search.trials, inputs.output, params.max_latency_ms)
     mlflow.log_params(flatten("chosen", {"family": chosen, **architecture, **hyperparameters}))
     mlflow.set_tags({"search.strategy": params.strategy, "search.strategy_run": strategy, "chosen_trial": str(best.sequence + 1)})
+    mlflow.set_tags(encoder_tags(family))
     mark_chosen_trial(settings.experiment_id, best.trial_id)
     if family.space is not None:
         table = architecture_table(
@@ -213,6 +236,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
     network = build_network(chosen, preparation.input_shape, preparation.output_size, architecture, preprocessor)
     trained_weights = weights_file(settings.checkpoint_folder, best.parameters, best.fidelity)
     from_trial = trained_weights.is_file()
+    if source is not None and not from_trial:
+        load_matching(network, source.weights)
     if from_trial:
         # The chosen trial left its weights: the final training goes on from them (with early
         # stopping on the validation loss) instead of spending its share of the budget starting again.
@@ -307,6 +332,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         nni_experiment_id=search.experiment_id,
         test_metric=task.metric,
         test_score=test_score,
+        lineage=source.lineage_tags() if source else {},
         top_configurations=[trial.parameters for trial in search.ranked()[: max(params.warm_start, 1)]],
         warm_started=len(warm_start),
         ensemble=ensemble.members if ensemble and ensemble.network is not None else [],
@@ -316,7 +342,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "best_validation_score": float(top.score),
             **{
                 f"best_validation_score_{name}": float(best_score)
-                for name, (best_score, _) in family_scores(search.trials, model.family).items()
+                for name, (best_score, _) in family_scores(search.trials, default).items()
                 if best_score is not None and len(competing) > 1
             },
             "chosen_validation_score": float(best.score),

@@ -11,7 +11,7 @@ from torch import nn
 
 from components.errors import ConfigurationError
 from components.models import cnn_space, efficientnet, fusion, mlp, rocket, sequence_space, text_space
-from components.models.joint_space import interleave, joint_space, resolve
+from components.models.joint_space import SEPARATOR, interleave, joint_space, random_configuration, resolve
 from components.models.pretrained import missing_extra
 
 
@@ -35,6 +35,7 @@ class Family:
     # Whether ``family: auto`` lets it compete on a machine without a GPU (a pretrained backbone costs
     # tens of times a searched CNN per image there: it competes when listed, or where a GPU is).
     auto_on_cpu: bool = True
+    weights: str = ""  # pretrained families: the name of their weights in components.models.pretrained.WEIGHTS
 
     def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
         """The multi-trial tuners' space: the architecture choices and the training hyper-parameters
@@ -76,6 +77,7 @@ FAMILIES: dict[str, Family] = {
         portfolio=efficientnet.PORTFOLIO,
         available=efficientnet.available,
         auto_on_cpu=False,
+        weights=efficientnet.WEIGHTS,
     ),
     "sequence": Family(
         "sequence",
@@ -141,6 +143,8 @@ def choose_families(modality: str, override: str | list[str] = "auto", parts: st
     what = f"table and {parts}" if parts else modality
     if override != "auto":
         names = [override] if isinstance(override, str) else list(dict.fromkeys(override))
+        if "auto" in names or not names:
+            raise ConfigurationError("model_formulation.family: a list names the families that compete, without 'auto'")
         chosen = [FAMILIES[name] for name in names]
         for family in chosen:
             if family.modality != modality or family.parts != parts:
@@ -182,9 +186,17 @@ def joint_search_space(families: list[Family], input_shape: list[int]) -> dict[s
     return joint_space({family.name: family.search_space_for(input_shape) for family in families})
 
 
-def joint_portfolio(families: list[Family], search_space: dict[str, Any]) -> list[dict[str, Any]]:
-    """The families' default configurations as points of the search space, in turns."""
-    return interleave({family.name: family.portfolio for family in families}, search_space)
+def joint_portfolio(families: list[Family], search_space: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+    """The families' default configurations as points of the search space, in turns. Where several
+    compete, a family without defaults (a model space whose choices depend on the input's shape) gets
+    a random configuration of its own space, so that every family has a first trial."""
+    if len(families) == 1:
+        return interleave({families[0].name: families[0].portfolio}, search_space)
+    portfolios = {}
+    for family in families:
+        own = {key.split(SEPARATOR, 1)[1]: spec for key, spec in search_space.items() if key.startswith(family.name + SEPARATOR)}
+        portfolios[family.name] = family.portfolio or (random_configuration(own, seed),)
+    return interleave(portfolios, search_space)
 
 
 def split_parameters(family: Family, parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -78,3 +78,13 @@ def interleave(portfolios: dict[str, tuple[dict[str, Any], ...]], space: dict[st
     embedded = [[embed(name, configuration, space) for configuration in portfolio] for name, portfolio in portfolios.items()]
     turns = max((len(configurations) for configurations in embedded), default=0)
     return [configurations[turn] for turn in range(turns) for configurations in embedded if turn < len(configurations)]
+
+
+def random_configuration(space: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A seeded random point of a search space, drawn as NNI's random tuner draws one."""
+    import numpy as np
+    from nni.algorithms.hpo.random_tuner import suggest
+    from nni.common.hpo_utils import deformat_parameters, format_search_space
+
+    formatted = format_search_space(space)
+    return deformat_parameters(suggest(np.random.default_rng(seed), formatted), formatted)

@@ -81,3 +81,16 @@ def file_digest(path: Path, size: int, modified: int) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def encoder_tags(family) -> dict[str, str]:
+    """The MLflow tags of a run whose network starts from pretrained weights: which, their checksum
+    and licence (none for a family trained from random weights)."""
+    if not family.weights:
+        return {}
+    weights = WEIGHTS[family.weights]
+    return {
+        "dlautoml.encoder": weights.name,
+        "dlautoml.encoder_sha256": weights.sha256,
+        "dlautoml.encoder_licence": weights.licence,
+    }

@@ -212,7 +212,7 @@ def consult(
         return [], [], "meta-model off (training.meta): no configurations from other datasets"
     neighbours = nearest_datasets(meta_features, modality, task_type, family, search_space, static=mode == "static")
     if not neighbours:
-        return [], [], f"meta-model: the knowledge base holds no finished search of a {family} on {modality} {task_type} data yet"
+        return [], [], f"meta-model: the knowledge base holds no finished {family} search on {modality} {task_type} data yet"
     _tag_neighbours(neighbours)
     described = ", ".join(neighbour.describe() for neighbour in neighbours)
     chosen = (

@@ -34,6 +34,7 @@ class TrialSettings(BaseModel):
     trial_seconds: float | None = None  # each trial's own cap, counted from its start
     constraints: dict[str, float | int | None] = {}  # components.search.constraints.Constraints as a dict
     report_test_score: bool = False  # benchmarks' anytime curves only: each trial also scores the test split
+    init_weights: str | None = None  # training.init_from: the source network's state dict, loaded where names and shapes match
     checkpoint_folder: str | None = None  # multi-fidelity: where a configuration's weights wait for its next rung
 
     def trial_deadline(self, started: float) -> float | None:

@@ -26,6 +26,7 @@ from components.search.fidelity import logged_parameters, split_fidelity, weight
 from components.search.records import PARAMETERS_FILE
 from components.search.settings import TrialSettings
 from components.training.fit import evaluation_metrics, fit_network, predict
+from components.training.init_from import load_matching
 
 
 @dataclass
@@ -60,6 +61,8 @@ def train_configuration(
     architecture, hyperparameters = split_parameters(FAMILIES[family], own)
     torch.manual_seed(settings.seed)
     network = build_network(family, settings.input_shape, settings.output_size, architecture, preprocessor)
+    if settings.init_weights:  # training.init_from: a registered network's weights, its head new
+        load_matching(network, settings.init_weights)
     constraints = Constraints(**settings.constraints)
     cost = measure_cost(network, preprocessor, settings.task_type, splits.features["train"][:2], constraints)
     violations = cost.violations(constraints)

@@ -172,7 +172,7 @@ def fit_network(
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(treespec|does not have many workers|LeafSpec).*")
+    warnings.filterwarnings("ignore", message=".*(treespec|does not have many workers|LeafSpec|module\(s\) in eval mode).*")
     pl.seed_everything(seed, workers=True, verbose=False)
     module = SupervisedModule(
         network,

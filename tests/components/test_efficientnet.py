@@ -110,3 +110,18 @@ def test_auto_lets_the_backbone_compete_for_images_only_where_a_gpu_is(monkeypat
     assert [family.name for family in choose_families("image")[0]] == ["cnn", "efficientnet"]
     listed, reason = choose_families("image", ["cnn", "efficientnet"])
     assert [family.name for family in listed] == ["cnn", "efficientnet"] and "listed in params.yaml" in reason
+
+
+def test_a_run_of_a_pretrained_family_is_tagged_with_its_encoder_and_checksum():
+    from components.models.families import FAMILIES
+
+    tags = pretrained.encoder_tags(FAMILIES["efficientnet"])
+    assert tags["dlautoml.encoder"] == "efficientnet_lite0"
+    assert tags["dlautoml.encoder_sha256"] == pretrained.file_digest(
+        pretrained.weights_file("efficientnet_lite0"), *_size_and_time(pretrained.weights_file("efficientnet_lite0"))
+    )
+    assert pretrained.encoder_tags(FAMILIES["cnn"]) == {}
+
+
+def _size_and_time(path):
+    return path.stat().st_size, path.stat().st_mtime_ns

@@ -91,3 +91,26 @@ def test_a_family_of_a_joint_search_is_named_in_the_trials_logged_parameters(fam
     space = joint_search_space(sequence_families(), SHAPE)
     configuration = FAMILIES["rocket"].portfolio[0] if family == "rocket" else {}
     assert resolve(embed(family, configuration, space), "sequence")[0] == family
+
+
+def test_a_family_without_defaults_still_gets_a_first_trial_where_families_compete():
+    families = [FAMILIES["cnn"], FAMILIES["efficientnet"]]
+    space = joint_search_space(families, [1, 8, 8])
+    first = joint_portfolio(families, space, seed=3)
+    assert [point[FAMILY_KEY] for point in first] == ["cnn", "efficientnet", "efficientnet"]
+    assert compatible_configurations(first, space) == first  # whole points of the joint space
+    assert first == joint_portfolio(families, space, seed=3) != joint_portfolio(families, space, seed=4)  # seeded
+    assert joint_portfolio([FAMILIES["cnn"]], FAMILIES["cnn"].search_space_for([1, 8, 8])) == []
+
+
+def test_a_list_of_families_must_name_real_families_of_the_data():
+    from components.config import ModelFormulationParams
+    from components.errors import ConfigurationError
+
+    assert ModelFormulationParams(family=["sequence", "rocket"]).family == ["sequence", "rocket"]
+    with pytest.raises(ValueError):
+        ModelFormulationParams(family=["sequence", "lstm"])
+    with pytest.raises(ConfigurationError, match="without 'auto'"):
+        choose_families("sequence", ["auto", "rocket"])
+    with pytest.raises(ConfigurationError, match="'cnn' reads image data, but the data is sequence"):
+        choose_families("sequence", ["rocket", "cnn"])

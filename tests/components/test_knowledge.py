@@ -105,7 +105,7 @@ def test_the_static_portfolio_is_the_same_whatever_the_new_dataset(corpus):
 def test_an_empty_knowledge_base_leaves_the_search_as_it_was_and_one_dataset_gives_one_configuration(tmp_path: Path):
     experiment = configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "fresh", tmp_path / "artifacts")
     learned, neighbours, line = consult("nearest", _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
-    assert (learned, neighbours) == ([], []) and "holds no finished search of a mlp" in line
+    assert (learned, neighbours) == ([], []) and "holds no finished mlp search" in line
     # One dataset known: its best configuration only, so that the family's defaults keep their places.
     _record_search(experiment, "small.csv", _figures(300, 0), [(LINEAR, 0.95), (DEEP, 0.90)])
     learned, neighbours, _ = consult("nearest", _figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE, 3)
