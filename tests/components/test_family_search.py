@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.data.preparation import Preprocessor, split_dataset
+from components.data.preparation import Preprocessor, Splits
 from components.models.families import FAMILIES, architecture_of, joint_portfolio, joint_search_space, network_for
 from components.search.nni_search import SearchRequest, run_search
 from components.search.selection import family_scores, select_configuration
-from components.search.settings import TrialSettings
-from components.tracking import configure_tracking
+from tests.components.test_search import search_setup
 
 PROJECT = Path(__file__).resolve().parents[2]
 LENGTH, ROWS = 160, 200
@@ -53,28 +52,10 @@ def level_differences(rng) -> tuple[np.ndarray, np.ndarray]:
 def test_the_search_picks_the_family_that_validates_better(tmp_path: Path, data, expected):
     features, labels = data(np.random.default_rng(0))
     channels = features.shape[-1]
-    splits = split_dataset(features, labels, [str(i) for i in range(ROWS)], "classification", 0.25, 0.25, 0)
-    splits.save(tmp_path / "splits.npz")
-    preprocessor = Preprocessor.fit(splits.features["train"], "sequence")
-    preprocessor.save(tmp_path / "preprocessor.json")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    experiment_id = configure_tracking(uri, "family-search", tmp_path / "artifacts")
-    parent = MlflowClient().create_run(experiment_id, run_name="training")
-    TrialSettings(
-        splits_file=str(tmp_path / "splits.npz"),
-        preprocessor_file=str(tmp_path / "preprocessor.json"),
-        family="sequence",
-        task_type="classification",
-        input_shape=[LENGTH, channels],
-        output_size=2,
-        max_epochs=12,
-        batch_size=32,
-        seed=0,
-        threads=1,
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        parent_run_id=parent.info.run_id,
-    ).save(tmp_path / "settings.json")
+    _, experiment_id, parent_run_id = search_setup(
+        tmp_path, max_epochs=12, data=(features, labels, "sequence"), family="sequence", threads=1
+    )
+    splits, preprocessor = Splits.load(tmp_path / "splits.npz"), Preprocessor.load(tmp_path / "preprocessor.json")
     families = [FAMILIES["sequence"], FAMILIES["rocket"]]
     space = joint_search_space(families, [LENGTH, channels])
     # Each family's first default, as the training stage's first trials take them, and nothing else.
@@ -98,7 +79,7 @@ def test_the_search_picks_the_family_that_validates_better(tmp_path: Path, data,
     selection = select_configuration(search.ranked(), len(splits.targets["validation"]), "classification", size_of)
     assert architecture_of(selection.trial.parameters, "sequence")[0] == expected
     # Each trial's MLflow run names the family it trained, with that family's parameters only.
-    runs = MlflowClient().search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    runs = MlflowClient().search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'")
     assert sorted(run.data.params["family"] for run in runs) == ["rocket", "sequence"]
     rocket_run = next(run for run in runs if run.data.params["family"] == "rocket")
     assert "features" in rocket_run.data.params and "block1_op" not in rocket_run.data.params

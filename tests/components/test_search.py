@@ -16,32 +16,43 @@ from components.tracking import configure_tracking
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def search_setup(tmp_path: Path, rows: int = 150, max_epochs: int = 3, **settings) -> tuple[str, str, str]:
-    """Splits, preprocessing and trial settings (``settings`` override TrialSettings' fields) of a
-    small table; returns (tracking URI, experiment, parent run)."""
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(rows, 4)).astype(np.float32)
-    targets = (features[:, 0] > 0).astype(np.int64)
-    splits = split_dataset(features, targets, [str(i) for i in range(rows)], "classification", 0.2, 0.2, 0)
+def search_setup(
+    tmp_path: Path,
+    rows: int = 150,
+    max_epochs: int = 3,
+    data: tuple[np.ndarray, np.ndarray, str] | None = None,
+    family: str = "mlp",
+    **settings,
+) -> tuple[str, str, str]:
+    """Splits, preprocessing and trial settings (``settings`` override TrialSettings' fields) of
+    ``data`` (features, labels, modality; by default a small table); returns (tracking URI,
+    experiment, parent run)."""
+    if data is None:
+        features = np.random.default_rng(0).normal(size=(rows, 4)).astype(np.float32)
+        data = (features, (features[:, 0] > 0).astype(np.int64), "tabular")
+    features, targets, modality = data
+    splits = split_dataset(features, targets, [str(i) for i in range(len(targets))], "classification", 0.2, 0.2, 0)
     splits.save(tmp_path / "splits.npz")
-    Preprocessor.fit(splits.features["train"], "tabular").save(tmp_path / "preprocessor.json")
+    Preprocessor.fit(splits.features["train"], modality).save(tmp_path / "preprocessor.json")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment_id = configure_tracking(uri, "search-test", tmp_path / "artifacts")
     parent = MlflowClient().create_run(experiment_id, run_name="training")
     TrialSettings(
-        splits_file=str(tmp_path / "splits.npz"),
-        preprocessor_file=str(tmp_path / "preprocessor.json"),
-        family="mlp",
-        task_type="classification",
-        input_shape=[4],
-        output_size=2,
-        max_epochs=max_epochs,
-        batch_size=32,
-        seed=0,
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        parent_run_id=parent.info.run_id,
-        **settings,
+        **{
+            "splits_file": str(tmp_path / "splits.npz"),
+            "preprocessor_file": str(tmp_path / "preprocessor.json"),
+            "family": family,
+            "task_type": "classification",
+            "input_shape": list(features.shape[1:]),
+            "output_size": int(len(np.unique(targets))),
+            "max_epochs": max_epochs,
+            "batch_size": 32,
+            "seed": 0,
+            "tracking_uri": uri,
+            "experiment_id": experiment_id,
+            "parent_run_id": parent.info.run_id,
+            **settings,
+        }
     ).save(tmp_path / "settings.json")
     return uri, experiment_id, parent.info.run_id
 

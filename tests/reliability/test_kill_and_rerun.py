@@ -105,7 +105,10 @@ def test_a_run_killed_after_its_one_shot_search_reuses_the_architecture(tmp_path
     interrupted search's trials (of the first one's architecture) would be lost with it."""
     from tests.components.test_sequences import sequences
 
-    quick = {"training": {"strategy": "darts", "trial_max_epochs": 2, "final_max_epochs": 3}}
+    quick = {
+        "training": {"strategy": "darts", "trial_max_epochs": 2, "final_max_epochs": 3},
+        "model_formulation": {"family": "sequence"},  # one family: with several competing, TPE searches them
+    }
     root = make_workspace(tmp_path / "workspace", "data/series.npz", overrides=quick)
     (root / "data").mkdir()
     features, labels = sequences(count=90, length=12)
