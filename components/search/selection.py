@@ -67,9 +67,11 @@ def family_scores(trials: list, default_family: str) -> dict[str, tuple[float | 
 
 
 def family_race(trials: list, default_family: str, chosen: str) -> str:
-    """One line: each competing family's best validation score and trials, and the family chosen."""
+    """One line: each competing family's best validation score and trials, best first (ties by name),
+    and the family chosen."""
+    ranked = sorted(family_scores(trials, default_family).items(), key=lambda item: (-(item[1][0] or -math.inf), item[0]))
     parts = [
         f"{family} {'no score' if best is None else f'{best:.4f}'} ({count} trial{'s' if count != 1 else ''})"
-        for family, (best, count) in family_scores(trials, default_family).items()
+        for family, (best, count) in ranked
     ]
     return f"families on validation: {', '.join(parts)}; {chosen} is retrained"

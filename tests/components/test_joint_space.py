@@ -84,6 +84,8 @@ def test_the_race_line_names_each_familys_best_score():
     assert family_race(trials, "sequence", "rocket") == (
         "families on validation: rocket 0.9500 (2 trials), sequence 0.7000 (2 trials); rocket is retrained"
     )
+    level = [trial(0, "sequence", 0.9), trial(1, "rocket", 0.9)]  # a tie: by name, whichever trial ran first
+    assert family_race(level, "sequence", "rocket").startswith("families on validation: rocket 0.9000 (1 trial), sequence")
 
 
 @pytest.mark.parametrize("family", ["sequence", "rocket"])

@@ -226,15 +226,14 @@ def test_pipeline_flow_end_to_end(tmp_path: Path, monkeypatch, harness, venv_env
     assert monitor(workspace=".", params_file="params.yaml")["skipped"]
 
 
-@pytest.mark.parametrize("family", ["auto", "sequence"])
-def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, caplog, harness, family: str):
-    """Sequences in long format: detected, searched block by block (dilated convolutions, GRUs) or as
-    MiniRocket's fixed kernels with a trained head, exported with their standardisation (and the kernels),
-    registered, and monitored from an .npz of new sequences."""
+def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, caplog, harness):
+    """Sequences in long format: detected, searched by both sequence families in one search (blocks of
+    dilated convolutions or GRUs, and MiniRocket's fixed kernels with a trained head), the chosen one
+    exported with its standardisation (and the kernels), registered, and monitored from an .npz of new
+    sequences. (The sequence family alone runs end to end in tests/reliability/test_kill_and_rerun.py.)"""
     from tests.components.test_sequences import sequences, write_long
 
-    overrides = {"model_formulation": {"family": family}}
-    root = make_workspace(tmp_path / "workspace", "data/walks.csv", overrides=overrides)
+    root = make_workspace(tmp_path / "workspace", "data/walks.csv")
     (root / "data").mkdir()
     features, labels = sequences(count=60, length=12)
     write_long(root / "data" / "walks.csv", features, labels)
@@ -244,18 +243,14 @@ def test_sequence_pipeline_from_a_long_table(tmp_path: Path, monkeypatch, caplog
     assert "sequence" in summary
     task = yaml.safe_load((root / "outputs" / "task_formulation" / "manifest.json").read_text())
     assert task["modality"] == "sequence" and task["class_names"] == ["down", "up"]
+    assert ModelManifest.read(root).families == ["sequence", "rocket"]
+    race = next(line for line in caplog.text.splitlines() if "families on validation: " in line)
+    assert "sequence " in race and "rocket " in race  # the log names each family's best
     training = TrainingManifest.read(root)
-    if family == "auto":  # both families compete in one search, and its log names each one's best
-        assert ModelManifest.read(root).families == ["sequence", "rocket"]
-        assert "families on validation: sequence " in caplog.text and ", rocket " in caplog.text
     if training.family == "rocket":
-        assert family != "sequence" and training.architecture["features"] in (840, 2016, 4200)
+        assert training.architecture["features"] in (840, 2016, 4200)
     else:
-        assert (
-            family != "rocket"
-            and training.family == "sequence"
-            and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
-        )
+        assert training.family == "sequence" and training.architecture["block1_op"] in ("conv3", "conv5", "gru")
     assert training.test_score >= 0.8
     preparation = yaml.safe_load((root / "outputs" / "data_preparation" / "manifest.json").read_text())
     assert preparation["input_shape"] == [12, 2] and preparation["augmentation"]["kind"] == "sequence"
