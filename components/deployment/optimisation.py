@@ -18,6 +18,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from components import plotting
 from components.deployment.onnx_export import INPUT_NAME, inference_session
 from components.deployment.processor import ProcessorFeatures, processor_features
+from components.models.families import FAMILIES
 
 
 def save_optimised_graph(source: Path, destination: Path) -> Path:
@@ -79,7 +80,8 @@ def safe_quantisation_settings(processor: ProcessorFeatures | None = None) -> Qu
 def quantise_int8(
     source: Path, destination: Path, family: str, calibration_inputs: np.ndarray, settings: QuantisationSettings | None = None
 ) -> str:
-    """INT8 weights: dynamic quantisation for MLPs, static (QDQ) with calibration for CNNs.
+    """INT8 weights: static (QDQ) with calibration for the convolutional image families
+    (``Family.static_quantisation``), dynamic quantisation for the others.
 
     Returns:
         The method used, for the manifest.
@@ -89,7 +91,7 @@ def quantise_int8(
     with tempfile.TemporaryDirectory(prefix="dlautoml-quantise-") as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        if family in ("cnn", "efficientnet"):  # convolutional networks: calibrated static quantisation
+        if FAMILIES[family].static_quantisation:
             quantize_static(
                 str(prepared),
                 str(destination),

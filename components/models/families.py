@@ -35,6 +35,8 @@ class Family:
     # Whether ``family: auto`` lets it compete on a machine without a GPU (a pretrained backbone costs
     # tens of times a searched CNN per image there: it competes when listed, or where a GPU is).
     auto_on_cpu: bool = True
+    # INT8: static quantisation calibrated on training inputs (convolutional image networks); dynamic otherwise
+    static_quantisation: bool = False
     weights: str = ""  # pretrained families: the name of their weights in components.models.pretrained.WEIGHTS
 
     def search_space_for(self, input_shape: list[int]) -> dict[str, Any]:
@@ -65,6 +67,7 @@ FAMILIES: dict[str, Family] = {
         lambda shape, outputs, arch, **_: cnn_space.build(shape, outputs, arch),
         "a convolutional network searched cell by cell (NNI model space): images have local, translation-invariant structure",
         space=cnn_space,
+        static_quantisation=True,
     ),
     "efficientnet": Family(
         "efficientnet",
@@ -77,6 +80,7 @@ FAMILIES: dict[str, Family] = {
         portfolio=efficientnet.PORTFOLIO,
         available=efficientnet.available,
         auto_on_cpu=False,
+        static_quantisation=True,
         weights=efficientnet.WEIGHTS,
     ),
     "sequence": Family(
