@@ -1,5 +1,9 @@
-"""Fixed random-kernel features against learning from scratch, on sequence sets of the UCR archive
-(inside the sktime wheel, the archive's own train/test splits), at 10% and 100% of the training split:
+"""Transfer against learning from scratch and against the best classical baseline, on real sequences,
+images and text, at 10% and 100% of each training split, in one run: the sequences here, the images in
+transfer_images.py, the text in transfer_text.py (each also runs alone).
+
+Sequences: fixed random-kernel features against learning from scratch, on sequence sets of the UCR
+archive (inside the sktime wheel, the archive's own train/test splits):
 
 - baseline: sktime's MiniRocketMultivariate (numba, outside any network) and scikit-learn's
   RidgeClassifierCV, the recipe of the MiniRocket paper;
@@ -13,7 +17,7 @@ Both networks train with the platform's ``fit_network`` for the same number of o
 accuracy on the archive's test split. Prints one row per dataset and fraction and the mean accuracy
 ratio of each network to the baseline.
 
-    .venv/bin/python benchmarks/transfer.py [--datasets GunPoint ArrowHead ItalyPowerDemand] [--steps 250]
+    .venv/bin/python benchmarks/transfer.py [--parts sequences images text] [--datasets GunPoint ArrowHead ItalyPowerDemand]
 """
 
 from __future__ import annotations
@@ -102,27 +106,20 @@ def timed(function, *arguments) -> tuple[float, float]:
     return value, time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["GunPoint", "ArrowHead", "ItalyPowerDemand"])
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0])
-    parser.add_argument("--steps", type=int, default=250, help="optimiser steps of each network's training")
-    arguments = parser.parse_args()
+def sequence_rows(datasets: list[str], fractions: list[float], steps: int) -> pd.DataFrame:
     rocket_architecture, rocket = split_parameters(FAMILIES["rocket"], FAMILIES["rocket"].portfolio[0])
-    warm = archive_split(arguments.datasets[0], "train")
+    warm = archive_split(datasets[0], "train")
     minirocket_ridge(*warm, *warm)  # numba compiles MiniRocket's kernels once: not a cost of the first dataset
     rows = []
-    for name in arguments.datasets:
+    for name in datasets:
         train_x, train_y = archive_split(name, "train")
         test = archive_split(name, "test")
-        for fraction in arguments.fractions:
+        for fraction in fractions:
             chosen = subsample(train_y, fraction)
             train = (train_x[chosen], train_y[chosen])
             baseline, baseline_seconds = timed(minirocket_ridge, *train, *test)
-            fixed, fixed_seconds = timed(network_accuracy, "rocket", rocket_architecture, rocket, train, test, arguments.steps)
-            scratch, scratch_seconds = timed(
-                network_accuracy, "sequence", SCRATCH, SCRATCH_TRAINING, train, test, arguments.steps
-            )
+            fixed, fixed_seconds = timed(network_accuracy, "rocket", rocket_architecture, rocket, train, test, steps)
+            scratch, scratch_seconds = timed(network_accuracy, "sequence", SCRATCH, SCRATCH_TRAINING, train, test, steps)
             rows.append(
                 {
                     "dataset": name,
@@ -143,9 +140,39 @@ def main() -> None:
     print(table.to_string(index=False, float_format="%.3f"))
     for fraction, group in table.groupby("fraction"):
         print(
-            f"{fraction:.0%} of the training split: accuracy / MiniRocket+ridge's, mean over {len(group)} datasets: "
+            f"sequences, {fraction:.0%} of the training split: accuracy / MiniRocket+ridge's, mean over {len(group)} datasets: "
             f"rocket {(group.rocket / group.minirocket_ridge).mean():.3f}, scratch {(group.scratch / group.minirocket_ridge).mean():.3f}"
         )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=["sequences", "images", "text"], default=["sequences", "images", "text"])
+    parser.add_argument("--datasets", nargs="+", default=["GunPoint", "ArrowHead", "ItalyPowerDemand"], help="sequence sets")
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0])
+    parser.add_argument(
+        "--steps", type=int, default=None, help="optimiser steps of each network (default: 250 sequences, 300 else)"
+    )
+    arguments = parser.parse_args()
+    started = time.perf_counter()
+    if "sequences" in arguments.parts:
+        print("== sequences: UCR archive, MiniRocket + ridge against the rocket family and the sequence family", flush=True)
+        sequence_rows(arguments.datasets, arguments.fractions, arguments.steps or 250)
+    if "images" in arguments.parts:
+        import transfer_images
+
+        print("\n== images: MNIST, RBF SVM against the cnn family and the efficientnet family", flush=True)
+        transfer_images.run(arguments.fractions, arguments.steps or 300)
+    if "text" in arguments.parts:
+        import transfer_text
+
+        print(
+            "\n== text: Amazon fine-food reviews, TF-IDF + logistic regression against the text family and the minilm family",
+            flush=True,
+        )
+        transfer_text.run(arguments.fractions, arguments.steps or 300, list(transfer_text.TRANSFER))
+    print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 
 if __name__ == "__main__":

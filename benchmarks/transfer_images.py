@@ -84,22 +84,18 @@ def network_accuracy(family: str, architecture: dict, training: dict, train, tes
     return float((outputs.argmax(1) == test_y).mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0])
-    parser.add_argument("--steps", type=int, default=300, help="optimiser steps of each network's training")
-    arguments = parser.parse_args()
+def run(fractions: list[float], steps: int) -> pd.DataFrame:
     (train_x, train_y), test = digits()
     rows = []
-    for fraction in arguments.fractions:
+    for fraction in fractions:
         chosen = subsample(train_y, fraction)
         train = (train_x[chosen], train_y[chosen])
         row = {"fraction": fraction, "train": len(chosen), "test": len(test[1])}
         row["svm"], row["seconds_svm"] = timed(svm_accuracy, train, test)
-        row["scratch"], row["seconds_scratch"] = timed(network_accuracy, "cnn", SCRATCH, TRAINING, train, test, arguments.steps)
+        row["scratch"], row["seconds_scratch"] = timed(network_accuracy, "cnn", SCRATCH, TRAINING, train, test, steps)
         for name, (architecture, training) in TRANSFER.items():
             row[name], row[f"seconds_{name}"] = timed(
-                network_accuracy, "efficientnet", architecture, training, train, test, arguments.steps
+                network_accuracy, "efficientnet", architecture, training, train, test, steps
             )
         rows.append(row)
         print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1, float_format="%.3f"), flush=True)
@@ -108,9 +104,18 @@ def main() -> None:
     print(table.to_string(index=False, float_format="%.3f"))
     for row in table.itertuples():
         print(
-            f"{row.fraction:.0%} of the training set ({row.train} digits): accuracy / the RBF SVM's: scratch "
+            f"images, {row.fraction:.0%} of the training set ({row.train} digits): accuracy / the RBF SVM's: scratch "
             f"{row.scratch / row.svm:.3f}, linear probe {row.linear_probe / row.svm:.3f}, top blocks {row.top_blocks / row.svm:.3f}"
         )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0])
+    parser.add_argument("--steps", type=int, default=300, help="optimiser steps of each network's training")
+    arguments = parser.parse_args()
+    run(arguments.fractions, arguments.steps)
 
 
 if __name__ == "__main__":

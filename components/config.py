@@ -72,7 +72,7 @@ class DataPreparationParams(_Section):
     feedback_version: str | None = None
 
 
-FamilyName = Literal["auto", "mlp", "cnn", "efficientnet", "sequence", "rocket", "text", "fusion", "image_fusion"]
+FamilyName = Literal["auto", "mlp", "cnn", "efficientnet", "sequence", "rocket", "text", "minilm", "fusion", "image_fusion"]
 
 
 class ModelFormulationParams(_Section):

@@ -12,8 +12,10 @@ words) the encoder does not see.
 How much of the encoder trains is searched (components.models.fine_tuning): a linear probe, the last
 ``TOP_LAYERS`` transformer layers, or everything. A frozen encoder gives each text the same embedding
 in every epoch, so a linear probe keeps the embeddings it computed, keyed by the row of codes: its
-later epochs cost no more than the head's (on a CPU, the encoder is about 40 ms per 128-token text).
-Nothing in the ``transformers`` library caches across calls, hence this one, bounded by ``CACHE_ROWS``.
+later epochs cost no more than the head's (on a CPU, the encoder is about 40 ms per 128-token text);
+fine-tuning the top layers keeps the frozen layers' output of each text the same way, so that its
+later epochs run two layers of six. Nothing in the ``transformers`` library keeps outputs across
+calls, hence this, bounded by ``KEPT_VALUES`` (rows past it are computed each time).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ FEATURES = 384
 TOP_LAYERS = 2  # of six
 PIECES_PER_WORD = 4
 MAX_TOKENS = 128  # [CLS], pieces, [SEP]: sentence-transformers trains this encoder on 128 tokens
-CACHE_ROWS = 200_000
+KEPT_VALUES = (
+    250_000_000  # 1 GB of float32: a linear probe's embeddings of 650,000 texts, or the top layers' inputs of about 6,000
+)
 SEARCH_SPACE = {
     "fine_tuning": {"_type": "choice", "_value": list(STRATEGIES)},
     "dropout": {"_type": "choice", "_value": [0.0, 0.1, 0.3]},
@@ -122,7 +126,8 @@ class PretrainedTextNetwork(FineTunedNetwork):
         self.cls_id, self.sep_id = special_ids()
         self.backbone = _encoder()
         self.head = nn.Sequential(nn.BatchNorm1d(FEATURES), nn.Dropout(dropout), nn.Linear(FEATURES, output_size))
-        self._embeddings: dict[bytes, torch.Tensor] = {}
+        self._frozen_outputs: dict[bytes, torch.Tensor] = {}
+        self._kept_values = 0
         self.freeze()
 
     def top_blocks(self) -> list[nn.Module]:
@@ -150,33 +155,75 @@ class PretrainedTextNetwork(FineTunedNetwork):
         if not _exporting():  # no work on the padding after the batch's longest text (the ONNX graph keeps it all)
             ids = ids[:, : int((ids > 0).sum(dim=1).max())]
         mask = (ids > 0).long()
-        hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self._upper(self._lower(ids, mask), mask)
+
+    def _lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The token embeddings and the layers below the top ones (BertModel's forward, in two parts)."""
+        hidden = self.backbone.embeddings(input_ids=ids)
+        extended = _additive(mask, hidden.dtype)
+        for layer in self.backbone.encoder.layer[:-TOP_LAYERS]:
+            hidden = _hidden(layer(hidden, attention_mask=extended))
+        return hidden
+
+    def _upper(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The top layers, then the average over the real tokens."""
+        extended = _additive(mask, hidden.dtype)
+        for layer in self.backbone.encoder.layer[-TOP_LAYERS:]:
+            hidden = _hidden(layer(hidden, attention_mask=extended))
         weights = mask.unsqueeze(2).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
         """The penultimate layer: the sentence embedding (monitoring tests it for drift)."""
-        if self.fine_tuning != "linear_probe" or _exporting():
+        if self.fine_tuning == "full" or _exporting():
             return self.encode(codes)
-        return self._kept_embeddings(codes)
+        if self.fine_tuning == "linear_probe":
+            return torch.stack(self._kept(codes, lambda rows: list(self.encode(rows)))).to(codes.device)
+        lower = self._kept(codes, self._lower_rows)  # top_blocks: the frozen layers' output, each text's own tokens
+        hidden = nn.utils.rnn.pad_sequence(lower, batch_first=True).to(codes.device)
+        lengths = torch.tensor([len(row) for row in lower], device=codes.device)
+        mask = (torch.arange(hidden.shape[1], device=codes.device)[None, :] < lengths[:, None]).long()
+        return self._upper(hidden, mask)
 
-    def _kept_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
+    def _lower_rows(self, codes: torch.Tensor) -> list[torch.Tensor]:
+        ids = self.token_ids(codes)
+        lengths = (ids > 0).sum(dim=1)
+        ids = ids[:, : int(lengths.max())]
+        hidden = self._lower(ids, (ids > 0).long())
+        return [row[:length] for row, length in zip(hidden, lengths.tolist())]
+
+    def _kept(self, codes: torch.Tensor, compute) -> list[torch.Tensor]:
+        """What the frozen layers make of each row of codes, computed once per row (up to ``KEPT_VALUES``)."""
         keys = [row.tobytes() for row in codes.detach().to("cpu", torch.int32).numpy()]
-        new = [index for index, key in enumerate(keys) if key not in self._embeddings]
+        new = [index for index, key in enumerate(keys) if key not in self._frozen_outputs]
+        computed: dict[bytes, torch.Tensor] = {}
         if new:
             with torch.no_grad():
-                computed = self.encode(codes[new]).cpu()
-            if len(self._embeddings) + len(new) > CACHE_ROWS:
-                self._embeddings.clear()
-            self._embeddings.update({keys[index]: vector for index, vector in zip(new, computed)})
-        return torch.stack([self._embeddings[key] for key in keys]).to(codes.device)
+                computed = {keys[index]: value.cpu() for index, value in zip(new, compute(codes[new]))}
+            for key, value in computed.items():
+                if self._kept_values + value.numel() <= KEPT_VALUES:
+                    self._frozen_outputs[key] = value
+                    self._kept_values += value.numel()
+        return [self._frozen_outputs.get(key, computed.get(key)) for key in keys]
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(codes))
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._embeddings.clear()  # embeddings of other encoder weights
+        self._frozen_outputs.clear()  # outputs of other encoder weights
+        self._kept_values = 0
         return super().load_state_dict(state_dict, strict, assign)
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The attention mask as eager BERT attention adds it to its scores: 0 for real tokens, the lowest
+    number for padding, shaped (samples, 1, 1, tokens) (what BertModel's forward makes of it)."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def _hidden(output) -> torch.Tensor:
+    """A BERT layer's hidden states (transformers 4 returns them in a tuple, 5 alone)."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 def _exporting() -> bool:

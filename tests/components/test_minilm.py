@@ -79,10 +79,16 @@ def test_a_strategy_trains_its_layers_and_keeps_embeddings_only_when_frozen(stra
     assert layers[0].training == (strategy == "full") and layers[-1].training == (strategy != "linear_probe")
     network.eval()
     first = network.embed(codes)
-    assert len(network._embeddings) == (3 if strategy == "linear_probe" else 0)
+    assert len(network._frozen_outputs) == (0 if strategy == "full" else 3)
     assert torch.allclose(first, network.encode(codes), atol=1e-5)
+    assert torch.allclose(network.embed(codes), first, atol=1e-5)  # from what it kept
+    # The same as BertModel's own forward, averaged over the real tokens.
+    ids = network.token_ids(codes)
+    hidden = network.backbone(input_ids=ids, attention_mask=(ids > 0).long()).last_hidden_state
+    weights = (ids > 0).unsqueeze(2).float()
+    assert torch.allclose(first, (hidden * weights).sum(1) / weights.sum(1), atol=1e-5)
     network.load_state_dict(network.state_dict())
-    assert not network._embeddings
+    assert not network._frozen_outputs
 
 
 def test_a_linear_probe_learns_reviews_and_exports_reading_word_codes(tmp_path: Path):
