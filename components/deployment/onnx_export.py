@@ -93,15 +93,27 @@ def check_parity(
     return report
 
 
+MAX_LATENCY_SECONDS = 10.0
+
+
 def _percentiles(timings: list[float]) -> dict[str, float]:
     milliseconds = np.asarray(timings) * 1000.0
     return {"p50_ms": float(np.percentile(milliseconds, 50)), "p99_ms": float(np.percentile(milliseconds, 99))}
 
 
 def measure_latency(
-    model: DeployableModel, session: ort.InferenceSession, raw: np.ndarray, batch_size: int, repeats: int, threads: int
+    model: DeployableModel,
+    session: ort.InferenceSession,
+    raw: np.ndarray,
+    batch_size: int,
+    repeats: int,
+    threads: int,
+    max_seconds: float = MAX_LATENCY_SECONDS,
 ) -> dict[str, float]:
-    """p50/p99 latency of ONNX Runtime and of eager PyTorch at one batch size, same thread count."""
+    """p50/p99 latency of ONNX Runtime and of eager PyTorch at one batch size, same thread count:
+    ``repeats`` timed calls after a tenth as many warm-up calls, each engine stopping early once it has
+    spent ``max_seconds`` (a pretrained encoder at batch 64 takes seconds a call on one thread, and 200
+    of them would hold the stage for half an hour); ``*_calls`` says how many were timed."""
     batch = np.resize(raw.astype(np.float32), (batch_size, *raw.shape[1:]))
     tensor = torch.from_numpy(batch)
     previous_threads = torch.get_num_threads()
@@ -113,15 +125,20 @@ def measure_latency(
             ("pytorch", lambda: model(tensor)),
         ):
             with torch.no_grad():
+                started = time.perf_counter()
                 for _ in range(max(3, repeats // 10)):
                     call()
-                timings = []
-                for _ in range(repeats):
-                    started = time.perf_counter()
+                    if time.perf_counter() - started > max_seconds / 10:
+                        break
+                timings: list[float] = []
+                started = time.perf_counter()
+                while len(timings) < repeats and (len(timings) < 3 or time.perf_counter() - started < max_seconds):
+                    begun = time.perf_counter()
                     call()
-                    timings.append(time.perf_counter() - started)
+                    timings.append(time.perf_counter() - begun)
             for key, value in _percentiles(timings).items():
                 results[f"{name}_{key}"] = value
+            results[f"{name}_calls"] = len(timings)
     finally:
         torch.set_num_threads(previous_threads)
     results["speedup_p50"] = results["pytorch_p50_ms"] / results["onnxruntime_p50_ms"]

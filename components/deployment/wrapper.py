@@ -57,6 +57,9 @@ class DeployableModel(nn.Module):
     def __init__(self, network: nn.Module, preprocessor: Preprocessor, task_type: str) -> None:
         super().__init__()
         self.network = network
+        for module in network.modules():  # a pretrained encoder computes every input (components.models.minilm)
+            if getattr(module, "keeps_frozen_outputs", False):
+                module.keeps_frozen_outputs = False
         self.modality = preprocessor.modality
         self.task_type = task_type
         self.target_mean = float(preprocessor.target_mean)

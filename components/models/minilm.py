@@ -128,6 +128,9 @@ class PretrainedTextNetwork(FineTunedNetwork):
         self.head = nn.Sequential(nn.BatchNorm1d(FEATURES), nn.Dropout(dropout), nn.Linear(FEATURES, output_size))
         self._frozen_outputs: dict[bytes, torch.Tensor] = {}
         self._kept_values = 0
+        # Training and validation repeat the same texts; a deployed model (components.deployment.wrapper)
+        # sees new ones, and its latency must be the encoder's.
+        self.keeps_frozen_outputs = True
         self.freeze()
 
     def top_blocks(self) -> list[nn.Module]:
@@ -152,8 +155,10 @@ class PretrainedTextNetwork(FineTunedNetwork):
     def encode(self, codes: torch.Tensor) -> torch.Tensor:
         """The sentence embedding: the last layer's average over ``[CLS]``, the pieces and ``[SEP]``."""
         ids = self.token_ids(codes)
-        if not _exporting():  # no work on the padding after the batch's longest text (the ONNX graph keeps it all)
-            ids = ids[:, : int((ids > 0).sum(dim=1).max())]
+        # No work on the padding after the batch's longest text: in the ONNX graph too (a Range of the
+        # batch's length, where a slice would be traced as a constant), where a batch of short texts
+        # then runs ten times faster than one padded to MAX_TOKENS.
+        ids = ids.index_select(1, torch.arange((ids > 0).sum(dim=1).max(), device=ids.device))
         mask = (ids > 0).long()
         return self._upper(self._lower(ids, mask), mask)
 
@@ -175,7 +180,7 @@ class PretrainedTextNetwork(FineTunedNetwork):
 
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
         """The penultimate layer: the sentence embedding (monitoring tests it for drift)."""
-        if self.fine_tuning == "full" or _exporting():
+        if self.fine_tuning == "full" or not self.keeps_frozen_outputs or _exporting():
             return self.encode(codes)
         if self.fine_tuning == "linear_probe":
             return torch.stack(self._kept(codes, lambda rows: list(self.encode(rows)))).to(codes.device)

@@ -57,6 +57,10 @@ def test_onnx_export_matches_pytorch(tmp_path: Path, family: str):
     assert session.run(None, {"input": raw[:7]})[0].shape[0] == 7
     latency = measure_latency(model, session, raw, batch_size=4, repeats=10, threads=1)
     assert latency["onnxruntime_p50_ms"] > 0 and latency["pytorch_p50_ms"] > 0
+    assert latency["onnxruntime_calls"] == latency["pytorch_calls"] == 10
+    # A heavy model stops timing at its time limit, after three calls at least.
+    hurried = measure_latency(model, session, raw, batch_size=4, repeats=10_000, threads=1, max_seconds=0.0)
+    assert hurried["onnxruntime_calls"] == hurried["pytorch_calls"] == 3
 
 
 def test_parity_failure_stops_the_stage(tmp_path: Path):

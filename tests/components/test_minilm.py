@@ -5,6 +5,7 @@ probe, and the exported ONNX graph that reads word codes."""
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -116,6 +117,11 @@ def test_a_linear_probe_learns_reviews_and_exports_reading_word_codes(tmp_path: 
     session = inference_session(export_onnx(model, dataset.features[:4], tmp_path / "minilm.onnx"), 1)
     assert check_parity(model, session, dataset.features, 1e-3).class_agreement == 1.0
     assert model.embed(torch.from_numpy(dataset.features[:3])).shape == (3, minilm.FEATURES)
+    assert not fitted.network.keeps_frozen_outputs  # deployed: every input goes through the encoder
+    # The graph runs the batch's longest text, not MAX_TOKENS: its length is a Range over the real pieces
+    # (a batch of 64 five-word texts ran in 0.23 s here, one of forty words in 2.3 s).
+    graph = onnx.load(str(tmp_path / "minilm.onnx")).graph
+    assert "Range" in {node.op_type for node in graph.node}
 
 
 def test_a_corrupt_weights_file_or_a_missing_extra_is_a_one_line_error(monkeypatch):
