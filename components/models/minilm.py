@@ -1,6 +1,6 @@
 """The text transfer family: the pretrained sentence encoder all-MiniLM-L6-v2 and a new head.
 
-The platform's text input is a row of word codes of the training split's vocabulary (components.data.text:
+The platform's text input is a row of word codes of the training split's vocabulary (components/data/text.py:
 the word analyser runs in the server, before the model). The network holds, as a table built when it
 is made, each vocabulary word's WordPiece pieces (MiniLM's own tokeniser, at most ``PIECES_PER_WORD``
 each), so the exported ONNX graph goes from word codes to pieces, packs them after ``[CLS]``, ends them
