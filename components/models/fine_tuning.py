@@ -12,6 +12,7 @@ layer wants smaller steps than a new head), the head at ``learning_rate``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from torch import nn
@@ -19,7 +20,7 @@ from torch import nn
 STRATEGIES = ("linear_probe", "top_blocks", "full")
 
 
-class FineTunedNetwork(nn.Module):
+class FineTunedNetwork(nn.Module, ABC):
     """A pretrained ``backbone`` and a new ``head``. A subclass sets both and ``fine_tuning``, says
     which backbone modules its ``top_blocks`` strategy trains, then calls :meth:`freeze`."""
 
@@ -33,8 +34,9 @@ class FineTunedNetwork(nn.Module):
             raise ValueError(f"unknown fine-tuning strategy '{fine_tuning}': one of {', '.join(STRATEGIES)}")
         self.fine_tuning = fine_tuning
 
+    @abstractmethod
     def top_blocks(self) -> list[nn.Module]:
-        raise NotImplementedError
+        """The backbone's modules that the ``top_blocks`` strategy trains."""
 
     def trained_backbone_parts(self) -> list[nn.Module]:
         """The backbone's modules that learn under the fine-tuning strategy."""
