@@ -174,6 +174,9 @@ def fit_network(
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(treespec|does not have many workers|LeafSpec|module\(s\) in eval mode).*")
     pl.seed_everything(seed, workers=True, verbose=False)
+    initialise = getattr(network, "initialise_from_data", None)
+    if callable(initialise):  # data-dependent initialisation (the rocket family's biases and ridge head)
+        initialise(train[0], train[1], task_type)
     module = SupervisedModule(
         network,
         task_type,

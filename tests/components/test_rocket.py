@@ -36,16 +36,43 @@ def test_biases_are_fitted_from_the_first_training_batch_and_kept_in_the_state_d
     assert transform.fitted and transform.bias0.abs().sum() > 0
     # A bias at quantile level q of a kernel's output leaves about 1 - q of its values above it.
     proportions = transform(batch).mean(dim=0).numpy()
-    levels = np.concatenate(
-        [np.tile(getattr(transform, f"levels{n}").numpy(), len(rocket.KERNELS)) for n in range(len(transform.dilations))]
-    )
-    assert np.corrcoef(proportions, 1 - levels)[0, 1] > 0.9
+    levels = [getattr(transform, f"levels{n}").numpy() for n in range(len(transform.dilations))]
+    assert all(len(np.unique(level)) == level.size for level in levels)  # every kernel its own quantiles, as MiniRocket
+    assert np.corrcoef(proportions, 1 - np.concatenate([level.ravel() for level in levels]))[0, 1] > 0.9
     fitted = transform.bias0.clone()
     network(torch.randn(64, 40, 2) * 5)  # later batches leave the biases alone
     assert torch.equal(transform.bias0, fitted)
     rebuilt = build_network("rocket", [40, 2], 2, LINEAR)
     rebuilt.load_state_dict(network.state_dict())
     assert torch.allclose(rebuilt.eval()(batch), network.eval()(batch))
+
+
+@pytest.mark.parametrize("task_type", ["classification", "regression"])
+def test_a_linear_head_starts_as_minirockets_ridge_on_the_training_rows(task_type: str):
+    """Before training, the network's predictions are scikit-learn's ridge (penalty by leave-one-out)
+    on its own standardised features; a trained network keeps its weights."""
+    from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+
+    raw, labels = sequences()
+    features = Preprocessor.fit(raw, "sequence").transform(raw)
+    targets = np.unique(labels, return_inverse=True)[1] if task_type == "classification" else features[:, :, 0].mean(1)
+    network = build_network("rocket", [12, 2], 2 if task_type == "classification" else 1, LINEAR)
+    network.initialise_from_data(features, targets, task_type)
+    with torch.no_grad():
+        standardised = network.standardise(network.transform(torch.from_numpy(features))).numpy()
+        outputs = network.eval()(torch.from_numpy(features)).numpy()
+    assert np.allclose(standardised.mean(0), 0, atol=1e-4) and network.transform.fitted
+    if task_type == "classification":
+        ridge = RidgeClassifierCV(alphas=rocket.RIDGE_ALPHAS).fit(standardised, targets)
+        assert np.array_equal(outputs.argmax(1), ridge.predict(standardised))
+        decisions = ridge.decision_function(standardised)  # the network's: the same, times a temperature
+        assert np.allclose((outputs[:, 1] - outputs[:, 0]) / decisions, (outputs[0, 1] - outputs[0, 0]) / decisions[0], rtol=1e-3)
+    else:
+        ridge = RidgeCV(alphas=rocket.RIDGE_ALPHAS).fit(standardised, targets)
+        assert np.allclose(outputs[:, 0], ridge.predict(standardised), atol=1e-4)
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+    network.initialise_from_data(features * 3, targets, task_type)
+    assert all(torch.equal(before[name], value) for name, value in network.state_dict().items())
 
 
 def test_the_family_competes_for_sequences_and_is_alone_when_asked():
