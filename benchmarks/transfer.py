@@ -8,7 +8,8 @@ archive (inside the sktime wheel, the archive's own train/test splits):
 - baseline: sktime's MiniRocketMultivariate (numba, outside any network) and scikit-learn's
   RidgeClassifierCV, the recipe of the MiniRocket paper;
 - rocket: the platform's ``rocket`` family (components/models/rocket.py: the same kind of kernels as
-  fixed 1-D convolutions inside the network) with its first portfolio configuration, a linear head;
+  fixed 1-D convolutions inside the network) with its first portfolio configuration, a linear head
+  that starts as the ridge classifier on the training sequences and is fine-tuned;
 - scratch: the ``sequence`` family (dilated convolutions learned from random weights) with a mid-
   sized architecture of its space.
 
