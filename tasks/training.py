@@ -21,7 +21,7 @@ from components.search.constraints import Constraints
 from components.search.ensemble import closing_passes
 from components.search.fidelity import checkpoint_folder, trial_epochs, weights_file
 from components.search.history import first_trials, log_stopped_trials, mark_chosen_trial, search_fingerprint
-from components.search.knowledge import consult, record_knowledge
+from components.search.knowledge import FAMILIES_JOIN, consult, record_knowledge
 from components.search.nni_search import SearchRequest, run_search
 from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import architecture_table, choose_strategy, pin_architecture
@@ -96,7 +96,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         )
     family = FAMILIES[default]
     competing = [family] if source else [FAMILIES[name] for name in model.families or [model.family]]
-    searched = "+".join(candidate.name for candidate in competing)  # the knowledge base's name for what was searched
+    searched = FAMILIES_JOIN.join(candidate.name for candidate in competing)  # the knowledge base's name for what was searched
     splits = Splits.load(settings.splits_file)
     preprocessor = Preprocessor.load(settings.preprocessor_file)
     oneshot = None

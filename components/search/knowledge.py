@@ -23,6 +23,7 @@ CONFIGURATION_TAG = "dlautoml.configuration"  # on a trial's run: its configurat
 NEIGHBOURS_TAG = "dlautoml.meta_neighbours"  # on a training run: the datasets its first trials came from
 META_PREFIX = "meta_"
 SCORE = "best_val_score"
+FAMILIES_JOIN = "+"  # a joint search's families in the knowledge base: "sequence+rocket"
 DATASETS = 3  # neighbours consulted
 PER_DATASET = 3  # best configurations read from each
 SHARES = ("missing_share", "minority_to_majority", "class_entropy", "linear_landmark")  # already on [0, 1]
@@ -124,8 +125,11 @@ def nearest_datasets(
     static: bool = False,
 ) -> list[Neighbour]:
     """The ``count`` datasets of the knowledge base (all experiments of the tracking server) nearest to
-    these meta-features, searched with the same family for the same kind of task, each with its best
-    configurations that are points of ``search_space``, best first. Empty when the base holds none.
+    these meta-features, searched for the same kind of task with a family that ``family`` names (one
+    name, or several joined by ``+`` for a joint search: a search of ``rocket`` alone learns from a
+    ``sequence+rocket`` search's rocket trials, and the other way round), each with its best
+    configurations of those families as points of ``search_space``, best first. Empty when the base
+    holds none.
 
     ``static``: the most central datasets instead (the smallest mean distance to the base's others),
     the same whatever the new dataset: a static portfolio learned from the base, as Auto-sklearn 2.0's
@@ -135,15 +139,16 @@ def nearest_datasets(
     from components.search.tuners import compatible_configurations
 
     client = MlflowClient()
+    wanted = set(family.split(FAMILIES_JOIN))
     runs = knowledge_runs(
         client,
-        f" and tags.`dlautoml.modality` = '{modality}' and tags.`dlautoml.task_type` = '{task_type}' "
-        f"and tags.`dlautoml.family` = '{family}'",
+        f" and tags.`dlautoml.modality` = '{modality}' and tags.`dlautoml.task_type` = '{task_type}'",
         order="DESC",
     )
     latest = {}  # one run per dataset version: its latest search
     for run in runs:
-        latest.setdefault(run.data.tags.get("data_version", run.info.run_id), run)
+        if wanted & set(run.data.tags.get("dlautoml.family", "").split(FAMILIES_JOIN)):
+            latest.setdefault(run.data.tags.get("data_version", run.info.run_id), run)
     known = list(latest.values())
     figures = [run_meta_features(run) for run in known]
     if static:
@@ -159,10 +164,12 @@ def nearest_datasets(
             order_by=[f"metrics.{SCORE} DESC"],
             max_results=50,
         )
+        searched = run.data.tags.get("dlautoml.family", "")
         configurations = [
             json.loads(trial.data.tags[CONFIGURATION_TAG]) for trial in trials if CONFIGURATION_TAG in trial.data.tags
         ]
-        usable = compatible_configurations(configurations, search_space)[:PER_DATASET]
+        usable = compatible_configurations(_translated(configurations, searched, wanted, search_space), search_space)
+        usable = usable[:PER_DATASET]
         if usable:
             neighbours.append(
                 Neighbour(
@@ -176,6 +183,19 @@ def nearest_datasets(
         if len(neighbours) == count:
             break
     return neighbours
+
+
+def _translated(configurations: list[dict], searched: str, wanted: set[str], search_space: dict) -> list[dict]:
+    """Configurations of a search of ``searched`` (one family's own, or points of a joint space) as
+    points of ``search_space``, keeping those of the ``wanted`` families."""
+    from components.models.joint_space import embed, resolve
+
+    translated = []
+    for configuration in configurations:
+        family, own = resolve(configuration, searched)
+        if family in wanted:
+            translated.append(embed(family, own, search_space))
+    return translated
 
 
 def portfolio(neighbours: list[Neighbour], count: int) -> list[dict[str, Any]]:

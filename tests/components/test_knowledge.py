@@ -36,7 +36,9 @@ def _figures(rows: int, seed: int, **options) -> dict[str, float]:
     return meta_features(dataset, targets, "classification")
 
 
-def _record_search(experiment_id: str, dataset: str, figures: dict[str, float], scored: list[tuple[dict, float]]) -> str:
+def _record_search(
+    experiment_id: str, dataset: str, figures: dict[str, float], scored: list[tuple[dict, float]], family: str = "mlp"
+) -> str:
     """A training run whose search finished, with its trials as child runs (as the trials log them)."""
     with mlflow.start_run(experiment_id=experiment_id, run_name="training", tags={"data_version": f"md5:{dataset}"}) as run:
         for index, (configuration, score) in enumerate(scored):
@@ -44,12 +46,12 @@ def _record_search(experiment_id: str, dataset: str, figures: dict[str, float], 
                 experiment_id,
                 run_name=f"trial-{index + 1}",
                 parent_run_id=run.info.run_id,
-                parameters={"family": "mlp", **configuration},
+                parameters={"family": family, **configuration},
                 history=[{"val_score": score}],
                 final_metrics={"best_val_score": score},
                 tags={"dlautoml.trial": "true", CONFIGURATION_TAG: json.dumps(configuration)},
             )
-        record_knowledge(figures, "tabular", "classification", "mlp", dataset)
+        record_knowledge(figures, "tabular", "classification", family, dataset)
     return run.info.run_id
 
 
@@ -77,6 +79,34 @@ def test_the_nearest_dataset_follows_the_meta_features(corpus):
     assert near_large[0].distance < near_large[1].distance <= near_large[2].distance
     # Only searches of the same family on the same kind of task are knowledge for this one.
     assert nearest_datasets(_figures(250, 4), "tabular", "regression", "mlp", SEARCH_SPACE) == []
+
+
+def test_single_family_and_joint_searches_learn_from_each_other(tmp_path: Path):
+    """A joint search's trials of a family are knowledge for a search of that family alone, and a
+    single family's trials for a joint search that has it; another family's trials are not."""
+    from components.models.joint_space import embed, joint_space
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", "workspace", tmp_path / "artifacts")
+    other = {"strength": {"_type": "choice", "_value": [0.1, 1.0]}}
+    joint = joint_space({"mlp": SEARCH_SPACE, "other": other})
+    _record_search(
+        experiment,
+        "joint.csv",
+        _figures(300, 0),
+        [(embed("other", {"strength": 1.0}, joint), 0.97), (embed("mlp", DEEP, joint), 0.95)],
+        family="mlp+other",
+    )
+    alone = nearest_datasets(_figures(300, 0), "tabular", "classification", "mlp", SEARCH_SPACE)
+    assert [(n.dataset, n.configurations) for n in alone] == [("joint.csv", [DEEP])]
+    _record_search(experiment, "single.csv", _figures(5000, 2, missing=0.2), [(LINEAR, 0.9)])
+    together = nearest_datasets(_figures(5000, 2, missing=0.2), "tabular", "classification", "other+mlp", joint)
+    assert [(n.dataset, n.configurations) for n in together] == [
+        ("single.csv", [embed("mlp", LINEAR, joint)]),
+        ("joint.csv", [embed("other", {"strength": 1.0}, joint), embed("mlp", DEEP, joint)]),
+    ]
+    assert nearest_datasets(_figures(300, 0), "tabular", "classification", "cnn", SEARCH_SPACE) == []
+    mlflow.set_tracking_uri(None)
 
 
 def test_the_portfolio_takes_each_nearest_datasets_best_in_turn_and_can_be_turned_off(corpus):
