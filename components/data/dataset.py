@@ -79,7 +79,9 @@ def long_format_columns(frame: pd.DataFrame) -> tuple[str, str] | None:
 def image_path_column(frame: pd.DataFrame, folder: Path) -> str | None:
     """The column whose values are paths (relative to ``folder``) of image files, if any."""
     for column in frame.columns:
-        values = frame[column].dropna().astype(str).head(20).tolist()
+        if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            continue  # numbers are not paths (and converting a million of them to text took seconds)
+        values = frame[column].dropna().head(20).astype(str).tolist()
         if values and all(Path(value).suffix.lower() in IMAGE_SUFFIXES for value in values):
             if sum((folder / value).is_file() for value in values) >= len(values) / 2:
                 return str(column)

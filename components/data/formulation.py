@@ -58,8 +58,10 @@ def label_strings(target: np.ndarray) -> np.ndarray:
     """The target as the same strings that :func:`class_labels` returns."""
     if _is_numeric(target):
         numbers = target.astype(np.float64)
+        if np.all(np.isfinite(numbers) & (numbers == np.round(numbers))):
+            return numbers.astype(np.int64).astype(str)  # whole numbers without a loop over the rows
         return np.array([str(int(value)) if float(value).is_integer() else str(value) for value in numbers])
-    return np.array([str(value) for value in target])
+    return np.asarray(target).astype(str)
 
 
 def formulate_task(dataset: RawDataset, params: TaskFormulationParams) -> TaskFormulation:

@@ -275,7 +275,11 @@ def text_column(frame: pd.DataFrame, target: str | None = None) -> str | None:
     several, the one with the longest values."""
     from components.data.text import is_text_column
 
-    texts = [column for column in frame.columns if column != target and is_text_column(frame[column].tolist())]
+    texts = [
+        column
+        for column in frame.columns
+        if column != target and not pd.api.types.is_numeric_dtype(frame[column]) and is_text_column(frame[column].tolist())
+    ]
     if not texts:
         return None
     return str(max(texts, key=lambda column: frame[column].astype(str).str.len().mean()))
