@@ -80,6 +80,24 @@ def test_label_flips_are_found_in_texts_and_in_rows_of_several_parts(tmp_path: P
     assert recall >= 0.8 and false_flags < (0.06 if kind.startswith("table") else 0.05), (recall, false_flags)
 
 
+def test_label_flips_in_a_large_table_are_found_by_an_approximate_kernel_model(tmp_path: Path):
+    """Above LARGE_TABLE_ROWS rows a table's label model is logistic regression on a Nystroem kernel
+    approximation (its prediction does not grow with support vectors): it finds the planted flips
+    with few clean rows flagged."""
+    from sklearn.pipeline import Pipeline
+
+    from components.data.cleaning import LARGE_TABLE_ROWS, label_model
+    from tests.conftest import write_table
+
+    dataset = load_dataset(write_table(tmp_path / "large.csv", rows=LARGE_TABLE_ROWS + 5000, messy=True), "tabular", "label")
+    labels = (dataset.target == dataset.target[0]).astype(int)
+    blocks = input_blocks("tabular", dataset.features, categorical=1)
+    assert isinstance(label_model(blocks, labels, 0), Pipeline)
+    assert not isinstance(label_model(blocks, labels[:LARGE_TABLE_ROWS], 0), Pipeline)  # the SVM
+    recall, false_flags = _flip_scores(dataset.features, labels, blocks)
+    assert recall >= 0.9 and false_flags < 0.04, (recall, false_flags)
+
+
 def test_duplicates_and_conflicting_duplicates():
     rows = np.arange(30, dtype=np.float32).reshape(10, 3)
     rows[4, 1] = np.nan
