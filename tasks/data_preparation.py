@@ -13,8 +13,8 @@ from prefect import task
 from components.data.cleaning import (
     describe_blocks,
     find_duplicates,
-    find_outliers,
     label_issues,
+    outliers_by_split,
     shared_groups,
     shared_inputs,
 )
@@ -147,10 +147,7 @@ def prepare(inputs: StageInputs) -> PreparationManifest:
 
     sizes = ", ".join(f"{name} {size:,}" for name, size in splits.sizes().items())
     inputs.say(f"[{STAGE}] split into {sizes}: fitting the outlier detector on the training split")
-    outliers = {
-        split: find_outliers(splits.features["train"], splits.features[split], params.outlier_share, seed, blocks)
-        for split in SPLITS
-    }
+    outliers = outliers_by_split(splits.features["train"], splits.features, params.outlier_share, seed, blocks)
     outlier_ids = [str(splits.sample_ids[split][p]) for split in SPLITS for p in outliers[split]]
     findings["outliers"] = {
         "count": len(outlier_ids),
