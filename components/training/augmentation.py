@@ -11,10 +11,12 @@ that is known to keep its label; rows that hold an image next to table columns h
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as functional
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # torch is imported where a batch is augmented: data preparation only chooses the policy
+    import torch
 
 
 class AugmentationPolicy(BaseModel):
@@ -48,6 +50,9 @@ class AugmentationPolicy(BaseModel):
 
 def augment_images(batch: torch.Tensor, policy: AugmentationPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
     """A randomly rotated, shifted (and flipped) copy of an NCHW batch."""
+    import torch
+    import torch.nn.functional as functional
+
     count = batch.shape[0]
     uniform = lambda: torch.rand(count, generator=generator) * 2 - 1  # noqa: E731
     angles = uniform() * math.radians(policy.rotation_degrees)
@@ -69,6 +74,9 @@ def augment_sequences(batch: torch.Tensor, policy: AugmentationPolicy, generator
     The time warp plays each sequence at a random speed within +-``time_warp`` around its middle
     (linear interpolation between steps; steps read from beyond the ends are the mean, 0).
     """
+    import torch
+    import torch.nn.functional as functional
+
     noise = torch.randn(batch.shape, generator=generator).to(batch) * policy.jitter
     scale = 1.0 + torch.randn((batch.shape[0], 1, batch.shape[2]), generator=generator).to(batch) * policy.scaling
     warped = batch
@@ -85,6 +93,8 @@ def augment_sequences(batch: torch.Tensor, policy: AugmentationPolicy, generator
 
 
 def augment(batch: torch.Tensor, policy: AugmentationPolicy) -> torch.Tensor:
+    import torch
+
     if policy.kind == "sequence":
         return augment_sequences(batch, policy)
     if policy.image_shape:
