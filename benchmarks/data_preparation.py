@@ -215,11 +215,14 @@ def main() -> None:
             )
         )
     print(
-        f"\n{'data':12} {'samples':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s/10k':>15} {'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
+        f"\n{'data':12} {'samples':>8} {'seconds':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s':>11} {'baseline s/10k':>15} "
+        f"{'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
     )
     for name, count, seconds, peak, base_seconds, base_peak, ratio, flagged in rows:
+        scale = count / 10_000
         print(
-            f"{name:12} {count:8d} {seconds:8.1f} {peak:9.0f} {base_seconds:15.1f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}"
+            f"{name:12} {count:8d} {seconds * scale:8.1f} {seconds:8.2f} {peak:9.0f} {base_seconds * scale:11.1f} "
+            f"{base_seconds:15.2f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}"
         )
 
 

@@ -7,6 +7,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,8 @@ def _shown_value(name: str, value: float, categories: dict[str, list[str]]) -> A
 def examples(
     features: np.ndarray,
     positions: list[int],
-    ids: list[str],
-    labels: list[str],
+    ids: Sequence[str],
+    labels: Sequence[str],
     modality: str,
     names: list[str],
     limit: int,
