@@ -13,13 +13,13 @@ from prefect import task
 from components.data.cleaning import (
     describe_blocks,
     find_duplicates,
-    label_issues,
     outliers_by_split,
     shared_groups,
     shared_inputs,
 )
 from components.data.feedback import FeedbackSet, feedback_splits
 from components.data.formulation import label_strings
+from components.data.label_errors import label_issues
 from components.data.meta_features import dataset_blocks
 from components.data.preparation import SPLITS, Preprocessor, Splits, check_class_sizes, encode_target, split_dataset
 from components.data.quality import (
