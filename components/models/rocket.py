@@ -183,13 +183,13 @@ class RocketNetwork(nn.Module):
         a registered model's)."""
         if bool(self.transform.fitted):
             return
-        rows = np.random.default_rng(self.transform.seed).permutation(len(targets))[:INITIALISATION_ROWS]
-        sequences = torch.as_tensor(np.asarray(inputs)[np.sort(rows)], dtype=torch.float32)
+        rows = np.sort(np.random.default_rng(self.transform.seed).permutation(len(targets))[:INITIALISATION_ROWS])
+        sequences = torch.as_tensor(np.asarray(inputs)[rows], dtype=torch.float32)
         self.transform.fit(sequences)
         features = torch.cat([self.transform(chunk) for chunk in sequences.split(256)])
         self.standardise.fit(features)
         if self.head.in_features == self.transform.size:
-            ridge_head(self.head, self.standardise(features).numpy(), np.asarray(targets)[np.sort(rows)], task_type)
+            ridge_head(self.head, self.standardise(features).numpy(), np.asarray(targets)[rows], task_type)
 
     def embed(self, sequences):
         """What the head sees (monitoring tests it for drift)."""
