@@ -12,6 +12,7 @@ import numpy as np
 from components.config import load_params
 from components.data.digits import DEFAULT_DATA, write_digits_images
 from components.data.feedback import FeedbackSet, labelled_requests
+from components.data.sources import loaded_as_copy
 from components.data.validation import validate_dataset
 from components.errors import UserInputError
 from components.manifests import PreparationManifest, TaskManifest
@@ -41,6 +42,7 @@ def place_data(data: Path, workspace: Path, say: Callable[[str], None] = print) 
     if destination.is_dir():
         shutil.rmtree(destination)
     staging.replace(destination)
+    loaded_as_copy(resolved, destination)
     return str(destination.relative_to(root))
 
 

@@ -4,7 +4,8 @@ of image paths)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,31 @@ def image_path_column(frame: pd.DataFrame, folder: Path) -> str | None:
             if sum((folder / value).is_file() for value in values) >= len(values) / 2:
                 return str(column)
     return None
+
+
+def source_signature(source: Path) -> tuple:
+    """Changes when the file, or any file under the folder, is changed, added or removed (or moved)."""
+    source = Path(source)
+    if not source.is_dir():
+        status = source.stat()
+        return (str(source.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+    entries = []
+    for directory, _, names in os.walk(source):
+        for name in names:
+            try:
+                status = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            entries.append((os.path.join(directory, name), status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    return (str(source.resolve()), hash(tuple(sorted(entries))))
+
+
+def read_only(dataset: RawDataset) -> RawDataset:
+    """A view of ``dataset`` whose arrays refuse writes and whose lists and dicts are the caller's own:
+    what a loaded dataset shared by several readers hands each of them."""
+    for array in (dataset.features, dataset.target, dataset.official_splits, dataset.groups):
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+    return replace(
+        dataset, sample_ids=list(dataset.sample_ids), warnings=list(dataset.warnings), categories=dict(dataset.categories)
+    )

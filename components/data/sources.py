@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.data.dataset import SEQUENCE_SUFFIXES, TABLE_SUFFIXES, RawDataset
+from components.data.dataset import SEQUENCE_SUFFIXES, TABLE_SUFFIXES, RawDataset, read_only, source_signature
 from components.data.images import (
     image_files,
     image_listing,
@@ -27,7 +27,7 @@ from components.data.images import (
     open_image,
 )
 from components.data.sequences import fit_length, load_sequences, long_table, sequence_arrays
-from components.data.tables import load_table, read_table, table_modality, table_rows
+from components.data.tables import forget_table, load_table, read_table, table_modality, table_rows
 from components.data.text_tables import load_multimodal, load_text
 from components.errors import DataError
 from components.errors import listing as listed  # 'listing' names image listings here
@@ -61,6 +61,12 @@ def detect_modality(
     )
 
 
+# The dataset this process loaded last: a run reads the user's data once, though the command line's
+# check, the task formulation and the data preparation all ask for it (a million rows: 3 s each time,
+# 50,000 images: 20 s). One entry, so a long-lived process holds at most one dataset.
+_LOADED: dict[tuple, RawDataset] = {}
+
+
 def load_dataset(
     path: Path,
     modality: str,
@@ -69,7 +75,34 @@ def load_dataset(
     split_column: str | None = "split",
     group_column: str | None = None,
 ) -> RawDataset:
-    """Loads a labelled dataset of the given modality (a table may name its splits and groups)."""
+    """Loads a labelled dataset of the given modality (a table may name its splits and groups).
+
+    The same data (:func:`~components.data.dataset.source_signature`, or a copy made known with
+    :func:`loaded_as_copy`) loaded with the same options again in this process is not read again: each
+    caller gets the loaded arrays, read-only."""
+    key = (source_signature(path), modality, target, max_image_size, split_column, group_column) if Path(path).exists() else None
+    if key is not None and key in _LOADED:
+        return read_only(_LOADED[key])
+    dataset = _load(path, modality, target, max_image_size, split_column, group_column)
+    forget_table()
+    if key is not None:
+        _LOADED.clear()
+        _LOADED[key] = dataset
+        return read_only(dataset)
+    return dataset
+
+
+def loaded_as_copy(source: Path, copy: Path) -> None:
+    """``copy`` is now a copy of ``source`` (a run copies the data it is given into its workspace):
+    what this process loaded from ``source`` is what ``copy`` holds, and is not read again."""
+    old, new = source_signature(source), source_signature(copy)
+    for key in [key for key in _LOADED if key[0] == old]:
+        _LOADED[(new, *key[1:])] = _LOADED.pop(key)
+
+
+def _load(
+    path: Path, modality: str, target: str, max_image_size: int, split_column: str | None, group_column: str | None
+) -> RawDataset:
     if modality == "tabular":
         return load_table(path, target, split_column, group_column)
     if modality == "sequence":
@@ -100,7 +133,19 @@ def load_unlabelled_inputs(
     the shape of one input (images, sequences, texts), or of the row's last part (multimodal: the
     text's length, or the image's channels, height and width).
     """
-    path = Path(path)
+    try:
+        return _unlabelled(Path(path), modality, feature_names, image_shape, categories)
+    finally:
+        forget_table()  # a monitoring process keeps no batch's table
+
+
+def _unlabelled(
+    path: Path,
+    modality: str,
+    feature_names: list[str],
+    image_shape: tuple[int, int, int],
+    categories: dict[str, list[str]] | None,
+) -> np.ndarray:
     if not path.exists():
         raise DataError(f"input path {path} does not exist")
     if modality == "tabular":

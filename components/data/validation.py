@@ -9,7 +9,7 @@ import numpy as np
 
 from components.config import DataPreparationParams, TaskFormulationParams
 from components.data.cleaning import find_duplicates
-from components.data.dataset import RawDataset
+from components.data.dataset import RawDataset, source_signature
 from components.data.formulation import TaskFormulation, formulate_task
 from components.data.preparation import check_class_sizes, encode_target, split_dataset
 from components.data.sources import detect_modality, load_dataset
@@ -20,22 +20,6 @@ from components.errors import DataError, listing
 _VALIDATED: dict[tuple, TaskFormulation] = {}
 
 
-def _signature(source: Path) -> tuple:
-    """Changes when the file, or any file under the folder, is changed, added or removed."""
-    if not source.is_dir():
-        status = source.stat()
-        return (str(source.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
-    entries = []
-    for directory, _, names in os.walk(source):
-        for name in names:
-            try:
-                status = os.stat(os.path.join(directory, name))
-            except OSError:
-                continue
-            entries.append((os.path.join(directory, name), status.st_size, status.st_mtime_ns, status.st_ctime_ns))
-    return (str(source.resolve()), hash(tuple(sorted(entries))))
-
-
 def validate_dataset(source: Path, formulation: TaskFormulationParams, preparation: DataPreparationParams) -> TaskFormulation:
     """Loads, formulates and dry-runs the split of a dataset; the same data with the same parameters is
     validated once per process.
@@ -43,7 +27,7 @@ def validate_dataset(source: Path, formulation: TaskFormulationParams, preparati
     Raises:
         DataError: the first problem found, in a message that names it and what to do.
     """
-    key = (_signature(source), formulation.model_dump_json(), preparation.model_dump_json()) if source.exists() else None
+    key = (source_signature(source), formulation.model_dump_json(), preparation.model_dump_json()) if source.exists() else None
     if key in _VALIDATED:
         return _VALIDATED[key]
     task = _validate(source, formulation, preparation)

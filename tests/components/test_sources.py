@@ -188,3 +188,33 @@ def test_image_tables_honour_split_and_group_columns(tmp_path: Path):
     assert list(dataset.official_splits) == ["train"] * 6 + ["test"] * 2
     assert list(dataset.groups) == ["p0", "p0", "p1", "p1", "p2", "p2", "p3", "p3"]
     assert not any("ignored the table's other columns" in warning for warning in dataset.warnings)
+
+
+def test_a_dataset_is_read_once_per_process_until_its_file_changes(tmp_path: Path):
+    """The command line's check, the task formulation and the data preparation of one run load the
+    same data: the second load hands out the first one's arrays (read-only, so no reader changes
+    another's), a changed file is read again, and a copy made known to the loader is not read."""
+    import shutil
+
+    from components.data.sources import load_dataset, loaded_as_copy
+    from tests.conftest import write_table
+
+    path = write_table(tmp_path / "table.csv", rows=60)
+    first = load_dataset(path, "tabular", "label")
+    again = load_dataset(path, "tabular", "label")
+    assert np.shares_memory(first.features, again.features) and again.sample_ids == first.sample_ids
+    with pytest.raises(ValueError, match="read-only"):
+        again.features[0, 0] = 1.0
+    again.warnings.append("a reader's own note")
+    assert "a reader's own note" not in load_dataset(path, "tabular", "label").warnings
+
+    copy = tmp_path / "workspace" / "table.csv"
+    copy.parent.mkdir()
+    shutil.copy2(path, copy)
+    loaded_as_copy(path, copy)
+    assert np.shares_memory(load_dataset(copy, "tabular", "label").features, first.features)
+
+    with copy.open("a") as stream:
+        stream.write(path.read_text().splitlines()[1] + "\n")  # one more row
+    grown = load_dataset(copy, "tabular", "label")
+    assert len(grown) == len(first) + 1 and not np.shares_memory(grown.features, first.features)
