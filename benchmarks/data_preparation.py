@@ -1,12 +1,19 @@
-"""Data preparation speed and memory: seconds per 10,000 rows (a table), images, texts, and images
-listed in a table with other columns (multimodal), and the peak resident memory, of `python -m tasks.task_formulation` + `python -m tasks.data_preparation` (what
-`dvc repro` runs: loading, validation, cleaning with label-error detection, splitting, preprocessing,
-the quality report), against a baseline measured in the same run on the same files: read the data,
-split it and standardise it with pandas / PIL and scikit-learn, nothing else.
+"""Data preparation speed and memory at several sizes: seconds per 10,000 rows (a table), images,
+texts, and images listed in a table with other columns (multimodal), and the peak resident memory, of
+the task_formulation and data_preparation stages (loading, validation, cleaning with label-error
+detection, splitting, preprocessing, the quality report), against a baseline measured in the same run
+on the same files: read the data, split it and standardise it with pandas / PIL and scikit-learn,
+nothing else. The growth column divides the time per sample by the smallest size's of the same kind
+(1.0: linear).
 
-    .venv/bin/python benchmarks/data_preparation.py [--rows 10000] [--images 10000] [--texts 10000] [--image-size 28]
+    .venv/bin/python benchmarks/data_preparation.py [--rows 10000 100000 1000000] [--images 5000 50000]
+        [--texts 5000 50000] [--image-tables 5000] [--image-size 28] [--processes one|two]
 
 Each measurement runs in a fresh process; peak memory is that process's maximum resident set size.
+The workspace's tracking store exists before it, as after a workspace's first run.
+The two stages run in one process as a pipeline run does (``--processes two``: each in its own,
+``python -m tasks.<stage>``, as ``dvc repro`` runs them, which pays the imports and the tracking
+store's start twice, about 5 s).
 """
 
 from __future__ import annotations
@@ -69,6 +76,26 @@ y = frame["label"].to_numpy()
 train, test = train_test_split(range(len(y)), test_size=0.25, random_state=0, stratify=y)
 x[train].astype("float32").mean()
 StandardScaler().fit(frame[["dose", "age"]].to_numpy("float32")[train])
+"""
+
+
+STAGES_IN_ONE_PROCESS = """
+from components.manifests import PreparationManifest, TaskManifest
+from tasks.data_preparation import prepare
+from tasks.stage_runner import run_standalone
+from tasks.task_formulation import formulate
+run_standalone("task_formulation", TaskManifest, formulate)
+run_standalone("data_preparation", PreparationManifest, prepare)
+"""
+
+# The workspace's tracking store, created before the measurement as a workspace's first run leaves it
+# (creating MLflow's SQLite schema takes about 2 s, once per workspace).
+TRACKING_STORE = """
+from pathlib import Path
+from components.config import load_params
+from components.tracking import configure_tracking
+tracking = load_params(Path("params.yaml")).tracking
+configure_tracking(tracking.uri(Path(".")), tracking.experiment, Path(tracking.artifact_folder))
 """
 
 
@@ -159,71 +186,63 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--texts", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--images", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--texts", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument(
+        "--image-tables", type=int, nargs="*", default=[5_000], help="images listed in a table with other columns"
+    )
     parser.add_argument("--image-size", type=int, default=28, help="side of the generated greyscale images")
+    parser.add_argument(
+        "--processes", choices=["one", "two"], default="one", help="the two stages in one process, or each in its own"
+    )
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dlautoml-data-preparation"))
     arguments = parser.parse_args()
     folder = arguments.folder.resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-
-    cases = []
-    for name, count, data_path, write, baseline in (
-        ("table", arguments.rows, "data/table.csv", lambda path: write_table(path, arguments.rows), BASELINE_TABLE),
-        (
-            "images",
-            arguments.images,
-            "data/images",
-            lambda path: write_images(path, arguments.images, arguments.image_size),
-            BASELINE_IMAGES,
-        ),
-        ("texts", arguments.texts, "data/reviews.csv", lambda path: write_texts(path, arguments.texts), BASELINE_TEXTS),
+    size = arguments.image_size
+    kinds = (
+        ("table", arguments.rows, "data/table.csv", write_table, BASELINE_TABLE),
+        ("images", arguments.images, "data/images", lambda path, count: write_images(path, count, size), BASELINE_IMAGES),
+        ("texts", arguments.texts, "data/reviews.csv", write_texts, BASELINE_TEXTS),
         (
             "images+table",
-            arguments.images,
+            arguments.image_tables,
             "data/clinic",
-            lambda path: write_image_table(path, arguments.images, arguments.image_size),
+            lambda path, count: write_image_table(path, count, size),
             BASELINE_IMAGE_TABLE,
         ),
-    ):
-        root = workspace(folder / name, data_path)
-        (root / "data").mkdir(exist_ok=True)
-        write(root / data_path)
-        cases.append((name, count, root, baseline, root / data_path))
-
-    rows = []
-    for name, count, root, baseline, data in cases:
-        base_seconds, base_peak = measure([sys.executable, "-c", baseline, str(data)], root)
-        formulation_seconds, formulation_peak = measure([sys.executable, "-m", "tasks.task_formulation"], root)
-        preparation_seconds, preparation_peak = measure([sys.executable, "-m", "tasks.data_preparation"], root)
-        seconds = formulation_seconds + preparation_seconds
-        peak = max(formulation_peak, preparation_peak)
-        quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
-        scale = 10_000 / count
-        rows.append(
-            (
-                name,
-                count,
-                seconds * scale,
-                peak,
-                base_seconds * scale,
-                base_peak,
-                seconds / base_seconds,
-                quality["label_errors"]["count"],
-            )
-        )
-    print(
-        f"\n{'data':12} {'samples':>8} {'seconds':>8} {'s/10k':>8} {'peak MiB':>9} {'baseline s':>11} {'baseline s/10k':>15} "
-        f"{'baseline MiB':>13} {'ratio':>6} {'label errors':>13}"
     )
-    for name, count, seconds, peak, base_seconds, base_peak, ratio, flagged in rows:
-        scale = count / 10_000
-        print(
-            f"{name:12} {count:8d} {seconds * scale:8.1f} {seconds:8.2f} {peak:9.0f} {base_seconds * scale:11.1f} "
-            f"{base_seconds:15.2f} {base_peak:13.0f} {ratio:6.1f} {flagged:13d}"
-        )
+    stages = (
+        [[sys.executable, "-c", STAGES_IN_ONE_PROCESS]]
+        if arguments.processes == "one"
+        else [[sys.executable, "-m", "tasks.task_formulation"], [sys.executable, "-m", "tasks.data_preparation"]]
+    )
+    print(
+        f"{'data':12} {'samples':>9} {'seconds':>8} {'s/10k':>7} {'growth':>7} {'peak MiB':>9} {'baseline s':>11} "
+        f"{'baseline MiB':>13} {'ratio':>6} {'label errors':>13}",
+        flush=True,
+    )
+    for name, counts, data_path, write, baseline in kinds:
+        smallest = None
+        for count in sorted(counts):
+            root = workspace(folder / f"{name}-{count}", data_path)
+            (root / "data").mkdir(exist_ok=True)
+            write(root / data_path, count)
+            measure([sys.executable, "-c", TRACKING_STORE], root)
+            base_seconds, base_peak = measure([sys.executable, "-c", baseline, str(root / data_path)], root)
+            measured = [measure(command, root) for command in stages]
+            seconds, peak = sum(time for time, _ in measured), max(memory for _, memory in measured)
+            quality = json.loads((root / "outputs" / "data_preparation" / "quality.json").read_text())
+            per_sample = seconds / count
+            smallest = smallest or per_sample
+            print(
+                f"{name:12} {count:9d} {seconds:8.1f} {per_sample * 10_000:7.2f} {per_sample / smallest:7.2f} {peak:9.0f} "
+                f"{base_seconds:11.1f} {base_peak:13.0f} {seconds / base_seconds:6.1f} {quality['label_errors']['count']:13d}",
+                flush=True,
+            )
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
