@@ -167,10 +167,10 @@ def _read_window(
     outputs, and utilisation and labelled-accuracy figures of the whole window."""
     since = float(state.get("last_check", 0.0))
     if not request_log.is_file():
-        return np.empty((0,)), np.empty((0,)), utilisation(np.array([]), np.array([]), np.array([]), 0.0)
+        return np.empty((0,)), np.empty((0,)), utilisation(0, 0, np.array([]), 0.0)
     window = read_window(request_log, since, max_rows, until=now)
-    seconds = now - since if since else (now - window.received_at[0] if len(window.received_at) else 0.0)
-    figures = utilisation(window.received_at, window.latency_ms, window.rows, seconds)
+    seconds = now - since if since else (now - window.first_received if window.requests else 0.0)
+    figures = utilisation(window.requests, window.total_rows, window.latency_ms, seconds)
     figures.update(labelled_accuracy(read_requests(request_log, since, labelled_only=True), task_type))
     if window.total_rows > len(window.inputs):
         figures["window_rows"] = float(window.total_rows)

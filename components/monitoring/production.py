@@ -9,15 +9,16 @@ import numpy as np
 from scipy import stats
 
 
-def utilisation(received_at: np.ndarray, latency_ms: np.ndarray, rows: np.ndarray, window_seconds: float) -> dict[str, float]:
-    """Requests and inputs per minute over the window, and latency percentiles of logged requests."""
+def utilisation(requests: int, rows: int, latency_ms: np.ndarray, window_seconds: float) -> dict[str, float]:
+    """Requests and inputs per minute over the window, and latency percentiles of logged requests
+    (``latency_ms``: all of them, or a uniform sample)."""
     minutes = max(window_seconds, 1e-9) / 60.0
-    if len(received_at) == 0:
+    if requests == 0:
         return {"requests": 0.0, "requests_per_minute": 0.0, "inputs_per_minute": 0.0}
     return {
-        "requests": float(len(received_at)),
-        "requests_per_minute": len(received_at) / minutes,
-        "inputs_per_minute": float(rows.sum()) / minutes,
+        "requests": float(requests),
+        "requests_per_minute": requests / minutes,
+        "inputs_per_minute": rows / minutes,
         "latency_p50_ms": float(np.percentile(latency_ms, 50)),
         "latency_p99_ms": float(np.percentile(latency_ms, 99)),
     }

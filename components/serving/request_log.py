@@ -198,49 +198,67 @@ def read_requests(path: Path, since: float = 0.0, labelled_only: bool = False) -
     ]
 
 
+READ_CHUNK = 100_000  # requests read at a time when a window is scanned
+LATENCY_SAMPLE = 100_000  # request latencies kept for the percentiles, at most
+
+
 @dataclass
 class Window:
-    """The requests logged in a monitoring window: every request's time, latency and row count, and a
-    uniform sample of at most ``max_rows`` of their input rows with the outputs logged for them."""
+    """The requests logged in a monitoring window: how many, how many input rows, when the first
+    arrived, a uniform sample of at most ``LATENCY_SAMPLE`` of their latencies, and a uniform sample
+    of at most ``max_rows`` of their input rows with the outputs logged for them."""
 
-    received_at: np.ndarray
+    requests: int
+    total_rows: int
+    first_received: float
     latency_ms: np.ndarray
-    rows: np.ndarray
     inputs: np.ndarray
     outputs: np.ndarray
-    total_rows: int
 
 
 def read_window(path: Path, since: float, max_rows: int, until: float = float("inf"), seed: int = 0) -> Window:
-    """Reads a window without loading all of it: the arrays of only the requests that hold a sampled
-    row. One request of 100,000 rows once made the drift test ask for 160 GB; the tests now see a
-    uniform sample of ``max_rows`` rows however large the window."""
+    """Reads a window in bounded memory, whatever its size: its requests are scanned ``READ_CHUNK`` at
+    a time (a week at 100 requests a second is 60 million), and the arrays of only the requests that
+    hold a sampled row are read. One request of 100,000 rows once made the drift test ask for 160 GB;
+    the tests now see a uniform sample of ``max_rows`` rows however large the window."""
+    where = "FROM requests WHERE received_at > ? AND received_at <= ?"
+    rng = np.random.default_rng(seed)
     with connect(path) as connection:
-        meta = connection.execute(
-            "SELECT id, received_at, latency_ms, rows FROM requests WHERE received_at > ? AND received_at <= ? ORDER BY id",
-            (since, until),
-        ).fetchall()
-        ids = np.array([row[0] for row in meta], dtype=np.int64)
-        rows = np.array([row[3] for row in meta], dtype=np.int64)
-        total = int(rows.sum())
-        picked = (
-            np.arange(total) if total <= max_rows else np.sort(np.random.default_rng(seed).choice(total, max_rows, replace=False))
+        requests, total, first = connection.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(rows), 0), MIN(received_at) {where}", (since, until)
+        ).fetchone()
+        picked = np.arange(total) if total <= max_rows else np.sort(rng.choice(total, max_rows, replace=False))
+        timed = (
+            np.arange(requests) if requests <= LATENCY_SAMPLE else np.sort(rng.choice(requests, LATENCY_SAMPLE, replace=False))
         )
-        ends = np.cumsum(rows)
-        owners = np.searchsorted(ends, picked, side="right")  # the request each picked row is in
+        owners: list[tuple[int, np.ndarray]] = []  # (request id, offsets of its picked rows)
+        latencies: list[np.ndarray] = []
+        cursor = connection.execute(f"SELECT id, rows, latency_ms {where} ORDER BY id", (since, until))
+        seen = first_row = 0
+        while chunk := cursor.fetchmany(READ_CHUNK):
+            block = np.array(chunk, dtype=np.float64)
+            ids, rows = block[:, 0].astype(np.int64), block[:, 1].astype(np.int64)
+            ends = first_row + np.cumsum(rows)
+            inside = picked[(picked >= first_row) & (picked < ends[-1])]
+            positions = np.searchsorted(ends, inside, side="right")  # the request each picked row is in
+            holders, starts = np.unique(positions, return_index=True)
+            for position, offsets in zip(holders, np.split(inside, starts[1:]) if len(inside) else [], strict=True):
+                owners.append((int(ids[position]), offsets - (ends[position] - rows[position])))
+            kept = timed[(timed >= seen) & (timed < seen + len(chunk))] - seen
+            latencies.append(block[kept, 2])
+            seen, first_row = seen + len(chunk), int(ends[-1])
         inputs, outputs = [], []
-        for owner in np.unique(owners):
-            blobs = connection.execute("SELECT inputs, outputs FROM requests WHERE id = ?", (int(ids[owner]),)).fetchone()
-            offsets = picked[owners == owner] - int(ends[owner] - rows[owner])
+        for request, offsets in owners:
+            blobs = connection.execute("SELECT inputs, outputs FROM requests WHERE id = ?", (request,)).fetchone()
             inputs.append(from_blob(blobs[0])[offsets])
             outputs.append(from_blob(blobs[1])[offsets])
     return Window(
-        received_at=np.array([row[1] for row in meta], dtype=np.float64),
-        latency_ms=np.array([row[2] for row in meta], dtype=np.float64),
-        rows=rows,
+        requests=int(requests),
+        total_rows=int(total),
+        first_received=float(first) if first is not None else 0.0,
+        latency_ms=np.concatenate(latencies) if latencies else np.empty(0),
         inputs=np.concatenate(inputs) if inputs else np.empty((0,)),
         outputs=np.concatenate(outputs) if outputs else np.empty((0,)),
-        total_rows=total,
     )
 
 

@@ -51,7 +51,7 @@ def test_conformal_intervals_for_regression(tmp_path):
 
 
 def test_utilisation_and_prediction_shift():
-    figures = utilisation(np.array([0.0, 30.0, 60.0]), np.array([1.0, 2.0, 30.0]), np.array([1, 1, 2]), window_seconds=120)
+    figures = utilisation(3, 4, np.array([1.0, 2.0, 30.0]), window_seconds=120)
     assert figures["requests_per_minute"] == pytest.approx(1.5) and figures["inputs_per_minute"] == pytest.approx(2.0)
     assert figures["latency_p50_ms"] == pytest.approx(2.0)
     shares = np.array([0.5, 0.3, 0.2])
