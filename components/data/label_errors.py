@@ -82,7 +82,7 @@ def calibrated(decisions: np.ndarray, targets: np.ndarray, seed: int) -> np.ndar
     one per class otherwise): a logistic regression on them, Platt's sigmoid for two classes, fitted on
     at most ``CALIBRATION_ROWS`` rows. Every value it learns from is out-of-fold, so one SVM per fold is
     enough; scikit-learn's CalibratedClassifierCV fits four per fold (three inner folds and a refit):
-    on 5,000 images 12 s of label-error detection went to 4 s with the same flips found."""
+    on 5,000 images label-error detection went from 12.2 s to 6.3 s, finding the same planted flips."""
     from sklearn.linear_model import LogisticRegression
 
     rows = stratified_sample(np.arange(len(targets)), targets, CALIBRATION_ROWS, seed)
