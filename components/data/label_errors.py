@@ -33,17 +33,24 @@ def out_of_fold_probabilities(features: np.ndarray, targets: np.ndarray, seed: i
     stratified sample: an RBF SVM's cost grows with the square of its rows) and predicts its fold ``PREDICT_CHUNK`` rows at a
     time, so that the cost grows linearly with the data and a SIGTERM is handled within seconds (Python
     runs signal handlers only between calls into compiled code). The SVM's decision values become
-    probabilities once all folds are in (:func:`calibrated`)."""
+    probabilities once all folds are in (:func:`calibrated`).
+
+    What the models see of a row (:class:`InputReducer`: scaling, principal components, TF-IDF) is
+    fitted once, on a stratified sample of ``LABEL_MODEL_ROWS`` rows of all folds: it learns no label,
+    so a held-out row among its inputs tells the fold's model nothing about that row's label, and the
+    projection is not fitted five times (1.8 s of 5,000 images)."""
     from sklearn.base import clone
+    from sklearn.frozen import FrozenEstimator
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
 
     folds = min(FOLDS, int(np.bincount(targets).min()))
-    rows = min(len(features) * (folds - 1) // folds, LABEL_MODEL_ROWS)
     blocks = blocks or default_blocks(features)
     classifier = label_model(blocks, targets, seed)
-    model = make_pipeline(InputReducer(blocks, seed, rows), classifier)
     matrix = table_matrix(features, features, blocks)
+    sample = stratified_sample(np.arange(len(targets)), targets, LABEL_MODEL_ROWS, seed)
+    reducer = InputReducer(blocks, seed, len(sample)).fit(matrix[sample])
+    model = make_pipeline(FrozenEstimator(reducer), classifier)
     classes = int(targets.max()) + 1
     probabilistic = hasattr(classifier, "predict_proba")
     scores = np.zeros((len(targets), classes if probabilistic or classes > 2 else 1))
