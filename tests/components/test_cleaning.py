@@ -158,7 +158,9 @@ def test_quality_report_renders_examples_and_headline_figures(tmp_path: Path):
     }
     shown = {"label_errors": examples(images, [2], ["a/0.png", "a/1.png", "b/<2>.png"], ["a", "a", "b"], "image", ["pixel_0"], 8)}
     page = render_html(report, shown)
-    assert page.count("data:image/png;base64,") == 2  # the class chart and the one example
+    assert page.count("data:image/png;base64,") == 1  # the one example
+    assert '<td>a</td><td>2</td><td><div class="bar" style="width:200px">' in page  # the class bars, to scale
+    assert '<td>b</td><td>1</td><td><div class="bar" style="width:100px">' in page
     assert "b/&lt;2&gt;.png" in page and "No input appears in two splits." in page
     figures = headline_metrics(report)
     assert figures["duplicates"] == 1.0 and figures["label_errors"] == 1.0 and figures["test_samples"] == 1.0
