@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import mlflow
 import numpy as np
-from prefect import task
 
 from components.data.cleaning import (
     describe_blocks,
@@ -35,13 +34,13 @@ from components.manifests import PreparationManifest, TaskManifest
 from components.training.augmentation import choose_augmentation
 from tasks.stage_runner import (
     METRICS_FILE,
-    STAGE_TASK,
     RunContext,
     StageInputs,
     artifact_key,
     execute_stage,
     publish_markdown,
     run_standalone,
+    stage_task,
 )
 
 STAGE = "data_preparation"
@@ -342,7 +341,7 @@ def add_feedback(inputs: StageInputs, task, splits: Splits) -> dict[str, int]:
     return counts
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def data_preparation(context: RunContext) -> PreparationManifest:
     """Loads and validates the data, makes seeded stratified splits and fits the preprocessing."""
     return execute_stage(STAGE, PreparationManifest, context, prepare)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.tracking import MlflowClient
-from prefect import task
 
 from components.data.preparation import Preprocessor, Splits
 from components.deployment.model_card import model_card
@@ -33,7 +32,7 @@ from components.search.constraints import Constraints, violations_of
 from components.search.ensemble import Ensemble
 from components.training.fit import evaluation_metrics
 from components.training.init_from import log_network, network_record
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone, stage_task
 
 STAGE = "deployment"
 LATENCY_BATCH_SIZES = (1, 64)
@@ -240,7 +239,7 @@ def deploy(inputs: StageInputs) -> DeploymentManifest:
     )
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def deployment(context: RunContext) -> DeploymentManifest:
     """Exports to ONNX, checks parity with PyTorch, measures latency and registers the model."""
     return execute_stage(STAGE, DeploymentManifest, context, deploy)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import mlflow
-from prefect import task
 
 from components.data.preparation import Splits
 from components.errors import ConfigurationError
 from components.manifests import ModelManifest, PreparationManifest, TaskManifest
 from components.models.families import choose_families, joint_search_space
 from components.training.losses import choose_loss
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone, stage_task
 
 STAGE = "model_formulation"
 
@@ -52,7 +51,7 @@ def formulate_model(inputs: StageInputs) -> ModelManifest:
     return manifest
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def model_formulation(context: RunContext) -> ModelManifest:
     """Chooses the network family from the data's modality and writes its search space and loss."""
     return execute_stage(STAGE, ModelManifest, context, formulate_model)

@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import torch
 from mlflow.tracking import MlflowClient
-from prefect import task
 
 from components.config import PipelineParams, load_params
 from components.data.preparation import Splits
@@ -36,7 +35,7 @@ from components.serving.request_log import ENDPOINT_FILE, read_requests, read_wi
 from components.tracking import configure_tracking
 from components.transient import is_transient
 from tasks.deployment import load_deployable
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, artifact_key, execute_stage, run_standalone
+from tasks.stage_runner import RunContext, StageInputs, artifact_key, execute_stage, run_standalone, stage_task
 
 STAGE = "monitoring"
 NOISE_SCALE = 0.5
@@ -110,7 +109,7 @@ def fit_monitor(inputs: StageInputs) -> MonitoringManifest:
     return manifest
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def monitoring(context: RunContext) -> MonitoringManifest:
     """Fits drift detectors (embeddings; per-feature for tables) and the conformal calibration."""
     return execute_stage(STAGE, MonitoringManifest, context, fit_monitor)
@@ -252,7 +251,7 @@ def served_reference(root: Path, params: PipelineParams) -> tuple[Path, str]:
     return fetch_reference(root, version, run_id), version
 
 
-@task(name="drift_check", **STAGE_TASK)
+@stage_task("drift_check")
 def drift_check(data_path: str | None = None, workspace: str = ".", params_file: str = "params.yaml") -> dict:
     """Checks new inputs: the file at ``data_path``, or else every request logged since the last check.
 

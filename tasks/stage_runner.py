@@ -4,6 +4,7 @@ open an MLflow run, and record the stage in dvc.lock.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -20,7 +21,6 @@ import mlflow
 from filelock import FileLock, Timeout
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
 from components.config import PipelineParams, load_params
@@ -51,12 +51,42 @@ def retry_when_transient(task, task_run, state) -> bool:
 # Each stage's Prefect task options. Retries wait 30 s, then 2 min, on top of the tracking client's own
 # attempts per request (components/transient.py): an outage of about three minutes costs no run.
 STAGE_TASK = {
-    "cache_policy": NONE,
     "log_prints": True,
     "retries": 2,
     "retry_delay_seconds": [30, 120],
     "retry_condition_fn": retry_when_transient,
 }
+
+
+class StageTask:
+    """A stage's Prefect task, built the first time the flow calls it or asks for one of its
+    attributes (``with_options``, ``fn``): ``python -m tasks.<stage>``, which is what ``dvc repro``
+    runs, then never imports Prefect, which took 1.1 s of every stage process."""
+
+    def __init__(self, function: Callable, name: str, task_run_name: str | None) -> None:
+        functools.update_wrapper(self, function)
+        self._function, self._name, self._task_run_name = function, name, task_run_name
+        self._task = None
+
+    def _prefect_task(self):
+        if self._task is None:
+            from prefect import task
+            from prefect.cache_policies import NONE
+
+            options = {"name": self._name, "task_run_name": self._task_run_name, "cache_policy": NONE, **STAGE_TASK}
+            self._task = task(**options)(self._function)
+        return self._task
+
+    def __call__(self, *args, **kwargs):
+        return self._prefect_task()(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._prefect_task(), name)
+
+
+def stage_task(name: str, task_run_name: str | None = None) -> Callable[[Callable], StageTask]:
+    """Makes a stage function the flow's Prefect task ``name`` (see :class:`StageTask`)."""
+    return lambda function: StageTask(function, name, task_run_name)
 
 
 class RunContext(BaseModel):
@@ -109,6 +139,8 @@ def artifact_key(kind: str, workspace: str | Path) -> str:
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:
     """A Prefect markdown artifact of the current flow run; a stage run by `dvc repro` has none."""
+    if "prefect" not in sys.modules:  # a process that never imported Prefect runs no flow
+        return
     try:
         from prefect.artifacts import create_markdown_artifact
         from prefect.context import get_run_context

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from components.data.formulation import formulate_task
 from components.data.images import image_table
 from components.data.meta_features import meta_features
 from components.data.preparation import encode_target
 from components.data.sources import detect_modality, load_dataset
 from components.manifests import TaskManifest
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone, stage_task
 
 STAGE = "task_formulation"
 
@@ -63,7 +61,7 @@ def formulate(inputs: StageInputs) -> TaskManifest:
     )
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def task_formulation(context: RunContext) -> TaskManifest:
     """Infers classification or regression, the modality and the metric; records the success threshold."""
     return execute_stage(STAGE, TaskManifest, context, formulate)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import mlflow
 import torch
-from prefect import task
 
 import components
 from components.data.preparation import Preprocessor, Splits
@@ -34,7 +33,7 @@ from components.tracking import flatten
 from components.training.fit import evaluation_metrics, fit_network, predict
 from components.training.init_from import fetch_source, load_matching, pinned_space
 from components.training.plots import write_final_reports
-from tasks.stage_runner import STAGE_TASK, RunContext, StageInputs, execute_stage, run_standalone
+from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone, stage_task
 
 STAGE = "training"
 NNI_FOLDER = ".nni"
@@ -368,7 +367,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
     )
 
 
-@task(name=STAGE, task_run_name=STAGE, **STAGE_TASK)
+@stage_task(STAGE, task_run_name=STAGE)
 def training(context: RunContext) -> TrainingManifest:
     """Searches architectures and hyper-parameters with NNI, then retrains and tests the best."""
     return execute_stage(STAGE, TrainingManifest, context, train)

@@ -25,3 +25,20 @@ print('ok')
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_a_stage_process_imports_no_prefect_until_a_flow_asks_for_its_task():
+    """`python -m tasks.<stage>` (what dvc repro runs) does not pay Prefect's import; the flow still
+    gets a Prefect task with the stage's name."""
+    script = """
+import sys
+from tasks import data_preparation, deployment, model_formulation, monitoring, task_formulation, training
+assert 'prefect' not in sys.modules, 'a stage module imported prefect'
+from prefect import Task
+stage = task_formulation.task_formulation
+assert isinstance(stage._prefect_task(), Task) and stage.name == 'task_formulation' and stage.retries == 2
+assert stage.with_options(retries=0).retries == 0 and stage.fn.__name__ == 'task_formulation'
+print('ok')
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
