@@ -53,8 +53,9 @@ def _finding(positions, policy: str, ids: np.ndarray, method: str = "") -> dict:
 def prepare(inputs: StageInputs) -> PreparationManifest:
     params = inputs.params.data_preparation
     task = TaskManifest.read(inputs.workspace)
+    target = inputs.params.task_formulation.target  # as task formulation loaded it (the manifest may say "class folder")
     dataset = load_dataset(
-        inputs.workspace / task.data_path, task.modality, task.target, params.max_image_size, **params.table_columns()
+        inputs.workspace / task.data_path, task.modality, target, params.max_image_size, **params.table_columns()
     )
     targets = encode_target(dataset.target, task.task_type, task.class_names)
     features, ids = dataset.features, np.asarray(dataset.sample_ids)
