@@ -186,9 +186,9 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--images", type=int, nargs="+", default=[5_000, 50_000])
-    parser.add_argument("--texts", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--images", type=int, nargs="*", default=[5_000, 50_000])
+    parser.add_argument("--texts", type=int, nargs="*", default=[5_000, 50_000])
     parser.add_argument(
         "--image-tables", type=int, nargs="*", default=[5_000], help="images listed in a table with other columns"
     )
