@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from components.config import load_params
+from components.data.dataset import source_signature
 from components.data.digits import DEFAULT_DATA, write_digits_images
 from components.data.feedback import FeedbackSet, labelled_requests
-from components.data.sources import loaded_as_copy
+from components.data.sources import keep_loaded
 from components.data.validation import validate_dataset
 from components.errors import UserInputError
 from components.manifests import PreparationManifest, TaskManifest
@@ -42,7 +43,6 @@ def place_data(data: Path, workspace: Path, say: Callable[[str], None] = print) 
     if destination.is_dir():
         shutil.rmtree(destination)
     staging.replace(destination)
-    loaded_as_copy(resolved, destination)
     return str(destination.relative_to(root))
 
 
@@ -111,7 +111,9 @@ def prepare_run(
     configured, formulation = _formulation(params_file, target, task_type, modality)
     if data is None and formulation.data_path == DEFAULT_DATA and write_digits_images(workspace / DEFAULT_DATA):
         say(f"wrote the bundled digits dataset to {DEFAULT_DATA}")
-    validate_dataset(_source(workspace, data, formulation), formulation, configured.data_preparation)
+    source = _source(workspace, data, formulation)
+    validate_dataset(source, formulation, configured.data_preparation)
+    loaded = source_signature(source)  # the stages find the validated dataset loaded, though copied and versioned
     data_path = place_data(Path(data), workspace, say) if data is not None else formulation.data_path
     update_params(
         Path(params_file),
@@ -121,6 +123,7 @@ def prepare_run(
         },
     )
     version = track_data(workspace / data_path, workspace)
+    keep_loaded(loaded, workspace / data_path)
     say(f"data {data_path} is DVC version {version}")
     feedback_version = absorb_feedback(workspace, Path(params_file), say)
     return with_feedback(version, feedback_version)

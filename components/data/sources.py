@@ -78,7 +78,7 @@ def load_dataset(
     """Loads a labelled dataset of the given modality (a table may name its splits and groups).
 
     The same data (:func:`~components.data.dataset.source_signature`, or a copy made known with
-    :func:`loaded_as_copy`) loaded with the same options again in this process is not read again: each
+    :func:`keep_loaded`) loaded with the same options again in this process is not read again: each
     caller gets the loaded arrays, read-only."""
     key = (source_signature(path), modality, target, max_image_size, split_column, group_column) if Path(path).exists() else None
     if key is not None and key in _LOADED:
@@ -92,11 +92,12 @@ def load_dataset(
     return dataset
 
 
-def loaded_as_copy(source: Path, copy: Path) -> None:
-    """``copy`` is now a copy of ``source`` (a run copies the data it is given into its workspace):
-    what this process loaded from ``source`` is what ``copy`` holds, and is not read again."""
-    old, new = source_signature(source), source_signature(copy)
-    for key in [key for key in _LOADED if key[0] == old]:
+def keep_loaded(signature: tuple, path: Path) -> None:
+    """``path`` holds the data this process loaded under ``signature`` (a
+    :func:`~components.data.dataset.source_signature` taken before the run copied the data into its
+    workspace and DVC linked it to its cache, which gives the file a new inode): it is not read again."""
+    new = source_signature(path)
+    for key in [key for key in _LOADED if key[0] == signature]:
         _LOADED[(new, *key[1:])] = _LOADED.pop(key)
 
 

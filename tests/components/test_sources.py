@@ -196,7 +196,8 @@ def test_a_dataset_is_read_once_per_process_until_its_file_changes(tmp_path: Pat
     another's), a changed file is read again, and a copy made known to the loader is not read."""
     import shutil
 
-    from components.data.sources import load_dataset, loaded_as_copy
+    from components.data.dataset import source_signature
+    from components.data.sources import keep_loaded, load_dataset
     from tests.conftest import write_table
 
     path = write_table(tmp_path / "table.csv", rows=60)
@@ -210,8 +211,9 @@ def test_a_dataset_is_read_once_per_process_until_its_file_changes(tmp_path: Pat
 
     copy = tmp_path / "workspace" / "table.csv"
     copy.parent.mkdir()
+    signature = source_signature(path)
     shutil.copy2(path, copy)
-    loaded_as_copy(path, copy)
+    keep_loaded(signature, copy)
     assert np.shares_memory(load_dataset(copy, "tabular", "label").features, first.features)
 
     with copy.open("a") as stream:
