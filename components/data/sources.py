@@ -62,8 +62,8 @@ def detect_modality(
 
 
 # The dataset this process loaded last: a run reads the user's data once, though the command line's
-# check, the task formulation and the data preparation all ask for it (a million rows: 3 s each time,
-# 50,000 images: 20 s). One entry, so a long-lived process holds at most one dataset.
+# check, the task formulation and the data preparation all ask for it (a million rows: 4.5 s each time,
+# 50,000 images: 10 s). One entry, so a long-lived process holds at most one dataset.
 _LOADED: dict[tuple, RawDataset] = {}
 
 
