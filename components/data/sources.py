@@ -46,6 +46,14 @@ def detect_modality(
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist: pass an existing CSV file or image folder with --data")
+    key = (source_signature(path), target, split_column, group_column)
+    if key not in _DETECTED:
+        _DETECTED.clear()  # one dataset's, as for the loaded dataset
+        _DETECTED[key] = _detect(path, target, split_column, group_column)
+    return _DETECTED[key]
+
+
+def _detect(path: Path, target: str | None, split_column: str | None, group_column: str | None) -> str:
     if path.is_dir():
         listing = image_listing(path)
         if listing is not None and image_table_columns(listing[1], path, (target, split_column, group_column)):
@@ -65,6 +73,7 @@ def detect_modality(
 # check, the task formulation and the data preparation all ask for it (a million rows: 4.5 s each time,
 # 50,000 images: 10 s). One entry, so a long-lived process holds at most one dataset.
 _LOADED: dict[tuple, RawDataset] = {}
+_DETECTED: dict[tuple, str] = {}  # the modality told last (a table's: one more read of the whole table)
 
 
 def load_dataset(
@@ -97,8 +106,9 @@ def keep_loaded(signature: tuple, path: Path) -> None:
     :func:`~components.data.dataset.source_signature` taken before the run copied the data into its
     workspace and DVC linked it to its cache, which gives the file a new inode): it is not read again."""
     new = source_signature(path)
-    for key in [key for key in _LOADED if key[0] == signature]:
-        _LOADED[(new, *key[1:])] = _LOADED.pop(key)
+    for kept in (_LOADED, _DETECTED):
+        for key in [key for key in kept if key[0] == signature]:
+            kept[(new, *key[1:])] = kept.pop(key)
 
 
 def _load(
