@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cleanlab.filter import find_label_issues
 from sklearn.datasets import load_digits
 
 from components.data.cleaning import (
@@ -13,7 +14,7 @@ from components.data.cleaning import (
     input_blocks,
     shared_inputs,
 )
-from components.data.label_errors import find_label_errors, label_issues
+from components.data.label_errors import find_label_errors, label_issues, out_of_fold_probabilities
 from components.data.quality import examples, headline_metrics, render_html
 from components.data.sources import load_dataset
 
@@ -38,6 +39,9 @@ def test_most_planted_label_flips_on_the_digits_are_flagged_and_few_clean_sample
     found = issues.positions[ranked]
     assert (issues.suggested[ranked] == digits.target[found]).mean() >= 0.9
     assert (issues.suggested != labels[issues.positions]).all()  # another class than the one given
+    # The same samples as cleanlab flags when handed every sample, not only those the model disagrees with.
+    every_sample = find_label_issues(labels, out_of_fold_probabilities(images, labels, 0), filter_by="predicted_neq_given")
+    assert set(np.flatnonzero(every_sample)) == set(issues.positions.tolist())
 
 
 def _flip_scores(features: np.ndarray, labels: np.ndarray, blocks) -> tuple[float, float]:
