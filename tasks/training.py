@@ -30,6 +30,7 @@ from components.search.selection import family_race, family_scores, select_confi
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
+from components.training.batches import TransformedRows
 from components.training.fit import evaluation_metrics, fit_network, predict
 from components.training.init_from import fetch_source, load_matching, pinned_space
 from components.training.plots import write_final_reports
@@ -247,9 +248,12 @@ def train(inputs: StageInputs) -> TrainingManifest:
     fitted = fit_network(
         network,
         task.task_type,
-        (preprocessor.transform(splits.features["train"]), preprocessor.training_target(task.task_type, splits.targets["train"])),
         (
-            preprocessor.transform(splits.features["validation"]),
+            TransformedRows(splits.features["train"], preprocessor.transform),
+            preprocessor.training_target(task.task_type, splits.targets["train"]),
+        ),
+        (
+            TransformedRows(splits.features["validation"], preprocessor.transform),
             preprocessor.training_target(task.task_type, splits.targets["validation"]),
         ),
         hyperparameters,
@@ -283,7 +287,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
         final_network = ensemble.network or fitted.network
 
     def test_outputs(network):
-        outputs = predict(network, preprocessor.transform(splits.features["test"]))
+        outputs = predict(network, TransformedRows(splits.features["test"], preprocessor.transform))
         return preprocessor.decode_target(outputs) if task.task_type == "regression" else outputs
 
     outputs = test_outputs(final_network)

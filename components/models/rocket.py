@@ -184,7 +184,7 @@ class RocketNetwork(nn.Module):
         if bool(self.transform.fitted):
             return
         rows = np.sort(np.random.default_rng(self.transform.seed).permutation(len(targets))[:INITIALISATION_ROWS])
-        sequences = torch.as_tensor(np.asarray(inputs)[rows], dtype=torch.float32)
+        sequences = torch.as_tensor(np.asarray(inputs[rows]), dtype=torch.float32)
         self.transform.fit(sequences)
         features = torch.cat([self.transform(chunk) for chunk in sequences.split(256)])
         self.standardise.fit(features)

@@ -19,9 +19,10 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from sklearn import metrics as sk_metrics
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from components.training.augmentation import AugmentationPolicy
+from components.training.batches import Batches, TransformedRows, as_batch
 from components.training.losses import build_loss
 from components.training.module import SupervisedModule
 from components.training.schedule import BudgetSchedule
@@ -100,7 +101,7 @@ class _Deadline(Callback):
 
 
 def _loader(
-    features: np.ndarray,
+    features: np.ndarray | TransformedRows,
     targets: np.ndarray,
     batch_size: int,
     shuffle: bool,
@@ -110,13 +111,13 @@ def _loader(
     """Batches in order, shuffled, or (``class_weights``) drawn with replacement, each sample with its
     class's weight, so that every class is drawn about equally often; an epoch draws as many samples
     as there are."""
-    dataset = TensorDataset(torch.from_numpy(features), torch.from_numpy(targets))
+    dataset = Batches(features, targets)
     generator = torch.Generator().manual_seed(seed)
     if class_weights is not None:
-        weights = torch.tensor(class_weights, dtype=torch.float64)[torch.from_numpy(targets).long()]
+        weights = torch.tensor(class_weights, dtype=torch.float64)[torch.from_numpy(np.array(targets, dtype=np.int64))]
         sampler = WeightedRandomSampler(weights, num_samples=len(targets), replacement=True, generator=generator)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=as_batch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=as_batch)
 
 
 def training_precision() -> str:
@@ -129,8 +130,8 @@ def training_precision() -> str:
 def fit_network(
     network: nn.Module,
     task_type: str,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray | TransformedRows, np.ndarray],
+    validation: tuple[np.ndarray | TransformedRows, np.ndarray],
     hyperparameters: dict[str, Any],
     max_epochs: int,
     batch_size: int,
@@ -152,7 +153,8 @@ def fit_network(
     best epoch is the best validation score (ties: lower loss) and the network is the last epoch's.
 
     Args:
-        train: network-ready inputs and encoded targets.
+        train: network-ready inputs (or :class:`TransformedRows`: raw rows made ready a batch at a
+            time) and encoded targets.
         validation: the same for the validation split, which decides the best epoch.
         hyperparameters: ``learning_rate`` and optionally ``weight_decay``.
         on_epoch: called after every epoch with its index and metrics (progress, NNI reports).
@@ -278,10 +280,14 @@ def _validation_loss(module: SupervisedModule, loader: DataLoader) -> float:
 
 
 @torch.no_grad()
-def predict(network: nn.Module, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Raw network outputs (logits or standardised regression values) for network-ready inputs."""
+def predict(network: nn.Module, features: np.ndarray | TransformedRows, batch_size: int = 1024) -> np.ndarray:
+    """Raw network outputs (logits or standardised regression values) for network-ready inputs
+    (or :class:`TransformedRows`, made ready a batch at a time)."""
     network.eval()
-    outputs = [network(torch.from_numpy(features[start : start + batch_size])) for start in range(0, len(features), batch_size)]
+    outputs = [
+        network(torch.from_numpy(np.ascontiguousarray(features[start : start + batch_size])))
+        for start in range(0, len(features), batch_size)
+    ]
     return torch.cat(outputs).numpy()
 
 
