@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.data.cleaning import PREDICT_CHUNK, Block, InputReducer, default_blocks, table_matrix
+from components.data.samples import stratified_sample
 
 FOLDS = 5
 LABEL_MODEL_ROWS = 4000  # the label-error model's training rows per fold, at most
-MIN_CLASS_ROWS = 20
 # Above this many rows a table's label-error model approximates the RBF SVM's kernel with a fixed
 # number of components: the SVM predicts in time proportional to its support vectors (thousands) per
 # row, 58 s of 1,000,000 rows. On 200,000 rows with 5% planted flips the approximation found 0.977 of
@@ -97,21 +97,6 @@ def calibrated(decisions: np.ndarray, targets: np.ndarray, seed: int) -> np.ndar
     probabilities = np.zeros((len(targets), int(targets.max()) + 1))
     probabilities[:, calibration.classes_] = calibration.predict_proba(decisions)
     return probabilities
-
-
-def stratified_sample(positions: np.ndarray, targets: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """About ``size`` of ``positions``, each class in its share but with at least ``MIN_CLASS_ROWS``
-    rows (all of a smaller class: a class left out would make each of its samples look mislabelled)."""
-    if len(positions) <= size:
-        return positions
-    rng = np.random.default_rng(seed)
-    classes = targets[positions]
-    kept = []
-    for label in np.unique(classes):
-        members = positions[classes == label]
-        take = min(len(members), max(MIN_CLASS_ROWS, round(size * len(members) / len(positions))))
-        kept.append(rng.choice(members, take, replace=False))
-    return np.sort(np.concatenate(kept))
 
 
 @dataclass

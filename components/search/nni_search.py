@@ -112,6 +112,8 @@ class _ProgressLines:
             self.best = record
         outcome = "no score" if record.score is None else f"validation score {record.score:.4f}"
         cut = ", cut at its time limit" if record.reached_deadline else ""
+        if record.sampled_rows:
+            cut += f", on a sample of {record.sampled_rows:,} training rows that its time limit could hold"
         self.say(
             f"trial {record.sequence + 1} {record.status.lower().replace('_', ' ')} ({self.done}/{self.max_trials} done) "
             f"in {duration(record.seconds)}{cut}: {outcome}; {self.best_so_far()}; {self.clock()}"

@@ -31,6 +31,7 @@ class TrialRecord:
     meets_constraints: bool = True  # False: over a hardware limit, not trained
     ended: float | None = None  # time.time() when it finished
     test_score: float | None = None  # benchmarks only (TrialSettings.report_test_score): never used to choose
+    sampled_rows: int | None = None  # the training rows it learnt from when its time cap called for a sample
 
     def row(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class TrialRecord:
             "meets_constraints": self.meets_constraints,
             "ended": self.ended,
             **({"test_score": self.test_score} if self.test_score is not None else {}),
+            **({"sampled_rows": self.sampled_rows} if self.sampled_rows is not None else {}),
         }
 
 
@@ -167,6 +169,7 @@ def read_records(experiment, offset: int = 0, curves: bool = False, experiment_f
                 not (final and _number(final, "violates_constraints")),
                 job.endTime / 1000.0 if job.endTime and job.endTime > 0 else None,
                 _number(final, "test_score") if final else None,
+                int(rows) if final and (rows := _number(final, "sampled_rows")) is not None else None,
             )
         )
     return sorted(records, key=lambda record: record.sequence)

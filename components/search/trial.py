@@ -24,7 +24,9 @@ from components.models.joint_space import resolve
 from components.search.constraints import PENALTY_SCORE, Constraints, measure_cost
 from components.search.fidelity import logged_parameters, split_fidelity, weights_file
 from components.search.records import PARAMETERS_FILE
+from components.search.sampling import within_time
 from components.search.settings import TrialSettings
+from components.training.batches import TransformedRows
 from components.training.fit import evaluation_metrics, fit_network, predict
 from components.training.init_from import load_matching
 
@@ -39,6 +41,7 @@ class TrialOutcome:
     cost: dict[str, float] = field(default_factory=dict)  # parameters, MFLOPs, ONNX Runtime latency at batch 1
     violations: list[str] = field(default_factory=list)  # the hardware limits it broke (it was not trained)
     test_score: float | None = None  # only for benchmarks (TrialSettings.report_test_score)
+    sampled_rows: int | None = None  # the training rows it learnt from when its time cap called for a sample
 
 
 def train_configuration(
@@ -74,16 +77,29 @@ def train_configuration(
         # A promoted configuration goes on from where its lower rung stopped.
         network.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
         epochs = max(1, epochs - int(fidelity["resume_epochs"]))
-    train_features, train_targets = preprocessor.transform(splits.features["train"]), targets["train"]
+    train_features, train_targets = TransformedRows(splits.features["train"], preprocessor.transform), targets["train"]
     share = float(fidelity.get("share", 1.0))
     if share < 1.0:  # a lower rung trains on a seeded random share of the training split
         chosen = np.random.default_rng(settings.seed).permutation(len(train_targets))[: max(1, round(share * len(train_targets)))]
-        train_features, train_targets = train_features[np.sort(chosen)], train_targets[np.sort(chosen)]
+        train_features, train_targets = train_features.subset(np.sort(chosen)), train_targets[np.sort(chosen)]
+    validation = (TransformedRows(splits.features["validation"], preprocessor.transform), targets["validation"])
+    deadline = settings.trial_deadline(started)
+    whole = (train_features, train_targets)
+    train, validation = within_time(
+        network,
+        whole,
+        validation,
+        settings.batch_size,
+        epochs,
+        float("inf") if deadline is None else deadline - time.time(),
+        settings.seed,
+        settings.task_type == "classification",
+    )
     result = fit_network(
         network,
         settings.task_type,
-        (train_features, train_targets),
-        (preprocessor.transform(splits.features["validation"]), targets["validation"]),
+        train,
+        validation,
         hyperparameters,
         max_epochs=epochs,
         batch_size=settings.batch_size,
@@ -101,7 +117,7 @@ def train_configuration(
         torch.save(result.network.state_dict(), checkpoint)
     test_score = None
     if settings.report_test_score:  # a benchmark's anytime curve: never seen by the search
-        outputs = predict(result.network, preprocessor.transform(splits.features["test"]))
+        outputs = predict(result.network, TransformedRows(splits.features["test"], preprocessor.transform))
         if settings.task_type == "regression":
             outputs = preprocessor.decode_target(outputs)
         test_score = evaluation_metrics(settings.task_type, outputs, splits.targets["test"])[
@@ -115,6 +131,7 @@ def train_configuration(
         result.reached_deadline,
         cost.figures(),
         test_score=test_score,
+        sampled_rows=None if train is whole else len(train[1]),
     )
 
 
@@ -157,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             "val_loss": outcome.loss if outcome.history else None,
             "reached_deadline": float(outcome.reached_deadline),
             "seconds": outcome.seconds,  # the log, trials.csv and the MLflow run all show this one
+            **({"sampled_rows": outcome.sampled_rows} if outcome.sampled_rows else {}),
             "violates_constraints": float(bool(outcome.violations)),
             **outcome.cost,
             **({"test_score": outcome.test_score} if outcome.test_score is not None else {}),
@@ -174,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         final_metrics={
             **({} if outcome.violations else {"best_val_score": outcome.score}),
             "trial_seconds": outcome.seconds,
+            **({"sampled_rows": outcome.sampled_rows} if outcome.sampled_rows else {}),
             **outcome.cost,
         },
         started=started,

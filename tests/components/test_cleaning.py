@@ -174,13 +174,13 @@ def test_the_label_error_model_learns_from_a_sample_that_keeps_every_class():
     """Past LABEL_MODEL_ROWS training rows per fold the model learns from a stratified sample (its
     cost would grow with the square of the rows); a rare class keeps at least MIN_CLASS_ROWS rows, or
     its samples would look mislabelled (in proportion, 5 rows: 24 of its 60 samples flagged)."""
-    from components.data import label_errors
+    from components.data import samples
 
     rng = np.random.default_rng(0)
     targets = np.r_[np.zeros(20_000, int), np.ones(30_000, int), np.full(60, 2)]
-    sample = label_errors.stratified_sample(np.arange(len(targets)), targets, 4000, seed=0)
+    sample = samples.stratified_sample(np.arange(len(targets)), targets, 4000, seed=0)
     counts = np.bincount(targets[sample])
-    assert 3990 <= counts.sum() <= 4030 and abs(counts[0] / counts[1] - 2 / 3) < 0.01 and counts[2] == label_errors.MIN_CLASS_ROWS
+    assert 3990 <= counts.sum() <= 4030 and abs(counts[0] / counts[1] - 2 / 3) < 0.01 and counts[2] == samples.MIN_CLASS_ROWS
     features = rng.normal(size=(len(targets), 4)).astype(np.float32)
     features[:, 0] += 10 * targets  # three separate clusters: no sample is mislabelled
     flagged = label_issues(features, targets, seed=0).positions
