@@ -5,14 +5,18 @@ import pytest
 import torch
 from torch import nn
 
-from components.search.sampling import MIN_SAMPLE_ROWS, Speed, affordable_share, within_time
+from components.search.sampling import MIN_SAMPLE_ROWS, STEP_SECONDS, Speed, affordable_share, within_time
 from components.training.batches import TransformedRows
 
 
 def test_the_share_is_what_the_epochs_can_cover_in_the_time():
-    speed = Speed(train=1e-4, evaluate=1e-5)  # an epoch over 100,000 + 10,000 rows: 10.1 s
-    assert affordable_share(speed, epochs=10, seconds=50.5, train_rows=100_000, validation_rows=10_000) == pytest.approx(0.4)
-    assert affordable_share(speed, epochs=10, seconds=1000.0, train_rows=100_000, validation_rows=10_000) == 1.0
+    speed = Speed(train=1e-4, evaluate=1e-5)  # an epoch over 100,000 + 10,000 rows: 10.1 s, and 100 steps' overhead
+    epoch = 10.1 + 100 * STEP_SECONDS
+    share = affordable_share(speed, epochs=10, seconds=5 * epoch, train_rows=100_000, validation_rows=10_000, batch_size=1000)
+    assert share == pytest.approx(0.4)
+    assert (
+        affordable_share(speed, epochs=10, seconds=20 * epoch, train_rows=100_000, validation_rows=10_000, batch_size=1000) == 1.0
+    )
 
 
 def test_a_large_split_is_sampled_by_class_and_a_longer_cap_gets_a_larger_sample():
