@@ -66,7 +66,8 @@ class _Deadline(Callback):
     late by a validation pass (seconds for a wide network on thousands of images, on one thread).
     This reserves the last validation pass's duration; before the first one, an estimate from the
     training batches so far (a validation row costs about a third of a training row: no backward
-    pass). ``closing_passes`` reserves as many validation passes again for work that follows the
+    pass; the first batch, which costs many times the others, is left out, and nothing is reserved
+    until a batch has been timed). ``closing_passes`` reserves as many validation passes again for work that follows the
     training and must end by the same deadline (scoring the test split, comparing an ensemble).
     """
 
@@ -76,6 +77,7 @@ class _Deadline(Callback):
         self.reached = False
         self._rows, self._training_seconds, self._batch_started = 0, 0.0, 0.0
         self._validation_started = 0.0
+        self._warmed_up = False  # the first batch costs many times the next ones: it is not timed
 
     def reserve(self) -> float:
         one_pass = self.validation_seconds
@@ -87,8 +89,10 @@ class _Deadline(Callback):
         self._batch_started = time.time()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
-        self._rows += len(batch[1])
-        self._training_seconds += time.time() - self._batch_started
+        if self._warmed_up:
+            self._rows += len(batch[1])
+            self._training_seconds += time.time() - self._batch_started
+        self._warmed_up = True
         if time.time() + self.reserve() >= self.deadline:
             trainer.should_stop = True
             self.reached = True
