@@ -23,9 +23,9 @@ run: install
 	$(BIN)/dlautoml run
 
 # Two pytest workers, then the tests marked `timing` alone: their few-second wall-clock bounds do
-# not hold when a second worker shares the two cores.
+# not hold when a second worker shares the two cores. The 25 slowest tests are listed at the end.
 test: install browser
-	$(BIN)/python -m pytest -n 2 -m "not timing"
+	$(BIN)/python -m pytest -n 2 -m "not timing" --durations=25
 	$(BIN)/python -m pytest -m timing
 
 repro: install
