@@ -66,9 +66,11 @@ class _Deadline(Callback):
     late by a validation pass (seconds for a wide network on thousands of images, on one thread).
     This reserves the last validation pass's duration; before the first one, an estimate from the
     training batches so far (a validation row costs about a third of a training row: no backward
-    pass; the first batch, which costs many times the others, is left out, and nothing is reserved
-    until a batch has been timed). ``closing_passes`` reserves as many validation passes again for work that follows the
-    training and must end by the same deadline (scoring the test split, comparing an ensemble).
+    pass). The first batch, many times slower than the next ones (20 ms against 2.4 ms for a small
+    MLP), is not timed: from it alone, a million-row run reserved more than the time left and stopped
+    its final training after one batch. ``closing_passes`` reserves as many validation passes again
+    for work that follows the training and must end by the same deadline (scoring the test split,
+    comparing an ensemble).
     """
 
     def __init__(self, deadline: float, validation_rows: int, closing_passes: float = 0.0) -> None:
@@ -77,7 +79,7 @@ class _Deadline(Callback):
         self.reached = False
         self._rows, self._training_seconds, self._batch_started = 0, 0.0, 0.0
         self._validation_started = 0.0
-        self._warmed_up = False  # the first batch costs many times the next ones: it is not timed
+        self._warmed_up = False  # the first batch is not timed
 
     def reserve(self) -> float:
         one_pass = self.validation_seconds
