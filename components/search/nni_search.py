@@ -152,13 +152,18 @@ def run_search(request: SearchRequest) -> SearchResult:
     and any still running shortly after it are stopped with the experiment. With a ``fingerprint``,
     an earlier search of the same fingerprint that did not finish (its process was killed) is
     resumed: its finished trials count against the budget, are handed to the tuner as history, and
-    are not trained again.
+    are not trained again; one that finished is reused, unless none of its trials scored.
     """
     from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
 
     require_nni_filelock()
     logging.getLogger("nni").setLevel(logging.WARNING)
     journal = Journal.open(Path(request.working_folder) / JOURNAL_FILE, request.fingerprint)
+    if journal.complete and not journal.scored():  # reused, it would fail again whatever the new budget
+        request.progress(
+            "the same search finished in an earlier run without a scored trial (its budget was too short): searching again"
+        )
+        journal = Journal(journal.path, request.fingerprint)
     resumed = list(journal.trials)
     if journal.complete and journal.max_trials == request.max_trials:  # killed after its search, say
         request.progress(f"this search finished in an earlier run that was interrupted: its {len(resumed)} trial(s) are reused")

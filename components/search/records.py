@@ -221,6 +221,10 @@ class Journal:
             journal.max_trials = int(data.get("max_trials", 0))
         return journal
 
+    def scored(self) -> bool:
+        """Whether any of its trials reported a validation score."""
+        return any(trial.score is not None for trial in self.trials)
+
     def save(self, complete: bool = False) -> None:
         if not self.fingerprint:
             return

@@ -211,6 +211,16 @@ run_search(SearchRequest(SEARCH_SPACE, Path({str(tmp_path / "settings.json")!r})
     assert again.resumed == 3 and [trial.trial_id for trial in again.trials] == [trial.trial_id for trial in result.trials]
     more = run_search(request(tmp_path, strategy="tpe", max_trials=4, concurrency=1, fingerprint="same search"))
     assert more.resumed == 3 and len(more.trials) == 4
+    # A finished search none of whose trials scored (its budget was too short) is searched again:
+    # reused, it would fail again however the budget was raised.
+    state = json.loads(journal.read_text())
+    journal.write_text(json.dumps({**state, "trials": [{**trial, "score": None} for trial in state["trials"]]}))
+    messages.clear()
+    fresh = run_search(
+        request(tmp_path, strategy="tpe", max_trials=1, concurrency=1, fingerprint="same search", progress=messages.append)
+    )
+    assert fresh.resumed == 0 and len(fresh.trials) == 1 and fresh.trials[0].score is not None
+    assert any("without a scored trial" in message for message in messages)
 
 
 def test_same_seed_same_data_same_search_on_cpu(tmp_path: Path):
