@@ -1,5 +1,5 @@
-"""Stratified samples of positions: the label-error model's training rows and the search trials'
-samples of large splits (:mod:`components.search.sampling`). NumPy only: a trial imports it."""
+"""Stratified samples of positions: the label-error model's training rows, and the samples a search
+trial takes of a large split when its time cap calls for one. NumPy only: a trial imports it."""
 
 from __future__ import annotations
 
