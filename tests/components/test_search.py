@@ -212,14 +212,23 @@ run_search(SearchRequest(SEARCH_SPACE, Path({str(tmp_path / "settings.json")!r})
     more = run_search(request(tmp_path, strategy="tpe", max_trials=4, concurrency=1, fingerprint="same search"))
     assert more.resumed == 3 and len(more.trials) == 4
     # A finished search none of whose trials scored (its budget was too short) is searched again:
-    # reused, it would fail again however the budget was raised.
+    # reused, it would fail again however the budget was raised. (Asked with its deadline already
+    # past, the new search starts no trial.)
     state = json.loads(journal.read_text())
     journal.write_text(json.dumps({**state, "trials": [{**trial, "score": None} for trial in state["trials"]]}))
     messages.clear()
     fresh = run_search(
-        request(tmp_path, strategy="tpe", max_trials=1, concurrency=1, fingerprint="same search", progress=messages.append)
+        request(
+            tmp_path,
+            strategy="tpe",
+            max_trials=4,
+            concurrency=1,
+            fingerprint="same search",
+            progress=messages.append,
+            deadline=time.time() - 1,
+        )
     )
-    assert fresh.resumed == 0 and len(fresh.trials) == 1 and fresh.trials[0].score is not None
+    assert fresh.resumed == 0 and fresh.trials == []
     assert any("without a scored trial" in message for message in messages)
 
 
