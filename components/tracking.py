@@ -131,14 +131,22 @@ def log_finished_run(
 WORKSPACE_TAG = "dlautoml.workspace"
 
 
+def workspace_id(workspace: Path | str) -> str:
+    """The workspace a pipeline run belongs to, as its ``WORKSPACE_TAG`` says: the machine and the folder.
+    On a shared tracking server, two workers' workspaces may have the same path on different machines."""
+    import socket
+
+    return f"{socket.gethostname()}:{Path(workspace).resolve()}"
+
+
 def close_stale_runs(experiment_id: str, workspace: Path | str) -> int:
-    """Marks KILLED the pipeline runs of ``workspace`` still RUNNING, and their RUNNING descendants
+    """Marks KILLED the pipeline runs of ``workspace`` (on this machine) still RUNNING, and their RUNNING descendants
     (stages, search trials): runs of a process that was killed. Call it only while holding the
     workspace lock, when no other run of the workspace can be going. Returns how many were closed."""
     client = MlflowClient()
     running = "attributes.status = 'RUNNING'"
     stale = client.search_runs(
-        [experiment_id], f"{running} and tags.`{WORKSPACE_TAG}` = '{Path(workspace).resolve()}'", max_results=1000
+        [experiment_id], f"{running} and tags.`{WORKSPACE_TAG}` = '{workspace_id(workspace)}'", max_results=1000
     )
     closed = 0
     while stale:

@@ -27,7 +27,7 @@ from components.config import PipelineParams, load_params
 from components.errors import UserInputError
 from components.leftovers import close_leftovers, record_servers
 from components.manifests import Manifest, stage_folder
-from components.tracking import WORKSPACE_TAG, close_stale_runs, configure_tracking, flatten, git_commit
+from components.tracking import WORKSPACE_TAG, close_stale_runs, configure_tracking, flatten, git_commit, workspace_id
 from components.transient import causes, is_transient
 from tasks import versioning
 
@@ -131,10 +131,11 @@ def say(stage: str, message: str) -> None:
 
 def artifact_key(kind: str, workspace: str | Path) -> str:
     """A Prefect artifact key of this workspace's own (keys are global on a server: two projects would
-    otherwise show each other's latest report): the kind, the folder's name and a hash of its path."""
+    otherwise show each other's latest report): the kind, the folder's name and a hash of the machine and
+    the folder's path (two workers' folders may have the same path on different machines)."""
     folder = Path(workspace).resolve()
     name = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")[:40] or "workspace"
-    return f"{kind}-{name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+    return f"{kind}-{name}-{hashlib.sha256(workspace_id(folder).encode()).hexdigest()[:8]}"
 
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:
@@ -272,7 +273,7 @@ def pipeline_run(workspace: str = ".", params_file: str = "params.yaml", summari
         print(f"closed what a killed run left open: {closed} MLflow run(s) marked KILLED, {len(servers)} server(s) stopped")
     record_servers(root)
     client = MlflowClient()
-    tags = {**context.tags("pipeline"), WORKSPACE_TAG: str(root.resolve())}
+    tags = {**context.tags("pipeline"), WORKSPACE_TAG: workspace_id(root)}
     parent = client.create_run(experiment_id, run_name="pipeline", tags=tags)
     client.log_batch(parent.info.run_id, params=[Param(key, value) for key, value in flatten("", params.model_dump()).items()])
     context.parent_run_id = parent.info.run_id
