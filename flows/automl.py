@@ -18,6 +18,7 @@ from tasks.stage_runner import pipeline_run, workspace_lock
 from tasks.summary import pipeline_summary
 from tasks.task_formulation import task_formulation
 from tasks.training import training
+from tasks.versioning import push_to_remote
 
 
 @flow(name="automl", log_prints=True)
@@ -71,4 +72,7 @@ def automl(
             training(run)
             deployment(run)
             monitoring(run)
+        pushed = push_to_remote(root)  # a team's remote: another machine can reproduce this run's models
+        if pushed:
+            print(pushed)
     return pipeline_summary(workspace, params_file)

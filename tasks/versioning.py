@@ -80,3 +80,30 @@ def new_workspace(project: Path, root: Path, params: dict) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     Repo.init(str(root)).close()
     return root
+
+
+def push_to_remote(workspace: Path) -> str | None:
+    """Pushes the data and stage outputs that dvc.lock and the ``.dvc`` files name to the project's
+    default DVC remote, so that another machine can ``dvc pull`` any registered model's data version;
+    returns a line saying what was pushed, or None when no default remote is configured (one machine).
+
+    Raises:
+        RuntimeError: the remote did not take the push; the run's work is kept and a ``dvc push`` in the
+            workspace finishes it.
+    """
+    with _repo(workspace) as repo:
+        remote = repo.config["core"].get("remote")
+        if not remote:
+            return None
+        try:
+            pushed = repo.push()
+        except Exception as error:  # dvc raises its own errors for every remote kind
+            raise RuntimeError(
+                f"the run finished, but pushing its data to the DVC remote '{remote}' failed ({error}); "
+                f"run 'dvc push' in {Path(workspace).resolve()} once the remote is reachable"
+            ) from error
+    return (
+        f"{pushed} file(s) pushed to the DVC remote '{remote}'"
+        if pushed
+        else f"the DVC remote '{remote}' already holds this run's data"
+    )
