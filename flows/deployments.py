@@ -17,7 +17,7 @@ from pathlib import Path
 from components.config import load_params
 
 SERVER_LOG = ".prefect-server.log"
-# As prefect.yaml declares them for a work pool (a test keeps the two the same): one run of each at a time.
+# The descriptions as prefect.yaml declares them (a test keeps the two the same); one workspace: one run of each at a time.
 DESCRIPTIONS = {
     "automl": "The six-stage pipeline; options left empty keep params.yaml's.",
     "monitor": "Drift, uncertainty and accuracy of the requests served since the last check.",

@@ -37,7 +37,7 @@ def test_deployments_are_served_on_the_announced_server_and_ctrl_c_stops_it(tmp_
         served = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=10).json()
         assert sorted(deployment["name"] for deployment in served) == ["automl", "monitor"]
         # The run form: no field that would point a run at another project, each empty field says what
-        # it falls back to, and one run at a time (as prefect.yaml declares for a work pool).
+        # it falls back to, and one run at a time (one workspace).
         form = next(deployment for deployment in served if deployment["name"] == "automl")
         fields = form["parameter_openapi_schema"]["properties"]
         assert "workspace" not in fields and "params_file" not in fields
@@ -72,4 +72,5 @@ def test_served_deployments_are_described_as_prefect_yaml_declares_them():
 
     declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())["deployments"]
     assert {entry["name"]: entry["description"] for entry in declared} == DESCRIPTIONS
-    assert {entry["concurrency_limit"] for entry in declared} == {CONCURRENCY_LIMIT}
+    # one run of each at a time on one machine; a pool runs `automl` on each of its two workers at once
+    assert {entry["name"]: entry["concurrency_limit"] for entry in declared} == {"automl": 2, "monitor": CONCURRENCY_LIMIT}
