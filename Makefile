@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser run test repro lint clean
+.PHONY: install browser team run test repro lint clean
 
 install: $(VENV)/.installed
 
@@ -19,12 +19,18 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# Debian's PostgreSQL and OpenSSH server, for the team-setup test (tests/team): the shared servers'
+# database, and an SSH server on localhost that stands in for the machine holding the DVC remote.
+team:
+	@{ ls -d /usr/lib/postgresql/*/bin && [ -x /usr/sbin/sshd ]; } >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql openssh-server; }
+
 run: install
 	$(BIN)/dlautoml run
 
 # Two pytest workers, then the tests marked `timing` alone: their few-second wall-clock bounds do
 # not hold when a second worker shares the two cores. The 25 slowest tests are listed at the end.
-test: install browser
+test: install browser team
 	$(BIN)/python -m pytest -n 2 -m "not timing" --durations=25
 	$(BIN)/python -m pytest -m timing
 
