@@ -28,10 +28,11 @@ team:
 run: install
 	$(BIN)/dlautoml run
 
-# Two pytest workers, then the tests marked `timing` alone: their few-second wall-clock bounds do
-# not hold when a second worker shares the two cores. The 25 slowest tests are listed at the end.
+# Two pytest workers, given one test at a time, the slowest modules first (tests/conftest.py), then the
+# tests marked `timing` alone: their few-second wall-clock bounds do not hold when a second worker
+# shares the two cores. The 25 slowest tests are listed at the end.
 test: install browser team
-	$(BIN)/python -m pytest -n 2 -m "not timing" --durations=25
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -m "not timing" --durations=25
 	$(BIN)/python -m pytest -m timing
 
 repro: install

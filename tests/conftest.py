@@ -28,6 +28,32 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
+# The modules whose tests take longest (`make test` lists the 25 slowest), longest first. `make test`
+# hands the two workers one test at a time (--maxschedchunk 1) in collection order: with these first,
+# the short tests fill in at the end, and neither worker is left with minutes of work while the other
+# waits (with xdist's default batches, a pipeline test sent late kept one worker busy for 5 minutes alone).
+SLOWEST_FIRST = (
+    "tests/reliability/test_kill_and_rerun.py",
+    "tests/flows/test_automl_flow.py",
+    "tests/flows/test_closed_loop.py",
+    "tests/team/test_team_setup.py",
+    "tests/components/test_search.py",
+    "tests/ui/test_browser.py",
+    "tests/flows/test_dvc_repro.py",
+    "tests/flows/test_init_from.py",
+    "tests/flows/test_knowledge_build.py",
+    "tests/components/test_constraints.py",
+    "tests/components/test_successive_halving.py",
+    "tests/components/test_family_search.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The slowest modules first (:data:`SLOWEST_FIRST`), each module's tests in their own order."""
+    rank = {module: position for position, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 def pytest_report_header(config) -> str:
     """The processor, first thing in every run's output: INT8 kernels differ with its features (VNNI)."""
     from components.deployment.processor import processor_features
