@@ -94,6 +94,18 @@ Strategy = Literal["auto", "tpe", "random", "evolution", "successive_halving", "
 MODEL_URI_PATTERN = r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$"
 
 
+class RemoteMachine(_Section):
+    """A machine that runs search trials over SSH (NNI's remote training service): the project installed
+    there, its environment's bin folder as ``python_path`` (the same on every machine listed)."""
+
+    host: str
+    port: int = Field(22, gt=0, lt=65536)
+    user: str
+    ssh_key_file: str = "~/.ssh/id_ed25519"
+    python_path: str
+    gpu: bool = False  # each trial on it gets a GPU of its own
+
+
 class TrainingParams(_Section):
     seed: int = 0
     strategy: Strategy = "auto"
@@ -123,6 +135,10 @@ class TrainingParams(_Section):
     max_parameters: int | None = Field(None, ge=1)  # hardware limits enforced inside the search (None: none)
     max_mflops: float | None = Field(None, gt=0)
     max_latency_ms: float | None = Field(None, gt=0)  # ONNX Runtime, batch 1, one thread, on this machine
+    # Search trials on these machines over SSH instead of as local processes (components/search/remote.py);
+    # they reach this machine's search manager at manager_address and log to the shared tracking server.
+    remote_machines: list[RemoteMachine] = []
+    manager_address: str = "127.0.0.1"
 
     @field_validator("meta", mode="before")
     @classmethod

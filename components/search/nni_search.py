@@ -75,6 +75,39 @@ class SearchRequest:
     heartbeat_seconds: float = 30.0  # a progress line at least this often while trials run
     max_epochs: int = 15  # a full trial's epochs: the top fidelity of successive halving
     train_rows: int = 0  # size of the training split: successive halving's lower rungs train on a share
+    machines: list = field(default_factory=list)  # training.remote_machines: trials over SSH (components/search/remote.py)
+    manager_address: str = "127.0.0.1"  # where the manager listens, and the machines reach it
+
+
+def _training_service(request: SearchRequest, first_trial: int):
+    """NNI's configuration of where trials run: as processes of this machine, or over SSH on
+    ``request.machines``, in the folder NNI uploaded (:func:`components.search.remote.ship_trials`)
+    with the machines' Python."""
+    from nni.experiment import ExperimentConfig
+
+    if request.machines:
+        from components.search.remote import nni_machines
+
+        config = ExperimentConfig("remote")
+        config.training_service.machine_list = nni_machines(request.machines)
+        config.nni_manager_ip = request.manager_address
+        python = f"{request.machines[0].python_path.rstrip('/')}/python"
+        settings = Path(request.settings_file).name  # inside the uploaded folder, the trial's working folder
+        if request.machines[0].gpu:
+            config.trial_gpu_number = 1
+    else:
+        config = ExperimentConfig("local")
+        python, settings = sys.executable, str(Path(request.settings_file).resolve())
+        config.training_service.use_active_gpu = True
+        gpus = _gpu_count()
+        if gpus:  # each trial gets a GPU of its own from NNI (CUDA_VISIBLE_DEVICES); several share one when there are more trials
+            config.trial_gpu_number = 1
+            config.training_service.max_trial_number_per_gpu = max(1, -(-request.concurrency // gpus))
+    config.trial_command = (
+        f"{shlex.quote(python)} -m components.search.trial --settings {shlex.quote(settings)} --first-trial {first_trial}"
+    )
+    config.trial_code_directory = str(Path(request.code_folder).resolve())
+    return config
 
 
 def _gpu_count() -> int:
@@ -154,7 +187,7 @@ def run_search(request: SearchRequest) -> SearchResult:
     resumed: its finished trials count against the budget, are handed to the tuner as history, and
     are not trained again; one that finished is reused, unless none of its trials scored.
     """
-    from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment, ExperimentConfig
+    from nni.experiment import AlgorithmConfig, CustomAlgorithmConfig, Experiment
 
     require_nni_filelock()
     logging.getLogger("nni").setLevel(logging.WARNING)
@@ -197,14 +230,9 @@ def run_search(request: SearchRequest) -> SearchResult:
             if trial.score is not None
         ],
     }
-    config = ExperimentConfig("local")
+    config = _training_service(request, len(resumed) + 1)
     config.experiment_name = "dlautoml-training"
     config.search_space = request.search_space
-    config.trial_command = (
-        f"{shlex.quote(sys.executable)} -m components.search.trial --settings "
-        f"{shlex.quote(str(Path(request.settings_file).resolve()))} --first-trial {len(resumed) + 1}"
-    )
-    config.trial_code_directory = str(Path(request.code_folder).resolve())
     config.trial_concurrency = request.concurrency
     config.max_trial_number = remaining_trials
     config.max_experiment_duration = nni_duration(deadline)
@@ -218,17 +246,11 @@ def run_search(request: SearchRequest) -> SearchResult:
         config.assessor = AlgorithmConfig(
             name="Medianstop", class_args={"optimize_mode": "maximize", "start_step": request.early_stopping_start}
         )
-    config.training_service.use_active_gpu = True
-    gpus = _gpu_count()
-    if gpus:  # each trial gets a GPU of its own from NNI (CUDA_VISIBLE_DEVICES); several share one when there are more trials
-        config.trial_gpu_number = 1
-        config.training_service.max_trial_number_per_gpu = max(1, -(-request.concurrency // gpus))
-
     experiment = Experiment(config)
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"
     started, spent_before = time.monotonic(), journal.spent_seconds
-    with nni_bound_to("127.0.0.1"):  # NNI's manager would listen on every interface
+    with nni_bound_to(request.manager_address):  # NNI's manager would listen on every interface
         experiment.start(port)
     journal.manager_pid = experiment._proc.pid if experiment._proc is not None else None
     journal.save()

@@ -97,6 +97,13 @@ class SearchResult:
         return scored[0]
 
 
+def _reported(data: Any, key: str) -> Any:
+    """``key`` of a trial's reported dict, or None."""
+    while isinstance(data, str):
+        data = json.loads(data)
+    return data.get(key) if isinstance(data, dict) else None
+
+
 def _number(data: Any, key: str = "default") -> float | None:
     """A trial's reported figure: the number itself, or ``key`` of a reported dict."""
     while isinstance(data, str):
@@ -139,13 +146,15 @@ def read_records(experiment, offset: int = 0, curves: bool = False, experiment_f
             intermediate[trial_id] = [value for value in (_number(m.data) for m in periodic) if value is not None]
     records = []
     for job in experiment.list_trial_jobs():
+        final = job.finalMetricData[0].data if job.finalMetricData else None
         received = trained_parameters(experiment_folder, job.trialJobId)
+        if received is None:  # a remote trial's folder is on its machine: what it reported
+            received = _reported(final, "trained_parameters")
         if received is None:
             received = job.hyperParameters[0].parameters if job.hyperParameters else {}
         parameters, fidelity = split_fidelity(received)
-        score = _number(job.finalMetricData[0].data) if job.finalMetricData else None
-        loss = _number(job.finalMetricData[0].data, "val_loss") if job.finalMetricData else None
-        final = job.finalMetricData[0].data if job.finalMetricData else None
+        score = _number(final) if final else None
+        loss = _number(final, "val_loss") if final else None
         cut = _number(final, "reached_deadline") if final else None
         cost = {key: _number(final, key) for key in ("parameters", "mflops", "latency_ms")} if final else {}
         # The trial's own measure (from its process's start), as its MLflow run shows it; NNI's job

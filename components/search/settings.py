@@ -36,6 +36,7 @@ class TrialSettings(BaseModel):
     report_test_score: bool = False  # benchmarks' anytime curves only: each trial also scores the test split
     init_weights: str | None = None  # training.init_from: the source network's state dict, loaded where names and shapes match
     checkpoint_folder: str | None = None  # multi-fidelity: where a configuration's weights wait for its next rung
+    weights_to_tracking: bool = False  # a remote trial: its weights go back with its MLflow run (components/search/remote.py)
 
     def trial_deadline(self, started: float) -> float | None:
         """When a trial that started at ``started`` must stop: its cap or the search's deadline."""

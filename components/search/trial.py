@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": outcome.seconds,  # the log, trials.csv and the MLflow run all show this one
             **({"sampled_rows": outcome.sampled_rows} if outcome.sampled_rows else {}),
             "violates_constraints": float(bool(outcome.violations)),
+            "trained_parameters": parameters,  # NNI's own record of them can be another trial's (records.py)
             **outcome.cost,
             **({"test_score": outcome.test_score} if outcome.test_score is not None else {}),
         }
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(settings.tracking_uri)
     configuration, fidelity = split_fidelity(parameters)
     family, own = resolve(configuration, settings.family)  # logged: what the trial trained
-    log_finished_run(
+    run_id = log_finished_run(
         settings.experiment_id,
         run_name=f"trial-{arguments.first_trial + nni.get_sequence_id()}",  # as the log and search.png number it
         parent_run_id=settings.parent_run_id,
@@ -202,11 +203,17 @@ def main(argv: list[str] | None = None) -> None:
             "nni.trial_id": nni.get_trial_id(),
             "nni.sequence_id": str(nni.get_sequence_id()),
             "nni.experiment_id": nni.get_experiment_id(),
+            "nni.platform": os.environ.get("NNI_PLATFORM", "local"),  # remote: a trial run over SSH
             CONFIGURATION_TAG: json.dumps(configuration),  # the knowledge base's copy, with its types
             "reached_deadline": str(outcome.reached_deadline).lower(),
             **({"violates_constraints": "; ".join(outcome.violations)} if outcome.violations else {}),
         },
     )
+    weights = weights_file(settings.checkpoint_folder, configuration, fidelity) if settings.checkpoint_folder else None
+    if settings.weights_to_tracking and weights is not None and weights.is_file():  # a remote trial: back to the search's machine
+        from components.search.remote import WEIGHTS_ARTIFACT
+
+        mlflow.MlflowClient().log_artifact(run_id, str(weights), WEIGHTS_ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,9 @@ def test_a_trial_record_holds_the_configuration_the_trial_wrote(tmp_path: Path):
     experiment = SimpleNamespace(list_trial_jobs=lambda: [job])
     assert read_records(experiment, experiment_folder=tmp_path)[0].parameters == {"width": 8}
     assert read_records(experiment)[0].parameters == {"width": 256}  # without the folder: the manager's record
+    # A remote trial's folder is on its machine: the configuration it reported with its result counts.
+    job.finalMetricData = [SimpleNamespace(data='{"default": 0.9, "trained_parameters": {"width": 16}}')]
+    assert read_records(experiment, experiment_folder=tmp_path / "elsewhere")[0].parameters == {"width": 16}
 
 
 def test_tpe_tuner_accepts_a_result_that_arrives_after_the_trial_ended():
