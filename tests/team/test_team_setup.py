@@ -1,9 +1,11 @@
 """The team setup of the README, end to end on one machine: PostgreSQL with a Prefect server and an MLflow
 server on it (deploy/team_servers.sh), a process work pool served by two workers, each with its own
-workspace, and a DVC remote over SSH (an OpenSSH server on localhost stands in for the storage machine).
-Two `automl` runs on different datasets, started at once over the Prefect API, both finish, one in each
-workspace, with their runs, trials and registered versions in the shared MLflow store and their data
-pushed; a fresh clone of one workspace pulls its data version and reproduces its test score."""
+workspace, and an OpenSSH server on localhost that stands in for a second machine: it holds the DVC
+remote and runs the search trials (NNI's remote training service). Two `automl` runs on different
+datasets, started at once over the Prefect API, both finish, one in each workspace, with their runs,
+trials (run over SSH, their weights brought back through the tracking server) and registered versions
+in the shared MLflow store and their data pushed; a fresh clone of one workspace pulls its data version
+and reproduces its test score."""
 
 from __future__ import annotations
 
@@ -55,22 +57,36 @@ def team(venv_environment):
 
 @pytest.fixture
 def ssh(tmp_path: Path):
+    """The stand-in second machine; what NNI leaves in its home (each remote search's uploaded folder and
+    trial logs, under ~/nni-experiments) is removed afterwards with it."""
+    experiments = Path.home() / "nni-experiments"
+    before = set(experiments.iterdir()) if experiments.is_dir() else set()
     server = start_ssh_server(tmp_path / "ssh", free_port())
     yield server
     server.stop()
+    for folder in set(experiments.iterdir()) - before if experiments.is_dir() else ():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _workspace(root: Path, remote_url: str, key_file: Path, environment: dict) -> Path:
-    """A project checkout with both datasets, its deployment files and the team's DVC remote."""
-    quick = {"training": {"trial_concurrency": 1, "trial_max_epochs": 2, "final_max_epochs": 3}}
+def _workspace(root: Path, ssh, store: Path, environment: dict) -> Path:
+    """A project checkout with both datasets, its deployment files, the team's DVC remote, and search
+    trials on the SSH server's "machine"."""
+    machine = {
+        "host": "127.0.0.1",
+        "port": ssh.port,
+        "user": ssh.user,
+        "ssh_key_file": str(ssh.key_file),
+        "python_path": str(BIN),
+    }
+    quick = {"training": {"trial_max_epochs": 2, "final_max_epochs": 3, "remote_machines": [machine]}}
     make_workspace(root, "data/alpha.csv", overrides=quick)
     shutil.copytree(PROJECT / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(PROJECT / "prefect.yaml", root / "prefect.yaml")
     (root / "data").mkdir()
     for name, shape in DATASETS.items():
         write_table(root / "data" / f"{name}.csv", rows=150, **shape)
-    run(environment, root, str(BIN / "dvc"), "remote", "add", "-d", "team", remote_url)
-    run(environment, root, str(BIN / "dvc"), "remote", "modify", "--local", "team", "keyfile", str(key_file))
+    run(environment, root, str(BIN / "dvc"), "remote", "add", "-d", "team", ssh.url(store))
+    run(environment, root, str(BIN / "dvc"), "remote", "modify", "--local", "team", "keyfile", str(ssh.key_file))
     return root
 
 
@@ -78,9 +94,7 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
     folder, settings = team
     store = folder / "dvc-store"  # on the "storage machine", reached over SSH only
     environment = {**venv_environment, **settings, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    workspaces = {
-        label: _workspace(tmp_path / f"workspace-{label}", ssh.url(store), ssh.key_file, environment) for label in ("a", "b")
-    }
+    workspaces = {label: _workspace(tmp_path / f"workspace-{label}", ssh, store, environment) for label in ("a", "b")}
     api = settings["PREFECT_API_URL"]
     workers = []
     try:
@@ -118,8 +132,8 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
     finally:
         for worker in workers:
             stop(worker)
-    logs = "".join((tmp_path / f"worker-{label}.log").read_text()[-3000:] for label in workspaces)
-    assert {name: state["state_type"] for name, state in states.items()} == dict.fromkeys(DATASETS, "COMPLETED"), logs
+    logs = "".join((tmp_path / f"worker-{label}.log").read_text() for label in workspaces)
+    assert {name: state["state_type"] for name, state in states.items()} == dict.fromkeys(DATASETS, "COMPLETED"), logs[-6000:]
     # at once: each started before the other ended (the deployment's limit is 2, each worker's 1)
     alpha, beta = states["alpha"], states["beta"]
     assert alpha["start_time"] < beta["end_time"] and beta["start_time"] < alpha["end_time"]
@@ -133,15 +147,22 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
     homes = {p.data.params["task_formulation.data_path"]: p.data.tags[WORKSPACE_TAG] for p in pipelines}
     assert sorted(homes) == ["data/alpha.csv", "data/beta.csv"]
     assert {home.rsplit("/", 1)[-1] for home in homes.values()} == {"workspace-a", "workspace-b"}
-    for pipeline in pipelines:
-        descendants = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{pipeline.info.run_id}'")
-        trials = [d for d in descendants if d.data.tags.get("dlautoml.stage") == "training"]
-        assert trials, "each pipeline's training stage is in the shared store"
+    for pipeline in pipelines:  # each search's trials ran over SSH and logged their weights with their runs
+        stages = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{pipeline.info.run_id}'")
+        training = next(stage for stage in stages if stage.info.run_name == "training")
+        trials = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{training.info.run_id}'")
+        assert len(trials) == 2 and {trial.data.tags["nni.platform"] for trial in trials} == {"remote"}
+        for trial in trials:
+            assert [a.path for a in client.list_artifacts(trial.info.run_id, "weights")], trial.info.run_name
     versions = {name: client.search_model_versions(f"name = 'dlautoml-{name}'") for name in DATASETS}
     assert {name: [v.version for v in found] for name, found in versions.items()} == dict.fromkeys(DATASETS, ["1"])
     assert any((folder / "artifacts").rglob("model.onnx"))
     for root in workspaces.values():
         assert not (root / "mlartifacts").exists() and not (root / "mlruns").exists()
+
+    for root in workspaces.values():  # brought back from the tracking server, not from the remote's disk
+        assert len(list((root / ".nni" / "checkpoints").rglob("*.pt"))) == 2
+    assert logs.count("the weights of 2 remote trial(s) fetched from the tracking server") == 2, logs[-6000:]
 
     # Both workspaces pushed what they produced; a fresh clone of alpha's pulls it and scores the same.
     for root in workspaces.values():
