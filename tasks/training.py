@@ -26,7 +26,7 @@ from components.search.oneshot import STRATEGIES as ONESHOT_STRATEGIES
 from components.search.oneshot import architecture_table, choose_strategy, pin_architecture
 from components.search.oneshot_phase import architecture_first
 from components.search.pareto import measure_latencies, write_search_report
-from components.search.remote import check_machines, fetch_trial_weights, ship_trials
+from components.search.remote import bring_back, check_machines, trial_folder
 from components.search.selection import family_race, family_scores, select_configuration
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
@@ -89,6 +89,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
         inputs.say(f"[{STAGE}] {message}")
 
     check_machines(params.remote_machines, settings.tracking_uri)
+    if params.remote_machines:
+        progress(f"search trials over SSH on {', '.join(machine.host for machine in params.remote_machines)}")
     progress(budget.describe(params.trial_concurrency, params.trial_max_minutes))
     if epochs > params.trial_max_epochs:
         progress(
@@ -149,11 +151,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
     settings.checkpoint_folder = str(checkpoint_folder(root / NNI_FOLDER, fingerprint).resolve())
     settings_file = inputs.output / "trial_settings.json"
     settings.save(settings_file)
-    code_folder = Path(components.__file__).resolve().parent.parent
-    if params.remote_machines:  # NNI uploads this folder to each machine; the trials run in it
-        settings_file = ship_trials(root / NNI_FOLDER / "trial_code", settings, code_folder)
-        code_folder = settings_file.parent
-        progress(f"search trials over SSH on {', '.join(machine.host for machine in params.remote_machines)}")
+    project = Path(components.__file__).resolve().parent.parent
+    settings_file, code_folder = trial_folder(params.remote_machines, settings, settings_file, project, root / NNI_FOLDER)
 
     search = run_search(
         SearchRequest(
@@ -178,9 +177,8 @@ def train(inputs: StageInputs) -> TrainingManifest:
             manager_address=params.manager_address,
         )
     )
-    if params.remote_machines:
-        fetched = fetch_trial_weights(search.trials, settings.checkpoint_folder, settings.experiment_id, settings.parent_run_id)
-        progress(f"the weights of {fetched} remote trial(s) fetched from the tracking server")
+    for line in bring_back(params.remote_machines, search, settings):  # trials over SSH: their weights, and clean-up
+        progress(line)
     search_seconds = budget.elapsed()
     # The search's web UI closes with it: the tag says how to open it again.
     mlflow.set_tags(

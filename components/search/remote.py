@@ -6,7 +6,9 @@ back through the shared tracking server, where each remote trial logs them with 
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,49 @@ def fetch_trial_weights(trials: list, checkpoint_folder: str | Path, experiment_
             shutil.move(path, local)
         fetched += 1
     return fetched
+
+
+def remove_uploads(machines: list[RemoteMachine], experiment_id: str) -> list[str]:
+    """Removes from each machine the folder NNI uploaded for ``experiment_id`` (a copy of the trial's
+    data, which NNI leaves in ``~/nni-experiments`` for good); the trials' logs stay. Returns a line for
+    each machine where that failed. NNI itself does not check the machines' host keys; neither does
+    this, which reaches them with the same keys."""
+    failures = []
+    for machine in machines:
+        command = [
+            "ssh", "-i", str(Path(machine.ssh_key_file).expanduser()), "-p", str(machine.port),
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", f"{machine.user}@{machine.host}",
+            f"rm -rf nni-experiments/{shlex.quote(experiment_id)}/environments/*/upload",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            problem = done.stderr.strip() if done.returncode else ""
+        except (OSError, subprocess.TimeoutExpired) as error:
+            problem = str(error)
+        if problem:
+            failures.append(
+                f"the search's data is left on {machine.host} (~/nni-experiments/{experiment_id}/environments/*/upload): {problem}"
+            )
+    return failures
+
+
+def trial_folder(machines: list[RemoteMachine], settings: TrialSettings, settings_file: Path, project: Path, nni_folder: Path):
+    """Where the search's trials run from: (settings file, code folder) of ``project`` for local
+    trials, or the folder shipped to ``machines`` (:func:`ship_trials`)."""
+    if not machines:
+        return settings_file, project
+    shipped = ship_trials(Path(nni_folder) / "trial_code", settings, project)
+    return shipped, shipped.parent
+
+
+def bring_back(machines: list[RemoteMachine], search, settings: TrialSettings) -> list[str]:
+    """After a search with remote trials: their weights fetched from the tracking server
+    (:func:`fetch_trial_weights`) and NNI's copies of the data removed from the machines
+    (:func:`remove_uploads`); returns the lines to report."""
+    if not machines:
+        return []
+    fetched = fetch_trial_weights(search.trials, settings.checkpoint_folder, settings.experiment_id, settings.parent_run_id)
+    return [f"the weights of {fetched} remote trial(s) fetched from the tracking server"] + remove_uploads(
+        machines, search.experiment_id
+    )

@@ -74,3 +74,12 @@ def test_a_folder_over_nnis_upload_limit_is_refused(tmp_path: Path, monkeypatch)
     with pytest.raises(UserInputError, match="over the 300 MB NNI uploads to a machine"):
         ship_trials(tmp_path / "upload", TrialSettings.load(tmp_path / "workspace" / "settings.json"), PROJECT)
     assert not os.path.exists(tmp_path / "upload")  # nothing half-written is left for NNI to upload
+
+
+def test_a_machine_that_cannot_be_reached_to_clean_up_is_named(tmp_path: Path):
+    from components.networking import free_port
+    from components.search.remote import remove_uploads
+
+    unreachable = machine(tmp_path, host="127.0.0.1", port=free_port())  # nothing listens there
+    [line] = remove_uploads([unreachable], "abc123")
+    assert line.startswith("the search's data is left on 127.0.0.1 (~/nni-experiments/abc123/environments/*/upload): ")

@@ -154,6 +154,10 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
         assert len(trials) == 2 and {trial.data.tags["nni.platform"] for trial in trials} == {"remote"}
         for trial in trials:
             assert [a.path for a in client.list_artifacts(trial.info.run_id, "weights")], trial.info.run_name
+        # on the "remote machine", NNI's copy of the search's data is removed and the trials' logs kept
+        remote_folder = Path.home() / "nni-experiments" / training.data.tags["nni.experiment_id"]
+        assert len(list(remote_folder.glob("environments/*/trials/*/trial.stdout"))) == 2
+        assert not list(remote_folder.glob("environments/*/upload"))
     versions = {name: client.search_model_versions(f"name = 'dlautoml-{name}'") for name in DATASETS}
     assert {name: [v.version for v in found] for name, found in versions.items()} == dict.fromkeys(DATASETS, ["1"])
     assert any((folder / "artifacts").rglob("model.onnx"))
