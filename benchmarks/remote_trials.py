@@ -79,7 +79,23 @@ def search(folder: Path, settings_file: Path, code: Path, trials: int, machines:
     seconds = time.monotonic() - started
     if machines:
         shutil.rmtree(Path.home() / "nni-experiments" / result.experiment_id, ignore_errors=True)
+        print(
+            f"remote set-up (NNI's log: trial keeper started over SSH, folder uploaded): {setup_seconds(folder / result.experiment_id):.1f} s"
+        )
     return seconds, result.trials
+
+
+def setup_seconds(experiment: Path) -> float:
+    """From NNI's manager log: the remote training service's start to its first trial's creation."""
+    import datetime
+    import re
+
+    log = (experiment / "log" / "nnimanager.log").read_text()
+    times = {}
+    for name, marker in (("start", "Starting remote training service"), ("first", "Created trial")):
+        line = next(line for line in log.splitlines() if marker in line)
+        times[name] = datetime.datetime.strptime(re.match(r"\[([^\]]+)\]", line)[1], "%Y-%m-%d %H:%M:%S")
+    return (times["first"] - times["start"]).total_seconds()
 
 
 def main() -> None:
