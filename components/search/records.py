@@ -97,17 +97,22 @@ class SearchResult:
         return scored[0]
 
 
-def _reported(data: Any, key: str) -> Any:
-    """``key`` of a trial's reported dict, or None."""
+def _decoded(data: Any) -> Any:
+    """A trial's report as NNI stores it (JSON, sometimes encoded twice), decoded."""
     while isinstance(data, str):
         data = json.loads(data)
+    return data
+
+
+def _reported(data: Any, key: str) -> Any:
+    """``key`` of a trial's reported dict, or None."""
+    data = _decoded(data)
     return data.get(key) if isinstance(data, dict) else None
 
 
 def _number(data: Any, key: str = "default") -> float | None:
     """A trial's reported figure: the number itself, or ``key`` of a reported dict."""
-    while isinstance(data, str):
-        data = json.loads(data)
+    data = _decoded(data)
     if isinstance(data, dict):
         data = data.get(key)
     elif key != "default":
