@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -139,6 +139,9 @@ class TrainingParams(_Section):
     # they reach this machine's search manager at manager_address and log to the shared tracking server.
     remote_machines: list[RemoteMachine] = []
     manager_address: str = "127.0.0.1"
+    # The final training's processes (components/training/distributed.py): auto, one per GPU of this
+    # machine (one without a GPU); a number, that many, with Lightning's DDP (gloo on the CPU)
+    devices: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
     @field_validator("meta", mode="before")
     @classmethod

@@ -31,8 +31,9 @@ from components.search.selection import family_race, family_scores, select_confi
 from components.search.settings import BENCHMARK_VARIABLE, TrialSettings
 from components.search.trial_ensemble import ensemble_of_trials
 from components.tracking import flatten
-from components.training.batches import TransformedRows
-from components.training.fit import evaluation_metrics, fit_network, predict
+from components.training.batches import TransformedRows, split_rows
+from components.training.distributed import devices_for, fit_on_devices
+from components.training.fit import evaluation_metrics, predict
 from components.training.init_from import fetch_source, load_matching, pinned_space
 from components.training.plots import write_final_reports
 from tasks.stage_runner import RunContext, StageInputs, execute_stage, run_standalone, stage_task
@@ -255,18 +256,17 @@ def train(inputs: StageInputs) -> TrainingManifest:
         progress(
             f"the final training goes on from trial {best.sequence + 1}'s weights ({len(best.intermediate)} epoch(s) trained)"
         )
-    fitted = fit_network(
+    devices, line = devices_for(params.devices, budget.remaining(budget.final_deadline))
+    if line:
+        progress(line)
+    fitted = fit_on_devices(
+        devices,
         network,
-        task.task_type,
-        (
-            TransformedRows(splits.features["train"], preprocessor.transform),
-            preprocessor.training_target(task.task_type, splits.targets["train"]),
-        ),
-        (
-            TransformedRows(splits.features["validation"], preprocessor.transform),
-            preprocessor.training_target(task.task_type, splits.targets["validation"]),
-        ),
-        hyperparameters,
+        EpochLines(progress, budget, params.final_max_epochs),
+        task_type=task.task_type,
+        train=split_rows(splits, preprocessor, task.task_type, "train"),
+        validation=split_rows(splits, preprocessor, task.task_type, "validation"),
+        hyperparameters=hyperparameters,
         max_epochs=params.final_max_epochs,
         batch_size=params.batch_size,
         seed=params.seed,
@@ -282,7 +282,6 @@ def train(inputs: StageInputs) -> TrainingManifest:
         augmentation=preparation.augmentation or None,
         deadline=budget.final_deadline,
         schedule=params.learning_rate_schedule,
-        on_epoch=EpochLines(progress, budget, params.final_max_epochs),
     )
     if fitted.reached_deadline:
         progress(
@@ -365,6 +364,7 @@ def train(inputs: StageInputs) -> TrainingManifest:
             "trials": float(len(search.trials)),
             "warm_started_trials": float(len(warm_start)),
             "final_epochs": float(len(fitted.history)),
+            "final_devices": float(fitted.devices),
             "final_reached_deadline": float(fitted.reached_deadline),
             "final_from_trial_weights": float(from_trial),
             "final_kept_trial_weights": float(fitted.kept_starting_weights),

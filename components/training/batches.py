@@ -4,6 +4,7 @@ network-ready copy of the whole split (four times the bytes of 8-bit images, and
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 
 import numpy as np
@@ -39,6 +40,26 @@ class TransformedRows:
     def subset(self, positions: np.ndarray) -> TransformedRows:
         """The rows at ``positions`` (their raw values copied), still transformed when read."""
         return TransformedRows(np.asarray(self.raw[positions]), self.transform)
+
+    def __reduce__(self):
+        """Pickled (for the processes of a training on several devices) with a memory map of a whole
+        array as the file and place it maps, not its bytes: each process maps the file again rather
+        than holding a copy of the split. A slice of a map, or an array in memory, goes as its bytes."""
+        raw = self.raw
+        if isinstance(raw, np.memmap) and isinstance(raw.base, mmap.mmap) and raw.filename:
+            order = "F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C"
+            return _mapped_rows, (raw.filename, raw.dtype, raw.offset, raw.shape, order, self.transform)
+        return TransformedRows, (raw, self.transform)
+
+
+def _mapped_rows(filename, dtype, offset, shape, order, transform) -> TransformedRows:
+    return TransformedRows(np.memmap(filename, dtype=dtype, mode="r", offset=offset, shape=shape, order=order), transform)
+
+
+def split_rows(splits, preprocessor, task_type: str, split: str) -> tuple[TransformedRows, np.ndarray]:
+    """A split's rows, made network-ready a batch at a time, and its targets as the network learns them."""
+    rows = TransformedRows(splits.features[split], preprocessor.transform)
+    return rows, preprocessor.training_target(task_type, splits.targets[split])
 
 
 class Batches(Dataset):

@@ -19,7 +19,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from sklearn import metrics as sk_metrics
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from components.training.augmentation import AugmentationPolicy
 from components.training.batches import Batches, TransformedRows, as_batch
@@ -41,6 +41,9 @@ class FitResult:
     reached_deadline: bool = False  # stopped by the time limit, with the best epoch it reached
     final_learning_rate: float = float("nan")  # where the schedule left the optimiser
     kept_starting_weights: bool = False  # the weights it started from scored a lower validation loss than any epoch
+    devices: int = 1  # processes that trained it (Lightning's DDP beyond one)
+    steps: int = 0  # optimiser steps of each process
+    replicas_agree: bool | None = None  # several processes: whether their networks ended identical, as DDP keeps them
 
 
 class _History(Callback):
@@ -70,11 +73,15 @@ class _Deadline(Callback):
     MLP), is not timed: from it alone, a million-row run reserved more than the time left and stopped
     its final training after one batch. ``closing_passes`` reserves as many validation passes again
     for work that follows the training and must end by the same deadline (scoring the test split,
-    comparing an ensemble).
+    comparing an ensemble). On several processes they agree at every step, in one all-reduce, on
+    stopping (one that stopped alone would leave the others waiting for it) and on the schedule's clock.
     """
 
-    def __init__(self, deadline: float, validation_rows: int, closing_passes: float = 0.0) -> None:
+    def __init__(
+        self, deadline: float, validation_rows: int, closing_passes: float = 0.0, schedule: BudgetSchedule | None = None
+    ) -> None:
         self.deadline, self.validation_rows, self.closing_passes = deadline, validation_rows, closing_passes
+        self.schedule = schedule
         self.validation_seconds: float | None = None
         self.reached = False
         self._rows, self._training_seconds, self._batch_started = 0, 0.0, 0.0
@@ -95,7 +102,14 @@ class _Deadline(Callback):
             self._rows += len(batch[1])
             self._training_seconds += time.time() - self._batch_started
         self._warmed_up = True
-        if time.time() + self.reserve() >= self.deadline:
+        stop = time.time() + self.reserve() >= self.deadline
+        if trainer.world_size > 1:
+            clock = self.schedule.clock() if self.schedule is not None else 0.0
+            agreed = trainer.strategy.reduce(torch.tensor([float(stop), clock], device=module.device), reduce_op="max").tolist()
+            stop = agreed[0] > 0
+            if self.schedule is not None:
+                self.schedule.agreed_clock = agreed[1]
+        if stop:
             trainer.should_stop = True
             self.reached = True
 
@@ -113,11 +127,18 @@ def _loader(
     shuffle: bool,
     seed: int,
     class_weights: list[float] | None = None,
+    every_process: bool = False,
 ) -> DataLoader:
     """Batches in order, shuffled, or (``class_weights``) drawn with replacement, each sample with its
     class's weight, so that every class is drawn about equally often; an epoch draws as many samples
-    as there are."""
+    as there are. On several processes Lightning gives each its share of the training batches;
+    ``every_process`` (validation): each process reads them all (a distributed sampler of one replica,
+    which Lightning leaves as it is), so every process has the same scores and takes the same
+    decisions (best epoch, stopping) at a cost of a validation pass, a third of as many training rows."""
     dataset = Batches(features, targets)
+    if every_process:
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=False)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=as_batch)
     generator = torch.Generator().manual_seed(seed)
     if class_weights is not None:
         weights = torch.tensor(class_weights, dtype=torch.float64)[torch.from_numpy(np.array(targets, dtype=np.int64))]
@@ -153,6 +174,7 @@ def fit_network(
     keep_best: bool = False,
     starting_weights_compete: bool = False,
     closing_passes: float = 0.0,
+    devices: int = 1,
 ) -> FitResult:
     """Fits ``network`` with Lightning; with ``patience`` it stops early and restores the epoch of the
     lowest validation loss (``keep_best``: restores it without stopping early); without either, the
@@ -177,6 +199,10 @@ def fit_network(
             the deadline (the test split's scoring, an ensemble's comparison): training stops earlier by as much.
         starting_weights_compete: the network arrives trained (a trial's weights): its validation loss
             before training competes with every epoch's, and it is kept if none is lower.
+        devices: beyond one, Lightning's DDP, one process per device (on the CPU: processes and gloo),
+            each with ``batch_size`` rows a step; this must run in a process Lightning may start again
+            for every further device (:mod:`components.training.distributed`). Only the first process
+            returns the whole result; the others return their network alone.
     """
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -193,15 +219,17 @@ def fit_network(
         build_loss(loss, None if balancing == "sampler" else class_weights) if loss else None,
         AugmentationPolicy.model_validate(augmentation) if augmentation else None,
         BudgetSchedule(
-            total_steps=max_epochs * math.ceil(len(train[1]) / batch_size),
+            total_steps=max_epochs * math.ceil(math.ceil(len(train[1]) / devices) / batch_size),
             seconds=None if deadline is None else max(deadline - time.time(), 0.001),
             kind=schedule,
         ),
         float(hyperparameters.get("backbone_learning_rate_ratio", 1.0)),
     )
+    if devices > 1:
+        module.schedule.agreed_clock = 0.0
     history = _History(on_epoch)
     callbacks: list[Callback] = [history]
-    validation_loader = _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed)
+    validation_loader = _loader(*validation, batch_size=max(256, batch_size), shuffle=False, seed=seed, every_process=devices > 1)
     starting = None
     if starting_weights_compete:
         starting = (copy.deepcopy(module.state_dict()), _validation_loss(module, validation_loader))
@@ -218,12 +246,13 @@ def fit_network(
             callbacks.append(checkpoint)
         stopper = None
         if deadline is not None:
-            stopper = _Deadline(deadline, len(validation[1]), closing_passes)
+            stopper = _Deadline(deadline, len(validation[1]), closing_passes, module.schedule)
             callbacks.append(stopper)
         trainer = pl.Trainer(
             max_epochs=max_epochs,
             accelerator="auto",
-            devices=1,
+            devices=devices,
+            strategy="ddp" if devices > 1 else "auto",
             logger=False,
             enable_checkpointing=checkpoint is not None,
             enable_progress_bar=False,
@@ -245,6 +274,9 @@ def fit_network(
             validation_loader,
         )
         final_learning_rate = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
+        replicas_agree = _replicas_agree(trainer, module) if trainer.world_size > 1 else None
+        if trainer.global_rank > 0:
+            return FitResult(network=module.network, devices=trainer.world_size)  # the first process reports
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
@@ -270,7 +302,17 @@ def fit_network(
         reached_deadline=bool(stopper is not None and stopper.reached),
         final_learning_rate=final_learning_rate,
         kept_starting_weights=kept_starting,
+        devices=trainer.world_size,
+        steps=trainer.global_step,
+        replicas_agree=replicas_agree,
     )
+
+
+def _replicas_agree(trainer: pl.Trainer, module: SupervisedModule) -> bool:
+    """Whether every process ended with the same weights (each parameter's sum, gathered from all)."""
+    sums = torch.stack([parameter.detach().double().sum() for parameter in module.parameters()])
+    gathered = trainer.strategy.all_gather(sums.to(module.device))
+    return bool(all(torch.equal(gathered[0], row) for row in gathered[1:]))
 
 
 @torch.no_grad()

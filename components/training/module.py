@@ -58,14 +58,14 @@ class SupervisedModule(pl.LightningModule):
         if self.augmentation is not None:
             inputs = augment(inputs, self.augmentation)
         loss = self.loss_of(self(inputs), targets)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)  # DDP: the mean over processes
         return loss
 
     def validation_step(self, batch, batch_index):
         inputs, targets = batch
         outputs = self(inputs)
         self._validation_outputs.append((outputs.detach(), targets))
-        self.log("val_loss", self.loss_of(outputs, targets), on_step=False, on_epoch=True)
+        self.log("val_loss", self.loss_of(outputs, targets), on_step=False, on_epoch=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         if not self._validation_outputs:
@@ -73,7 +73,7 @@ class SupervisedModule(pl.LightningModule):
         outputs = torch.cat([output for output, _ in self._validation_outputs])
         targets = torch.cat([target for _, target in self._validation_outputs])
         self._validation_outputs.clear()
-        self.log("val_score", validation_score(self.task_type, outputs, targets))
+        self.log("val_score", validation_score(self.task_type, outputs, targets), sync_dist=True)
 
     def configure_optimizers(self):
         groups = getattr(self.network, "parameter_groups", None)  # a pretrained backbone learns at its own rate

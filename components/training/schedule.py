@@ -31,11 +31,20 @@ class BudgetSchedule:
     seconds: float | None = None
     kind: str = "budget_cosine"
     started: float = field(default_factory=time.time)
+    # Training on several processes: the clock's share of the budget as they agreed on it at the last
+    # step (the deadline callback sets it), so that every process applies the same rate; each one's own
+    # clock differs by milliseconds, and replicas stepping at different rates drift apart. None: this
+    # process's own clock.
+    agreed_clock: float | None = None
+
+    def clock(self) -> float:
+        """This process's share of the time budget spent (0 without a time limit)."""
+        return (time.time() - self.started) / self.seconds if self.seconds else 0.0
 
     def progress(self, step: int) -> float:
         done = step / max(self.total_steps, 1)
         if self.seconds:
-            done = max(done, (time.time() - self.started) / self.seconds)
+            done = max(done, self.clock() if self.agreed_clock is None else self.agreed_clock)
         return min(done, 1.0)
 
     def __call__(self, step: int) -> float:

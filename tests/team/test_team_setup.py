@@ -68,9 +68,9 @@ def ssh(tmp_path: Path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _workspace(root: Path, ssh, store: Path, environment: dict) -> Path:
-    """A project checkout with both datasets, its deployment files, the team's DVC remote, and search
-    trials on the SSH server's "machine"."""
+def _workspace(root: Path, ssh, store: Path, environment: dict, devices: int) -> Path:
+    """A project checkout with both datasets, its deployment files, the team's DVC remote, search
+    trials on the SSH server's "machine", and the final training on ``devices`` processes."""
     machine = {
         "host": "127.0.0.1",
         "port": ssh.port,
@@ -78,7 +78,7 @@ def _workspace(root: Path, ssh, store: Path, environment: dict) -> Path:
         "ssh_key_file": str(ssh.key_file),
         "python_path": str(BIN),
     }
-    quick = {"training": {"trial_max_epochs": 2, "final_max_epochs": 3, "remote_machines": [machine]}}
+    quick = {"training": {"trial_max_epochs": 2, "final_max_epochs": 3, "remote_machines": [machine], "devices": devices}}
     make_workspace(root, "data/alpha.csv", overrides=quick)
     shutil.copytree(PROJECT / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(PROJECT / "prefect.yaml", root / "prefect.yaml")
@@ -94,7 +94,11 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
     folder, settings = team
     store = folder / "dvc-store"  # on the "storage machine", reached over SSH only
     environment = {**venv_environment, **settings, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    workspaces = {label: _workspace(tmp_path / f"workspace-{label}", ssh, store, environment) for label in ("a", "b")}
+    # workspace a's worker trains its final networks with DDP on two processes (gloo on the CPU)
+    workspaces = {
+        label: _workspace(tmp_path / f"workspace-{label}", ssh, store, environment, devices)
+        for label, devices in (("a", 2), ("b", 1))
+    }
     api = settings["PREFECT_API_URL"]
     workers = []
     try:
@@ -158,6 +162,8 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
         remote_folder = Path.home() / "nni-experiments" / training.data.tags["nni.experiment_id"]
         assert len(list(remote_folder.glob("environments/*/trials/*/trial.stdout"))) == 2
         assert not list(remote_folder.glob("environments/*/upload"))
+        devices = 2 if pipeline.data.tags[WORKSPACE_TAG].endswith("workspace-a") else 1
+        assert training.data.metrics["final_devices"] == devices, training.data.metrics
     versions = {name: client.search_model_versions(f"name = 'dlautoml-{name}'") for name in DATASETS}
     assert {name: [v.version for v in found] for name, found in versions.items()} == dict.fromkeys(DATASETS, ["1"])
     assert any((folder / "artifacts").rglob("model.onnx"))
@@ -167,6 +173,7 @@ def test_two_runs_on_a_pool_of_workers_share_the_team_servers(tmp_path: Path, te
     for root in workspaces.values():  # brought back from the tracking server, not from the remote's disk
         assert len(list((root / ".nni" / "checkpoints").rglob("*.pt"))) == 2
     assert logs.count("the weights of 2 remote trial(s) fetched from the tracking server") == 2, logs[-6000:]
+    assert logs.count("the final training runs on 2 processes with Lightning's DDP") == 1, logs[-6000:]
 
     # Both workspaces pushed what they produced; a fresh clone of alpha's pulls it and scores the same.
     for root in workspaces.values():
