@@ -10,11 +10,12 @@ again for every further device, and the processes train in step, each on its sha
 The first process prints each epoch's metrics on a marked line, which the stage's process turns into
 its progress, and writes the result; its network's weights go back into the caller's network.
 
-Run with ``python -m`` only by :func:`fit_on_devices`.
+Run with ``python -m`` only by :func:`fit_on_devices`: ``python -m components.training.distributed JOB PID``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from components.training.fit import FitResult, fit_network
 
 EPOCH_LINE = "dlautoml-epoch "  # how the first process marks an epoch's metrics on its output
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the components package
+FIRST_PROCESS = "DLAUTOML_FIRST_TRAINING_PROCESS"  # its pid, for the processes Lightning starts from it
 AUTO_MIN_SECONDS = 180.0  # training.devices auto: shorter final trainings stay on one GPU
 
 
@@ -79,7 +81,7 @@ def fit_on_devices(
         }
         with errors.open("w") as error_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(job)],
+                [sys.executable, "-m", __name__, str(job), str(os.getpid())],
                 stdout=subprocess.PIPE,
                 stderr=error_file,
                 text=True,
@@ -110,15 +112,30 @@ def fit_on_devices(
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Stops the first training process; Lightning's signal handler there stops the others."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    """Ends the first training process at once; the others end with it (:func:`_end_with_parent`).
+    Not SIGTERM: Lightning's handler of it broadcasts to the other processes from inside the signal
+    handler, which deadlocks against a collective under way (seen: the deadline's all-reduce)."""
+    process.kill()
+    process.wait()
+
+
+def _end_with_parent() -> None:
+    """Asks Linux to kill this process when the process that started it ends, however it ends: a stage
+    killed outright would otherwise leave its training processes on the devices until the budget runs
+    out, or, killed while they start, waiting for each other for half an hour. SIGKILL, for the reason
+    :func:`_stop` gives. The first process's parent is the stage's (its pid follows the job on the
+    command line); the others' is the first."""
+    first = os.environ.get("LOCAL_RANK", "0") == "0"  # Lightning sets it in the processes it starts
+    parent = int(sys.argv[2]) if first else int(os.environ[FIRST_PROCESS])
+    os.environ[FIRST_PROCESS] = str(os.getpid()) if first else os.environ[FIRST_PROCESS]
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the request was in place
+        os._exit(1)
 
 
 def main(job_file: str) -> None:
+    _end_with_parent()
     job = torch.load(job_file, map_location="cpu", weights_only=False)
     first = os.environ.get("LOCAL_RANK", "0") == "0"  # Lightning sets it for the processes it starts
 

@@ -2,7 +2,10 @@
 
 import functools
 import math
+import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from components.training.batches import TransformedRows
 from components.training.distributed import devices_for, fit_on_devices
 from components.training.fit import evaluation_metrics, fit_network, predict
 
+PROJECT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = {"depth": 1, "width": 32, "activation": "relu", "dropout": 0.0}
 AS_FLOATS = functools.partial(np.asarray, dtype=np.float32)  # a transform the processes can unpickle
 
@@ -128,3 +132,79 @@ def test_devices_auto_means_every_gpu_for_a_long_enough_training_and_more_than_t
     assert devices_for(2, 60)[0] == 2  # as asked
     with pytest.raises(ConfigurationError, match="training.devices is 8 but this machine has 4 GPU"):
         devices_for(8, 600)
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the processes' end with their parent is asked of Linux")
+def test_training_processes_end_when_the_stage_is_killed_outright(tmp_path: Path):
+    script = tmp_path / "stage.py"
+    script.write_text(f"""
+import time
+import numpy as np
+from components.models.families import build_network
+from components.training.distributed import fit_on_devices
+x = np.random.default_rng(0).normal(size=(400_000, 4)).astype(np.float32)  # epochs of a minute
+y = (x[:, 0] > 0).astype(np.int64)
+fit_on_devices(
+    2, build_network("mlp", [4], 2, {ARCHITECTURE!r}), lambda epoch, row: print("epoch", epoch, flush=True),
+    task_type="classification", train=(x, y), validation=(x[:1000], y[:1000]), hyperparameters={{"learning_rate": 1e-3}},
+    max_epochs=100, batch_size=8, seed=0, deadline=time.time() + 120,
+)
+""")
+    stage = subprocess.Popen([sys.executable, str(script)], cwd=PROJECT)
+    try:
+        deadline = time.time() + 120
+        while len(_descendants(stage.pid)) < 2 and time.time() < deadline:  # the second process started
+            time.sleep(0.2)
+        time.sleep(12)  # both at work (or, on a busy machine, the second still starting: they must end as well)
+        training = _descendants(stage.pid)
+        assert len(training) >= 2
+        stage.kill()  # SIGKILL: no clean-up of its own; nor will the processes write to it before their epoch ends
+        stage.wait()
+        deadline = time.time() + 10
+        while {pid for pid in training if Path(f"/proc/{pid}").exists()} and time.time() < deadline:
+            time.sleep(0.2)
+        assert not {pid for pid in training if Path(f"/proc/{pid}").exists()}
+    finally:
+        stage.kill()
+
+
+def test_an_error_in_the_stage_while_they_train_ends_the_training_processes():
+    features = np.random.default_rng(2).normal(size=(4_000, 4)).astype(np.float32)
+    targets = (features[:, 0] > 0).astype(np.int64)
+    before = _descendants(os.getpid())
+
+    def failing_progress(epoch: int, row: dict) -> None:
+        raise ValueError("the progress output failed")
+
+    with pytest.raises(ValueError, match="the progress output failed"):
+        fit_on_devices(
+            2,
+            _network(),
+            failing_progress,
+            task_type="classification",
+            train=(features, targets),
+            validation=(features[:500], targets[:500]),
+            hyperparameters={"learning_rate": 1e-3},
+            max_epochs=1_000,
+            batch_size=8,
+            seed=0,
+        )
+    deadline = time.time() + 10
+    while _descendants(os.getpid()) - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _descendants(os.getpid()) - before
