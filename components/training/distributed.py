@@ -4,13 +4,13 @@ The training stage's own process cannot be the first of those processes. Lightni
 fails once the process has used CUDA (the precision check and a one-shot search do), its spawn
 launcher pickles the callbacks (the stage's progress lines are a closure), and its standard ``ddp``
 launcher starts the command that started the process again, once per further device: the whole flow.
-So the training runs in a fresh process, ``python -m components.training.distributed JOB``, that
+So the training runs in a fresh process, ``python -m components.training.distributed JOB PID``, that
 calls :func:`~components.training.fit.fit_network` with ``devices``; Lightning starts this module
 again for every further device, and the processes train in step, each on its share of the batches.
 The first process prints each epoch's metrics on a marked line, which the stage's process turns into
 its progress, and writes the result; its network's weights go back into the caller's network.
 
-Run with ``python -m`` only by :func:`fit_on_devices`: ``python -m components.training.distributed JOB PID``.
+Started only by :func:`fit_on_devices` (PID: the stage's process, which the first process ends with).
 """
 
 from __future__ import annotations
