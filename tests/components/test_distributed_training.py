@@ -170,7 +170,7 @@ fit_on_devices(
         deadline = time.time() + 120
         while len(_descendants(stage.pid)) < 2 and time.time() < deadline:  # the second process started
             time.sleep(0.2)
-        time.sleep(12)  # both at work (or, on a busy machine, the second still starting: they must end as well)
+        time.sleep(6)  # both at work (or, on a busy machine, the second still starting: they must end as well)
         training = _descendants(stage.pid)
         assert len(training) >= 2
         stage.kill()  # SIGKILL: no clean-up of its own; nor will the processes write to it before their epoch ends
