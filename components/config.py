@@ -140,7 +140,8 @@ class TrainingParams(_Section):
     remote_machines: list[RemoteMachine] = []
     manager_address: str = "127.0.0.1"
     # The final training's processes (components/training/distributed.py): auto, one per GPU of this
-    # machine (one without a GPU); a number, that many, with Lightning's DDP (gloo on the CPU)
+    # machine for a final training of 3 minutes or more (else one); a number, that many, with
+    # Lightning's DDP (gloo on the CPU)
     devices: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
     @field_validator("meta", mode="before")
