@@ -201,7 +201,7 @@ def fit_network(
             before training competes with every epoch's, and it is kept if none is lower.
         devices: beyond one, Lightning's DDP, one process per device (on the CPU: processes and gloo),
             each with ``batch_size`` rows a step; this must run in a process Lightning may start again
-            for every further device (:mod:`components.training.distributed`). Only the first process
+            for every further device (the module distributed.py beside this one). Only the first process
             returns the whole result; the others return their network alone.
     """
     for name in LIGHTNING_LOGGERS:
