@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.data.mnist import load_mnist  # noqa: E402
+from benchmarks.gpu import data  # noqa: E402
 from components.models.families import FAMILIES, architecture_of, build_network  # noqa: E402
 from components.models.joint_space import random_configuration  # noqa: E402
 from components.training.distributed import fit_on_devices  # noqa: E402
@@ -30,12 +30,9 @@ SHAPE = [1, 28, 28]
 
 
 def digits(rows: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    images, labels = load_mnist()
-    order = np.random.default_rng(0).permutation(len(labels))[:rows]
-    images = ((images[order, None] / 255.0 - 0.13) / 0.31).astype(np.float32)
-    labels = labels[order].astype(np.int64)
-    cut = int(rows * 0.8)
-    return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
+    """benchmarks/gpu.py's split of the digits, standardised."""
+    (train, train_labels), (validation, validation_labels) = data(rows)
+    return ((train - 0.13) / 0.31, train_labels), ((validation - 0.13) / 0.31, validation_labels)
 
 
 def measure(devices: int, architecture: dict, train, validation, epochs: int, batch_size: int) -> dict:

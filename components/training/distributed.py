@@ -119,13 +119,17 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def _first_process() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") == "0"  # Lightning sets it in the processes it starts
+
+
 def _end_with_parent() -> None:
     """Asks Linux to kill this process when the process that started it ends, however it ends: a stage
     killed outright would otherwise leave its training processes on the devices until the budget runs
     out, or, killed while they start, waiting for each other for half an hour. SIGKILL, for the reason
     :func:`_stop` gives. The first process's parent is the stage's (its pid follows the job on the
     command line); the others' is the first."""
-    first = os.environ.get("LOCAL_RANK", "0") == "0"  # Lightning sets it in the processes it starts
+    first = _first_process()
     parent = int(sys.argv[2]) if first else int(os.environ[FIRST_PROCESS])
     os.environ[FIRST_PROCESS] = str(os.getpid()) if first else os.environ[FIRST_PROCESS]
     if sys.platform == "linux":
@@ -137,7 +141,7 @@ def _end_with_parent() -> None:
 def main(job_file: str) -> None:
     _end_with_parent()
     job = torch.load(job_file, map_location="cpu", weights_only=False)
-    first = os.environ.get("LOCAL_RANK", "0") == "0"  # Lightning sets it for the processes it starts
+    first = _first_process()
 
     def report(epoch: int, row: dict[str, float]) -> None:
         if first:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -135,18 +136,7 @@ def test_devices_auto_means_every_gpu_for_a_long_enough_training_and_more_than_t
 
 
 def _descendants(pid: int) -> set[int]:
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
+    return {child.pid for child in psutil.Process(pid).children(recursive=True)}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the processes' end with their parent is asked of Linux")
@@ -176,9 +166,9 @@ fit_on_devices(
         stage.kill()  # SIGKILL: no clean-up of its own; nor will the processes write to it before their epoch ends
         stage.wait()
         deadline = time.time() + 10
-        while {pid for pid in training if Path(f"/proc/{pid}").exists()} and time.time() < deadline:
+        while {pid for pid in training if psutil.pid_exists(pid)} and time.time() < deadline:
             time.sleep(0.2)
-        assert not {pid for pid in training if Path(f"/proc/{pid}").exists()}
+        assert not {pid for pid in training if psutil.pid_exists(pid)}
     finally:
         stage.kill()
 
