@@ -24,6 +24,19 @@ def _read_into(stream, lines: list[str]) -> None:
         lines.append(line)
 
 
+def _innermost_frames(output: str, frames: int = 12) -> str:
+    """The threads of a faulthandler dump in ``output``, each with its ``frames`` innermost calls (where it
+    waits), without the list of extension modules that follows the dump (thousands of characters)."""
+    dump = output[output.rfind("Fatal Python error") :].split("\nExtension modules:")[0]
+    threads = []
+    for thread in dump.split("\n\n"):
+        lines = thread.strip("\n").splitlines()
+        threads.append(
+            "\n".join(lines[: frames + 1] + ([f"  ... {len(lines) - frames - 1} outer calls"] if len(lines) > frames + 1 else []))
+        )
+    return "\n\n".join(threads)
+
+
 def test_the_same_data_is_validated_once_and_again_when_it_changes(tmp_path: Path):
     table = write_table(tmp_path / "table.csv", rows=200)
     formulation, preparation = TaskFormulationParams(data_path=str(table), target="label"), DataPreparationParams()
@@ -77,7 +90,13 @@ def test_sigterm_during_data_preparation_stops_the_run_and_what_it_started(tmp_p
         process.send_signal(signal.SIGABRT)
         process.wait(timeout=30)
         reader.join(timeout=10)
-        pytest.fail("the run did not end within 120 s of SIGTERM; where its threads were:\n" + "".join(lines)[-8000:])
+        output = "".join(lines)
+        pytest.fail(
+            "the run did not end within 120 s of SIGTERM; where its threads were:\n"
+            + _innermost_frames(output)
+            + "\n\nwhat it printed last:\n"
+            + output[: output.rfind("Fatal Python error")][-3000:]
+        )
     reader.join(timeout=10)  # a server left running would hold the pipe open: the assertions below say so
     output = "".join(lines)
     assert code == 128 + signal.SIGTERM and "terminated (SIGTERM)" in output, output[-3000:]
