@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 LEDGER = ".dlautoml.processes.json"  # pipeline runs (one at a time: they hold the workspace lock)
@@ -69,21 +68,3 @@ def close_leftovers(workspace: Path | str, ledger: str = LEDGER) -> list[int]:
             stopped.append(identity["pid"])
     path.unlink(missing_ok=True)
     return stopped
-
-
-def exit_cleanly_on_sigterm() -> None:
-    """Makes SIGTERM end the process as Ctrl-C does: by unwinding, so that what the run started is stopped
-    on the way out (Prefect's temporary server stops at exit) and its MLflow runs are marked failed.
-
-    During a flow run Prefect turns SIGTERM into its own exception, marks the run crashed, then sends
-    SIGTERM again to the handler it found. With Python's default handler that second signal ends the
-    process at once, and the temporary server outlives it; this handler raises ``SystemExit`` instead.
-    """
-    import signal
-
-    def terminated(number, frame) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the unwinding ends it at once
-        print("terminated (SIGTERM): stopping what this run started", file=sys.stderr, flush=True)
-        raise SystemExit(128 + number)
-
-    signal.signal(signal.SIGTERM, terminated)

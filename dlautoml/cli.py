@@ -31,7 +31,7 @@ app = typer.Typer(
 
 def _quiet_services() -> None:
     """Settings for the services a command starts, and SIGTERM handled so that they stop with it."""
-    from components.leftovers import exit_cleanly_on_sigterm
+    from components.termination import exit_cleanly_on_sigterm
 
     exit_cleanly_on_sigterm()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
