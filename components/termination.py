@@ -32,8 +32,10 @@ import sys
 import threading
 import time
 
-RESIGNAL_SECONDS = 5.0  # a run still going this long after SIGTERM is signalled again
-FORCE_SECONDS = 45.0  # and ended by force this long after the first SIGTERM
+# A run still going this long after SIGTERM is signalled again. Marking the flow run crashed and the MLflow
+# runs failed takes about a second: a signal during it would cut it short.
+RESIGNAL_SECONDS = 10.0
+FORCE_SECONDS = 40.0  # and ended by force this long after the first SIGTERM
 EXIT_CODE = 128 + signal.SIGTERM
 
 _raised: list[SystemExit] = []  # what terminated() raised, first to last
