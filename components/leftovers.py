@@ -68,3 +68,16 @@ def close_leftovers(workspace: Path | str, ledger: str = LEDGER) -> list[int]:
             stopped.append(identity["pid"])
     path.unlink(missing_ok=True)
     return stopped
+
+
+def kill_all(processes: list) -> None:
+    """Kills each of ``processes`` (psutil processes; one already gone is skipped) and waits up to 10 s
+    for them to end."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(processes, timeout=10)

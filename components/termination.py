@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from components.leftovers import kill_all
+
 # A run still going this long after SIGTERM is signalled again. Marking the flow run crashed and the MLflow
 # runs failed takes about a second: a signal during it would cut it short.
 RESIGNAL_SECONDS = 10.0
@@ -127,12 +129,7 @@ def _force_exit(force_seconds: float) -> None:
     )
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(children, timeout=10)
+    kill_all(children)
     print(f"terminated (SIGTERM): ended by force, with {len(children)} child process(es)", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(EXIT_CODE)

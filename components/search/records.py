@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.leftovers import kill_all
 from components.search.fidelity import split_fidelity, top_rung
 
 JOURNAL_FILE = "search_journal.json"
@@ -269,10 +270,5 @@ def stop_leftover_manager(pid: int | None) -> bool:
         processes = [manager, *manager.children(recursive=True)]
     except psutil.Error:
         return False
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(processes, timeout=10)
+    kill_all(processes)
     return True
