@@ -10,8 +10,8 @@ wherever that thread happens to be. Two things stand between that and an exit:
   once and leave the temporary server running.)
 - The exception can vanish. NumPy's C code clears errors it did not expect (numpy/numpy#20596): a
   loop over a NumPy array of strings, signalled at a random moment, lost the handler's exception in
-  about half of 100 tries, and a pipeline run signalled during data preparation went on to train as if
-  it had never been told to stop.
+  149 of 300 tries, and a pipeline run signalled during data preparation went on to train as if it had
+  never been told to stop.
 
 So a watchdog thread, which no library's handler replaces, learns of every SIGTERM from the
 interpreter's wakeup file descriptor (``signal.set_wakeup_fd``: written for every signal that has a
