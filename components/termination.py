@@ -49,11 +49,11 @@ def exit_cleanly_on_sigterm(resignal_seconds: float = RESIGNAL_SECONDS, force_se
     """Installs :func:`terminated` as the SIGTERM handler and starts the watchdog (once per process;
     from the main thread). Without the wakeup descriptor (another part of the process holds it: an
     event loop running in the main thread), the handler alone is installed."""
-    signal.signal(signal.SIGTERM, terminated)
     frame = sys._getframe()
     while frame.f_back is not None:
         frame = frame.f_back
     _outermost[:] = [frame]
+    signal.signal(signal.SIGTERM, terminated)
     if _watching.is_set():
         return
     read, write = os.pipe()
@@ -73,7 +73,7 @@ def terminated(number, frame) -> None:
     """Raises ``SystemExit(143)``; once more on a later SIGTERM only if that exit was lost, not while it
     unwinds the stack (a ``finally`` block or an ``__exit__`` handling it is running) nor once the
     command has returned and the interpreter runs its exit functions."""
-    if _raised and (_unwinding(_raised[-1]) or not _on_stack(_outermost[0] if _outermost else None, frame)):
+    if _raised and (_unwinding(_raised[-1]) or not _on_stack(_outermost[0], frame)):
         return
     message = "the first exit was lost in a library: stopping now" if _raised else "stopping what this run started"
     print(f"terminated (SIGTERM): {message}", file=sys.stderr, flush=True)

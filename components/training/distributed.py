@@ -131,7 +131,8 @@ def _end_with_parent() -> None:
     command line); the others' is the first."""
     first = _first_process()
     parent = int(sys.argv[2]) if first else int(os.environ[FIRST_PROCESS])
-    os.environ[FIRST_PROCESS] = str(os.getpid()) if first else os.environ[FIRST_PROCESS]
+    if first:
+        os.environ[FIRST_PROCESS] = str(os.getpid())
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it ended before the request was in place
